@@ -1,0 +1,35 @@
+# brickyard: `make demo` and `make test` set everything up on first use.
+#   setup  a virtual environment in .venv with brickyard and its pinned dependencies, Java checked,
+#          and the Delta Lake jars fetched from Maven Central once into ~/.cache/brickyard
+#   demo   the whole build on the built-in sample (local Spark, ./lakehouse), then the catalog
+#   test   every test (unit, integration on real Spark + Delta, kill-and-rerun)
+#   lint   ruff
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.brickyard-installed
+
+.PHONY: setup demo test lint clean-lakehouse
+
+setup: $(STAMP)
+	@$(BIN)/brickyard setup
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "brickyard needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/brickyard run --config configs/demo.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean-lakehouse:
+	rm -rf lakehouse

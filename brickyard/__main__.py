@@ -1,0 +1,5 @@
+import sys
+
+from brickyard.cli import main
+
+sys.exit(main())

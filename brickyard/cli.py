@@ -1,0 +1,185 @@
+"""`brickyard`: one command for the whole build, one subcommand per stage, and the catalog.
+
+    brickyard run       --config configs/demo.yaml    every stage that exists, in order
+    brickyard ingest    --config ...                  sources -> bronze.documents
+    brickyard catalog   ls | show TABLE | lineage TABLE
+    brickyard setup                                   check Java, fetch and cache the Delta jars
+
+Imports are lazy so that `--help` answers at once; Spark starts only for commands that need it.
+Problems the user can fix are printed as one sentence (exit status 2), never as a JVM trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+STAGES = ["ingest"]  # `brickyard run` runs these in order; later stages append themselves here
+
+
+def _spark_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("lakehouse and Spark")
+    g.add_argument("--config", default=os.environ.get("BRICKYARD_CONFIG"),
+                   help="pipeline YAML (sources, thresholds, Spark settings); env BRICKYARD_CONFIG")
+    g.add_argument("--lakehouse", help="lakehouse root folder (default ./lakehouse); env BRICKYARD_LAKEHOUSE")
+    g.add_argument("--master", help="Spark master, e.g. local[4] or spark://host:7077 (default local[*])")
+    g.add_argument("--remote", help="Spark Connect URL, e.g. sc://host:15002 (instead of --master)")
+    g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="any Spark setting, repeatable (e.g. spark.driver.memory=8g)")
+    g.add_argument("--no-progress", action="store_true", help="hide Spark's console progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brickyard",
+        description="Curate text and code with Spark into a governed Delta Lake catalog, export "
+        "curriculum-weighted MDS shards, and train a DBRX-style MoE on them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run every stage, in order, then print the catalog",
+                       description=f"Run every stage that exists, in order ({', '.join(STAGES)}), "
+                       "in one Spark session, then print the catalog.")
+    _spark_options(p)
+    p.add_argument("--source", action="append", help="ingest only this source (repeatable)")
+
+    p = sub.add_parser("ingest", help="read the declared sources into bronze.documents",
+                       description="Read the config's sources into bronze.documents; what cannot be "
+                       "read goes to bronze.quarantine with its reason. Only new or changed files are read.")
+    _spark_options(p)
+    p.add_argument("--source", action="append", help="ingest only this source (repeatable)")
+
+    p = sub.add_parser("catalog", help="look at the governed catalog",
+                       description="List tables, show one, or trace its lineage.")
+    csub = p.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    c = csub.add_parser("ls", help="tables with layer, rows, version, owner and PII status",
+                        description="List the catalog's tables with layer, rows, version, owner and PII status.")
+    _spark_options(c)
+    c = csub.add_parser("show", help="schema, properties, constraints and recent history of a table",
+                        description="Show a table's columns with comments, governance properties, "
+                        "constraints and recent Delta history.")
+    c.add_argument("table", help="schema.table, e.g. bronze.documents")
+    c.add_argument("--history", type=int, default=10, help="history entries to show (default 10)")
+    _spark_options(c)
+    c = csub.add_parser("lineage", help="the runs and tables upstream of a table",
+                        description="Show the runs that wrote a table (newest first), what each read, "
+                        "and the runs upstream of those tables.")
+    c.add_argument("table", help="schema.table, e.g. bronze.documents")
+    c.add_argument("--runs", type=int, default=5, help="most recent runs to show (default 5)")
+    _spark_options(c)
+
+    p = sub.add_parser("setup", help="check Java and fetch the Delta jars into the local cache",
+                       description="Check that Java 17+ is present and resolve the Delta Lake jars "
+                       "from Maven Central once into the cache, so later sessions start offline.")
+    p.add_argument("--force", action="store_true", help="resolve again even if the cache is complete")
+    return parser
+
+
+def _settings(args):
+    from pipelines.config import load_config
+    from pipelines.errors import ConfigError
+
+    cfg = load_config(args.config)
+    if args.master:
+        cfg.spark.master = args.master
+    if args.remote or os.environ.get("SPARK_REMOTE"):
+        cfg.spark.remote = args.remote or os.environ["SPARK_REMOTE"]
+    for kv in args.conf:
+        if "=" not in kv:
+            raise ConfigError(f"--conf {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        cfg.spark.conf[k.strip()] = v.strip()
+    if args.no_progress:
+        cfg.spark.progress = False
+    return cfg
+
+
+def _spark(args, cfg):
+    from pipelines.session import get_spark, lakehouse_root
+
+    root = lakehouse_root(args.lakehouse, cfg.lakehouse)
+    return get_spark(root, cfg.spark), root
+
+
+def cmd_run(args) -> int:
+    from pipelines.catalog import render_ls
+    from pipelines.ingest import ingest
+
+    cfg = _settings(args)
+    if not cfg.sources:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError("the config declares no sources; pass --config configs/demo.yaml or your own")
+    spark, root = _spark(args, cfg)
+    print(f"lakehouse: {root}")
+    t0 = time.time()
+    for stage in STAGES:
+        t = time.time()
+        if stage == "ingest":
+            ingest(spark, cfg, args.source)
+        print(f"{stage}: done in {time.time() - t:.1f}s\n")
+    print(f"all stages done in {time.time() - t0:.1f}s\n")
+    print(render_ls(spark))
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from pipelines.ingest import ingest
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    r = ingest(spark, cfg, args.source)
+    print(f"run {r.run_id}: {r.status}")
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    from pipelines import catalog
+
+    cfg = _settings(args)
+    cfg.spark.progress = False  # small queries: a progress bar would only flicker
+    spark, _ = _spark(args, cfg)
+    if args.catalog_command == "ls":
+        print(catalog.render_ls(spark))
+    elif args.catalog_command == "show":
+        print(catalog.render_show(spark, args.table, args.history))
+    else:
+        print(catalog.render_lineage(spark, args.table, args.runs))
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from pipelines import jars
+    from pipelines.session import check_java, java_version
+
+    java = check_java()
+    print(f"java: {java} (Java {java_version(java)})")
+    cached = None if args.force else jars.cached_jars()
+    if cached:
+        print(f"delta jars: {len(cached)} cached in {jars.jar_dir()}")
+    else:
+        jars.resolve_delta_jars()
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "catalog": cmd_catalog, "setup": cmd_setup}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipelines.errors import BrickyardError
+
+    try:
+        return COMMANDS[args.command](args)
+    except BrickyardError as e:
+        print(f"brickyard: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("brickyard: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

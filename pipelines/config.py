@@ -1,0 +1,301 @@
+"""Pipeline configuration: YAML in, validated dataclasses out, one clear sentence per mistake.
+
+`load_config(path)` reads a pipeline YAML (see `configs/demo.yaml`) into a `PipelineConfig`.
+Validation is strict: an unknown key is an error (with a "did you mean" hint), and so is a value
+of the wrong type or out of range. Every error names where it is, e.g.
+`sources[1].text_field: expected a string, got 3`.
+
+`from_dict` is generic over dataclasses, so later stages (curate thresholds, curriculum specs,
+training runs) declare their settings as dataclasses and get the same checks for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipelines.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------
+# Generic validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return "a string"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _convert(inner[0], value, where)
+        for a in inner:  # first that fits
+            try:
+                return _convert(a, value, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in inner)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            hint = _did_you_mean(str(value), [str(a) for a in args])
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}{hint}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build dataclass `cls` from a plain mapping, checking keys, types and `validate()`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            hint = _did_you_mean(str(key), list(fields))
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing required key {name!r}")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """The plain-data form of a config, as recorded in lineage and MLflow."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def config_hash(obj: Any) -> str:
+    """A short, stable hash of a config's canonical JSON form (key order does not matter)."""
+    blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _positive(where: str, name: str, value: int | float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"{where}.{name}: must be greater than 0, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline config
+# ---------------------------------------------------------------------------------------------
+
+SourceKind = Literal["jsonl", "parquet", "text", "code", "sample"]
+
+DEFAULT_DOMAINS = ["web", "code", "books", "docs", "papers", "wiki", "legal", "math", "other"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass
+class SourceConfig:
+    """One declared source. `kind` picks the reader; the options below apply where noted."""
+
+    name: str
+    kind: SourceKind
+    domain: str = "other"  # for `sample`, each part has its own domain
+    path: str | None = None  # a file or folder; relative paths are relative to the config file
+    include: list[str] = field(default_factory=list)  # glob patterns on the relative path
+    exclude: list[str] = field(default_factory=list)
+    text_field: str = "text"  # jsonl / parquet: the field holding the document
+    id_field: str | None = None  # jsonl / parquet: a stable record id, else the line / row number
+    license: str | None = None  # code / text: override the licence read from the tree
+    # sample: megabytes to take from each part (0 leaves a part out)
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(
+                f"{where}.name: {self.name!r} must be lower case letters, digits and _ "
+                "(starting with a letter)"
+            )
+        if self.kind == "sample":
+            from pipelines.sample import PARTS  # local: keeps config free of reader imports
+
+            for part, mb in self.parts.items():
+                if part not in PARTS:
+                    hint = _did_you_mean(part, list(PARTS))
+                    raise ConfigError(
+                        f"{where}.parts: unknown part {part!r}{hint}; parts: {', '.join(PARTS)}"
+                    )
+                if mb < 0:
+                    raise ConfigError(f"{where}.parts.{part}: must be 0 or more, got {mb!r}")
+            if self.path is not None:
+                raise ConfigError(f"{where}.path: the sample source reads no path; remove it")
+        else:
+            if not self.path:
+                raise ConfigError(f"{where}: a {self.kind} source needs a 'path'")
+            if self.parts:
+                raise ConfigError(f"{where}.parts: only the sample source has parts")
+
+
+@dataclass
+class IngestSettings:
+    max_doc_bytes: int = 8 * 1024 * 1024  # a larger document goes to quarantine as too_large
+    # a compressed file that inflates past this is cut off there (bounds gzip / zstd bombs)
+    max_file_bytes: int = 4 * 1024**3
+    jsonl_chunk_bytes: int = 64 * 1024 * 1024  # plain JSONL files are split into ranges this big
+    batch_rows: int = 1000  # rows per Arrow batch handed back to Spark
+    partitions: int | None = None  # read tasks; default: a few per core
+
+    def validate(self, where: str) -> None:
+        for name in ("max_doc_bytes", "max_file_bytes", "jsonl_chunk_bytes", "batch_rows", "partitions"):
+            _positive(where, name, getattr(self, name))
+
+
+@dataclass
+class SparkSettings:
+    master: str = "local[*]"
+    remote: str | None = None  # a Spark Connect URL (sc://host:15002); then master is unused
+    driver_memory: str = "4g"
+    shuffle_partitions: int | None = None  # default: 2 per core, at least 4
+    ui: bool = True
+    progress: bool = True  # Spark's console progress bar
+    conf: dict[str, str] = field(default_factory=dict)  # any other spark.* settings
+
+    def validate(self, where: str) -> None:
+        if not re.match(r"^\d+[kmgt]?$", self.driver_memory.lower()):
+            raise ConfigError(f"{where}.driver_memory: expected a size like 4g, got {self.driver_memory!r}")
+        _positive(where, "shuffle_partitions", self.shuffle_partitions)
+
+
+@dataclass
+class CatalogSettings:
+    owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
+
+
+@dataclass
+class PipelineConfig:
+    sources: list[SourceConfig] = field(default_factory=list)
+    lakehouse: str = "lakehouse"
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
+    base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
+
+    def validate(self, where: str) -> None:
+        seen = set()
+        for i, s in enumerate(self.sources):
+            if s.name in seen:
+                raise ConfigError(f"{where}.sources[{i}].name: {s.name!r} is declared twice")
+            seen.add(s.name)
+            if s.kind != "sample" and s.domain not in self.domains:
+                hint = _did_you_mean(s.domain, self.domains)
+                raise ConfigError(
+                    f"{where}.sources[{i}].domain: unknown domain {s.domain!r}{hint}; "
+                    f"declared domains: {', '.join(self.domains)} (add it under 'domains')"
+                )
+
+    def source_path(self, source: SourceConfig) -> Path:
+        p = Path(os.path.expanduser(source.path or ""))
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r}; declared: {', '.join(s.name for s in self.sources)}")
+
+
+def load_config(path: str | os.PathLike | None) -> PipelineConfig:
+    """Read and validate a pipeline YAML. `None` gives the defaults with no sources."""
+    if path is None:
+        return PipelineConfig()
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p}: expected a mapping at the top level")
+    raw.setdefault("base_dir", str(p.resolve().parent))
+    return from_dict(PipelineConfig, raw, where=p.name)

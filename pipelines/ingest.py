@@ -1,0 +1,339 @@
+"""Ingest: declared sources -> `bronze.documents` (+ `bronze.quarantine` for what cannot be used).
+
+The job, in order:
+1. List every source into units of work on the driver (names and sizes only, `pipelines.sources`).
+2. Drop files already ingested unchanged (same size and mtime in `ops.source_files`): only new or
+   changed files are read, so a second run of the same sources is a recorded no-op.
+3. Read the units in parallel with `mapInArrow` (`pipelines.readers`): each record comes out once,
+   as a document or as a quarantine entry with its reason.
+4. Check conservation: records read = documents + quarantined, or the run fails.
+5. MERGE on `doc_id`: new documents are inserted, changed ones (another `content_sha256`) updated,
+   unchanged ones left alone. Then the quarantine entries, then the file manifest. Each is an
+   atomic Delta commit, so a run killed at any point leaves no partial rows visible, and running
+   it again completes it (files whose manifest entry was not committed are simply read again, and
+   the MERGE finds their documents already there).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from pipelines.catalog import (
+    Column,
+    JobRun,
+    Ref,
+    TableSpec,
+    code_version,
+    ensure_table,
+    last_commit_metrics,
+    latest_version,
+    set_properties,
+    table_properties,
+)
+from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.readers import RECORD_FIELDS, Unit, read_unit
+from pipelines.sources import assign_partitions, list_units
+from pipelines.session import default_parallelism
+
+DOCUMENTS = TableSpec(
+    name="bronze.documents",
+    comment="Raw documents as read from their sources, one row per document (text as read, not yet "
+    "normalized or redacted). Keyed by doc_id; written by `brickyard ingest`.",
+    layer="bronze",
+    pii="raw",
+    producer="ingest",
+    columns=(
+        Column("doc_id", "STRING", "Stable id: sha256 of source name and locator (32 hex chars)", nullable=False),
+        Column("source", "STRING", "Name of the declared source", nullable=False),
+        Column("domain", "STRING", "Domain of the source: web, code, books, docs, legal, ...", nullable=False),
+        Column("format", "STRING", "Reader: jsonl, parquet, text or code", nullable=False),
+        Column("path", "STRING", "File the document came from, relative to the source root", nullable=False),
+        Column("locator", "STRING", "Where in the source: path, path:LINE, path@OFFSET, path#row=N or id:ID", nullable=False),
+        Column("text", "STRING", "The document text as read (UTF-8)", nullable=False),
+        Column("content_sha256", "STRING", "sha256 of the text as read (curate recomputes it on normalized text)", nullable=False),
+        Column("n_bytes", "BIGINT", "Length of the text in UTF-8 bytes", nullable=False),
+        Column("code_language", "STRING", "Code: language from extension or shebang"),
+        Column("license", "STRING", "SPDX id of the licence from the tree's licence files (NOASSERTION when none)"),
+        Column("is_vendored", "BOOLEAN", "Code: under a vendor / third_party / node_modules folder"),
+        Column("is_generated", "BOOLEAN", "Code: marked as generated, or a generated file name"),
+        Column("metadata", "MAP<STRING, STRING>", "The source's own metadata (other JSON fields, file mtime)"),
+        Column("batch_id", "STRING", "Run id of the ingest that last wrote the row", nullable=False),
+        Column("ingested_at", "TIMESTAMP", "When that run wrote it (UTC)", nullable=False),
+    ),
+    checks={
+        "n_bytes_positive": "n_bytes > 0",
+        "sha256_hex": "length(content_sha256) = 64",
+        "format_known": "format IN ('jsonl', 'parquet', 'text', 'code')",
+    },
+)
+
+QUARANTINE = TableSpec(
+    name="bronze.quarantine",
+    comment="Records that could not be used as documents, with the reason. Nothing read is lost: "
+    "every record is in bronze.documents or here.",
+    layer="bronze",
+    pii="raw",
+    producer="ingest",
+    columns=(
+        Column("doc_id", "STRING", "The id the record would have had", nullable=False),
+        Column("source", "STRING", "Name of the declared source", nullable=False),
+        Column("domain", "STRING", "Domain of the source", nullable=False),
+        Column("format", "STRING", "Reader: jsonl, parquet, text or code", nullable=False),
+        Column("path", "STRING", "File, relative to the source root", nullable=False),
+        Column("locator", "STRING", "Where in the source", nullable=False),
+        Column("reason", "STRING", "Reason code: malformed_json, invalid_utf8, binary, too_large, ...", nullable=False),
+        Column("detail", "STRING", "One sentence on what is wrong", nullable=False),
+        Column("snippet", "STRING", "The first bytes of the record, escaped"),
+        Column("n_bytes", "BIGINT", "Size of the record in bytes, where known"),
+        Column("batch_id", "STRING", "Run id of the ingest that found it", nullable=False),
+        Column("quarantined_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+)
+
+SOURCE_FILES = TableSpec(
+    name="ops.source_files",
+    comment="Files ingest has read, with their size and mtime when read: ingest skips a file whose "
+    "size and mtime are unchanged.",
+    layer="ops",
+    pii="none",
+    producer="ingest",
+    columns=(
+        Column("source", "STRING", "Name of the declared source", nullable=False),
+        Column("path", "STRING", "File, relative to the source root", nullable=False),
+        Column("size", "BIGINT", "Size in bytes when read", nullable=False),
+        Column("mtime_ns", "BIGINT", "Modification time (ns) when read", nullable=False),
+        Column("documents", "BIGINT", "Documents read from it"),
+        Column("quarantined", "BIGINT", "Records of it quarantined"),
+        Column("batch_id", "STRING", "Run id of the ingest that read it", nullable=False),
+        Column("ingested_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+)
+
+TABLES = (DOCUMENTS, QUARANTINE, SOURCE_FILES)
+
+_RECORD_TYPES = {
+    "n_bytes": "BIGINT", "is_vendored": "BOOLEAN", "is_generated": "BOOLEAN",
+}
+RECORD_SCHEMA = ", ".join(f"{f} {_RECORD_TYPES.get(f, 'STRING')}" for f in RECORD_FIELDS)
+UNIT_SCHEMA = (
+    "source STRING, domain STRING, format STRING, file STRING, path STRING, size BIGINT, "
+    "mtime_ns BIGINT, start BIGINT, end BIGINT, text_field STRING, id_field STRING, "
+    "license STRING, problem STRING, part INT"
+)
+
+
+@dataclass
+class IngestResult:
+    run_id: str
+    status: str
+    rows_in: int
+    documents: int
+    quarantined: int
+    inserted: int
+    updated: int
+    files_read: int
+    files_skipped: int
+
+
+def fault_pause(point: str) -> None:
+    """Test hook: with BRICKYARD_FAULT_PAUSE=<point>, announce the point and wait to be killed."""
+    if os.environ.get("BRICKYARD_FAULT_PAUSE") == point:
+        print(f"fault-pause: {point}", flush=True)
+        time.sleep(3600)
+
+
+def make_reader(max_doc_bytes: int, max_file_bytes: int, batch_rows: int, batch_bytes: int = 32 << 20):
+    """The function each Spark task runs: units in (Arrow batches), records out (Arrow batches)."""
+
+    def read_partition(batches):
+        import pyarrow as pa
+
+        fields = RECORD_FIELDS
+        schema = pa.schema(
+            [(f, pa.int64() if f == "n_bytes" else pa.bool_() if f.startswith("is_") else pa.string()) for f in fields]
+        )
+
+        def flush(rows):
+            return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+        rows, size = [], 0
+        for batch in batches:
+            for u in batch.to_pylist():
+                u.pop("part", None)
+                for rec in read_unit(Unit(**u), max_doc_bytes, max_file_bytes):
+                    rows.append(rec)
+                    size += len(rec["text"] or "")
+                    if len(rows) >= batch_rows or size >= batch_bytes:
+                        yield flush(rows)
+                        rows, size = [], 0
+        if rows:
+            yield flush(rows)
+
+    return read_partition
+
+
+def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: bool = False) -> IngestResult:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    sources = [cfg.source(n) for n in only] if only else list(cfg.sources)
+    owner = cfg.catalog.owner
+    for spec in TABLES:
+        ensure_table(spark, spec, owner)
+    settings = {"sources": [to_dict(s) for s in sources], "ingest": to_dict(cfg.ingest)}
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+    with JobRun(spark, "ingest", settings, config_hash(settings), owner) as run:
+        # 1. list
+        units: list[Unit] = []
+        for s in sources:
+            found = list_units(cfg, s)
+            units.extend(found)
+            run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
+        # 2. skip files read before, unchanged
+        listed = spark.createDataFrame(
+            [(u.source, u.path, u.size, u.mtime_ns) for u in units],
+            "source STRING, path STRING, size BIGINT, mtime_ns BIGINT",
+        ).dropDuplicates(["source", "path"])
+        seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns")
+        fresh = {(r["source"], r["path"]) for r in listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").collect()}
+        todo = [u for u in units if (u.source, u.path) in fresh]
+        n_files = len({(u.source, u.path) for u in units})
+        n_fresh = len(fresh)
+        run.metrics.update(files_listed=n_files, files_read=n_fresh, files_skipped=n_files - n_fresh)
+        say(f"ingest: {n_files} files in {len(sources)} sources, {n_fresh} new or changed")
+        if not todo:
+            run.counts(0, 0)
+            run.noop("no new or changed files")
+            for spec in (DOCUMENTS, QUARANTINE):
+                run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+            return IngestResult(run.run_id, "noop", 0, 0, 0, 0, 0, 0, n_files)
+
+        # 3. read in parallel
+        n_parts = cfg.ingest.partitions or min(len(todo), 4 * default_parallelism())
+        parts = assign_partitions(todo, n_parts)
+        unit_rows = [(*_unit_tuple(u), p) for u, p in zip(todo, parts, strict=True)]
+        reader = make_reader(cfg.ingest.max_doc_bytes, cfg.ingest.max_file_bytes, cfg.ingest.batch_rows)
+        records = (
+            spark.createDataFrame(unit_rows, UNIT_SCHEMA)
+            .repartitionByRange(n_parts, "part")
+            .mapInArrow(reader, RECORD_SCHEMA)
+        )
+        if any(src.id_field for src in sources):
+            records = _quarantine_duplicate_ids(records)
+        records = records.persist(StorageLevel.MEMORY_AND_DISK)
+        fault_pause("ingest:after-read")
+
+        # 4. conservation and figures (small aggregates only)
+        stats = records.groupBy("kind").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("bytes")).collect()
+        by_kind = {r["kind"]: (r["n"], r["bytes"] or 0) for r in stats}
+        n_docs, doc_bytes = by_kind.get("doc", (0, 0))
+        n_bad, bad_bytes = by_kind.get("quarantine", (0, 0))
+        rows_in = n_docs + n_bad
+        reasons = {r["reason"]: r["n"] for r in records.where("kind = 'quarantine'").groupBy("reason").agg(F.count("*").alias("n")).collect()}
+        licenses = sorted(r[0] for r in records.where("kind = 'doc' AND license IS NOT NULL").select("license").distinct().collect())
+        say(f"ingest: read {rows_in} records: {n_docs} documents ({doc_bytes / 1e6:.1f} MB), {n_bad} quarantined")
+
+        # 5. commit: governance properties first, so the documents commit is the run's output version
+        props = table_properties(spark, DOCUMENTS.name)
+        have = {x for x in props.get("brickyard.licenses", "").split(",") if x}
+        wanted = {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id}
+        if not set(licenses) <= have:
+            wanted["brickyard.licenses"] = ",".join(sorted(have | set(licenses)))
+        set_properties(spark, DOCUMENTS.name, wanted)
+
+        now = F.current_timestamp()
+        docs = records.where("kind = 'doc'").select(
+            *[c.name for c in DOCUMENTS.columns if c.name not in ("metadata", "batch_id", "ingested_at")],
+            F.from_json("metadata", "MAP<STRING, STRING>").alias("metadata"),
+            F.lit(run.run_id).alias("batch_id"),
+            now.alias("ingested_at"),
+        )
+        target = spark.table(DOCUMENTS.name).select("doc_id", "content_sha256")
+        changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
+        inserted = updated = 0
+        if not changed.isEmpty():
+            _merge(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
+            m = last_commit_metrics(spark, DOCUMENTS.name)
+            inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
+        fault_pause("ingest:after-documents")
+
+        bad = records.where("kind = 'quarantine'").select(
+            *[c.name for c in QUARANTINE.columns if c.name not in ("batch_id", "quarantined_at")],
+            F.lit(run.run_id).alias("batch_id"),
+            now.alias("quarantined_at"),
+        )
+        bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
+        if not bad_new.isEmpty():
+            _merge(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
+
+        per_file = records.groupBy("source", "path").agg(
+            F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
+            F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).alias("quarantined"),
+        )
+        files = (
+            listed.join(F.broadcast(spark.createDataFrame(sorted(fresh), "source STRING, path STRING")), ["source", "path"])
+            .join(per_file, ["source", "path"], "left")
+            .select(
+                "source", "path", "size", "mtime_ns",
+                F.coalesce("documents", F.lit(0)).alias("documents"),
+                F.coalesce("quarantined", F.lit(0)).alias("quarantined"),
+                F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
+            )
+        )
+        _merge(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
+        records.unpersist()
+
+        run.counts(rows_in, n_docs, 0, n_bad)
+        run.metrics.update(
+            inserted=inserted, updated=updated, unchanged=n_docs - inserted - updated,
+            bytes_in=doc_bytes + bad_bytes, document_bytes=doc_bytes,
+            **{f"quarantined.{k}": v for k, v in reasons.items()},
+        )
+        for spec in (DOCUMENTS, QUARANTINE, SOURCE_FILES):
+            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+        say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
+        return IngestResult(run.run_id, "succeeded", rows_in, n_docs, n_bad, inserted, updated, n_fresh, n_files - n_fresh)
+
+
+def _quarantine_duplicate_ids(records):
+    """With an id_field, one batch can hold the same id twice: keep the first, quarantine the rest.
+
+    A duplicate gets its own quarantine key (its id with the path and a counter), so that every
+    record read keeps a row. Without id fields, locators are unique and this shuffle is skipped.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    first = F.when(F.col("kind") == "doc", 0).otherwise(1)
+    w = Window.partitionBy("doc_id").orderBy(first, "path", "locator")
+    dup = F.col("_n") > 1
+    return (
+        records.withColumn("_n", F.row_number().over(w))
+        .withColumn("detail", F.when(dup, F.concat(F.lit("another record in this batch has the same id (doc_id "), F.col("doc_id"), F.lit(")"))).otherwise(F.col("detail")))
+        .withColumn("snippet", F.when(dup, F.substring(F.coalesce("text", "snippet"), 1, 200)).otherwise(F.col("snippet")))
+        .withColumn("reason", F.when(dup, F.lit("duplicate_id")).otherwise(F.col("reason")))
+        .withColumn("kind", F.when(dup, F.lit("quarantine")).otherwise(F.col("kind")))
+        .withColumn("doc_id", F.when(dup, F.substring(F.sha2(F.concat_ws("\x1f", "source", "locator", "path", F.col("_n").cast("string")), 256), 1, 32)).otherwise(F.col("doc_id")))
+        .drop("_n")
+    )
+
+
+def _unit_tuple(u: Unit) -> tuple:
+    return (u.source, u.domain, u.format, u.file, u.path, u.size, u.mtime_ns, u.start, u.end,
+            u.text_field, u.id_field, u.license, u.problem)
+
+
+def _merge(spark, df, table: str, keys, run_id: str, update_when: str) -> None:
+    keys = [keys] if isinstance(keys, str) else keys
+    view = f"merge_src_{run_id.replace('-', '_')}"
+    df.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    spark.sql(
+        f"MERGE INTO {table} t USING {view} s ON {on} "
+        f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+    spark.catalog.dropTempView(view)
+

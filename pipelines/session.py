@@ -1,0 +1,177 @@
+"""The Spark session: local Delta lakehouse by default, any cluster or Spark Connect on request.
+
+Local layout under one lakehouse root (`./lakehouse` unless `--lakehouse` or
+`BRICKYARD_LAKEHOUSE` says otherwise):
+
+    lakehouse/
+      warehouse/        managed Delta tables, one folder per schema (bronze.db, silver.db, ...)
+      metastore_db/     the Derby-backed Hive metastore: tables survive a new session
+      derby.log
+
+Derby is an embedded database: one Spark driver at a time can open a given lakehouse. On a cluster
+the same code targets whatever catalog the session is configured with (`--conf` passes any
+`spark.sql.catalog.*` or Hive metastore settings through).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from pipelines.config import SparkSettings
+from pipelines.errors import BrickyardError
+
+MIN_JAVA = 17
+
+
+def lakehouse_root(cli_value: str | None = None, config_value: str | None = None) -> Path:
+    """Flag, then environment, then config, then `./lakehouse` (relative to the working dir)."""
+    value = cli_value or os.environ.get("BRICKYARD_LAKEHOUSE") or config_value or "lakehouse"
+    return Path(os.path.expanduser(value)).resolve()
+
+
+def java_version(java: str) -> int:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    text = out.stderr + out.stdout
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', text)
+    if not m:
+        raise BrickyardError(f"Could not read the Java version from `{java} -version`: {text.strip()[:200]}")
+    major = int(m.group(1))
+    return int(m.group(2)) if major == 1 else major  # "1.8.0_x" means Java 8
+
+
+def check_java() -> str:
+    """Find Java the way Spark will (JAVA_HOME first, then PATH) and insist on 17 or newer."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    where = f"JAVA_HOME={home}" if home else "PATH"
+    if not java or not os.access(java, os.X_OK):
+        raise BrickyardError(
+            f"Spark needs Java {MIN_JAVA} or newer, but no `java` was found on {where}; install "
+            "OpenJDK 17 (for example `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+        )
+    major = java_version(java)
+    if major < MIN_JAVA:
+        raise BrickyardError(
+            f"Spark 4 needs Java {MIN_JAVA} or newer, but {java} is Java {major}; install OpenJDK 17 "
+            "and put it first on PATH or set JAVA_HOME to it."
+        )
+    return java
+
+
+def check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise BrickyardError(
+            f"The lakehouse root {root} is not writable ({e.strerror or e}); choose another folder "
+            "with --lakehouse or BRICKYARD_LAKEHOUSE, or fix its permissions."
+        ) from None
+
+
+def default_parallelism() -> int:
+    return os.cpu_count() or 2
+
+
+def _log4j_config() -> str:
+    return str(resources.files("pipelines") / "resources" / "log4j2.properties")
+
+
+def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[str, str]:
+    """Every setting of a local (or cluster-driver) session, as plain strings."""
+    cores = default_parallelism()
+    shuffle = settings.shuffle_partitions or max(4, 2 * cores)
+    java_opts = " ".join(
+        [
+            f"-Dderby.system.home={root}",
+            f"-Dderby.stream.error.file={root / 'derby.log'}",
+            f"-Dlog4j2.configurationFile=file:{_log4j_config()}",
+        ]
+    )
+    conf = {
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": java_opts,
+        "spark.driver.memory": settings.driver_memory,
+        # Sized for a small machine: the defaults (200 shuffle partitions, 50 partitions to
+        # rebuild a Delta snapshot) cost far more in task overhead than they save.
+        "spark.sql.shuffle.partitions": str(shuffle),
+        "spark.default.parallelism": str(shuffle),
+        "spark.databricks.delta.snapshotPartitions": str(max(2, cores)),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "2000",
+        "spark.ui.enabled": str(settings.ui).lower(),
+        "spark.ui.showConsoleProgress": str(settings.progress).lower(),
+        # new tables enable the change data feed, so downstream jobs can read only what changed
+        "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
+        "spark.sql.session.timeZone": "UTC",
+    }
+    if settings.master.startswith("local"):
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    conf.update({k: str(v) for k, v in settings.conf.items()})
+    return conf
+
+
+def get_spark(root: Path, settings: SparkSettings, app_name: str = "brickyard"):
+    """Start (or return the running) session, checking Java, jars and the root first."""
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.sql import SparkSession
+
+    if settings.remote:
+        builder = SparkSession.builder.remote(settings.remote).appName(app_name)
+        for k, v in settings.conf.items():
+            builder = builder.config(k, str(v))
+        try:
+            return builder.getOrCreate()
+        except Exception as e:  # grpc errors are long; keep the first line
+            raise BrickyardError(
+                f"Could not connect to Spark Connect at {settings.remote}: {str(e).splitlines()[0]}"
+            ) from None
+
+    check_java()
+    check_writable(root)
+    from pipelines.jars import ensure_delta_jars
+
+    jars = ensure_delta_jars()
+    # Python workers must run the interpreter that runs the driver (the project's venv)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(settings.master).appName(app_name)
+    for k, v in local_conf(root, settings, jars).items():
+        builder = builder.config(k, v)
+    try:
+        spark = builder.getOrCreate()
+    except PySparkRuntimeError as e:
+        raise BrickyardError(
+            f"Spark's JVM did not start ({e.getErrorClass() or e}); run `make setup` to check Java and "
+            "the Delta jars, and see the lines above for the JVM's own message."
+        ) from None
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def describe_master(spark) -> str:
+    try:
+        return spark.sparkContext.master
+    except Exception:  # Spark Connect has no SparkContext
+        return "connect"
+
+
+def hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,176 @@
+"""Listing sources into units of reading work. Runs on the driver; reads metadata, not documents.
+
+The driver walks each declared source, stats its files and splits the work: a whole file per unit,
+byte ranges for large plain JSONL files, one unit per Parquet row group. Workers then read the
+units in parallel (see `pipelines.ingest`). Only file names and sizes pass through the driver.
+
+Rules while walking:
+- symbolic links are never followed; a linked file becomes a `symlink` quarantine entry
+- hidden files and folders (`.git`, ...) and `__pycache__` are skipped
+- `include` / `exclude` are glob patterns on the path relative to the source root, in which `*`
+  also crosses folders (`*.py` matches `a/b/c.py`)
+- code trees: each file takes the licence of the nearest licence file (LICENSE, COPYING, ...) in
+  its folder or above, up to the source root; `NOASSERTION` where there is none
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipelines.config import PipelineConfig, SourceConfig
+from pipelines.errors import ConfigError
+from pipelines.readers import LICENSE_FILE, Unit, license_id
+
+DEFAULT_INCLUDE = {
+    "jsonl": ["*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.ndjson", "*.ndjson.gz", "*.ndjson.zst",
+              "*.json", "*.json.gz", "*.json.zst"],
+    "parquet": ["*.parquet"],
+    "text": ["*"],
+    "code": ["*"],
+}
+SKIP_DIRS = {"__pycache__"}
+LICENSE_READ_BYTES = 256 * 1024
+
+
+def _matches(rel: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
+
+
+def walk_files(root: Path, include: list[str], exclude: list[str]) -> Iterable[tuple[str, os.DirEntry]]:
+    """(relative path, entry) for each file under root, without following links, sorted."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            rel = os.path.relpath(e.path, root).replace(os.sep, "/")
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in SKIP_DIRS:
+                    subdirs.append(Path(e.path))
+            elif e.is_file(follow_symlinks=False) or e.is_symlink():
+                if _matches(rel, include) and not _matches(rel, exclude):
+                    yield rel, e
+        stack.extend(reversed(subdirs))
+
+
+def license_map(root: Path, rels: list[str]) -> dict[str, str]:
+    """Folder (relative, '' for the root) -> SPDX id of the licence file found in it."""
+    found: dict[str, str] = {}
+    for rel in rels:
+        name = rel.rsplit("/", 1)[-1]
+        if LICENSE_FILE.match(name):
+            folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            try:
+                with open(root / rel, "rb") as f:
+                    text = f.read(LICENSE_READ_BYTES).decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            spdx = license_id(text)
+            # several licence files in one folder: a recognised one wins over an unknown one
+            if folder not in found or found[folder] == "LicenseRef-unknown":
+                found[folder] = spdx
+    return found
+
+
+def nearest_license(rel: str, licenses: dict[str, str]) -> str:
+    parts = rel.split("/")[:-1]
+    for i in range(len(parts), -1, -1):
+        folder = "/".join(parts[:i])
+        if folder in licenses:
+            return licenses[folder]
+    return "NOASSERTION"
+
+
+def units_for_tree(
+    source: SourceConfig, fmt: str, root: Path, include: list[str], exclude: list[str],
+    domain: str, prefix: str, chunk_bytes: int,
+) -> list[Unit]:
+    files = list(walk_files(root, include, exclude))
+    licenses = {}
+    if fmt == "code":  # licence files count even where `include` leaves them out
+        names = [r for r, _ in walk_files(root, ["*"], exclude) if LICENSE_FILE.match(r.rsplit("/", 1)[-1])]
+        licenses = license_map(root, names)
+    units = []
+    for rel, entry in files:
+        lic = source.license or (nearest_license(rel, licenses) if fmt == "code" else None)
+        base = dict(
+            source=source.name, domain=domain, format=fmt, file=entry.path, path=prefix + rel,
+            text_field=source.text_field, id_field=source.id_field, license=lic,
+        )
+        if entry.is_symlink():
+            units.append(Unit(**base, problem="symlink"))
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            units.append(Unit(**base, problem=f"the file cannot be read: {e.strerror or e}"))
+            continue
+        base.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        units.extend(split_unit(Unit(**base), chunk_bytes))
+    return units
+
+
+def split_unit(unit: Unit, chunk_bytes: int) -> list[Unit]:
+    """Split large plain JSONL files into byte ranges and Parquet files into row groups."""
+    if unit.format == "jsonl" and not unit.file.endswith((".gz", ".zst")) and unit.size > chunk_bytes:
+        out = []
+        for start in range(0, unit.size, chunk_bytes):
+            u = Unit(**unit.to_row())
+            u.start, u.end = start, min(start + chunk_bytes, unit.size)
+            out.append(u)
+        return out
+    if unit.format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(unit.file).metadata
+        except Exception as e:  # a corrupt footer: the whole file is one quarantine entry
+            unit.problem = f"not a readable Parquet file: {str(e).splitlines()[0]}"
+            return [unit]
+        out, first = [], 0
+        for rg in range(meta.num_row_groups):
+            u = Unit(**unit.to_row())
+            u.start, u.end = rg, first
+            first += meta.row_group(rg).num_rows
+            out.append(u)
+        return out
+    return [unit]
+
+
+def list_units(cfg: PipelineConfig, source: SourceConfig) -> list[Unit]:
+    chunk = cfg.ingest.jsonl_chunk_bytes
+    if source.kind == "sample":
+        from pipelines.sample import sample_units
+
+        return sample_units(source, chunk)
+    path = cfg.source_path(source)
+    if not path.exists():
+        raise ConfigError(f"source {source.name!r}: {path} does not exist")
+    include = source.include or DEFAULT_INCLUDE[source.kind]
+    if path.is_file():
+        root, include = path.parent, [path.name]
+    else:
+        root = path
+    return units_for_tree(source, source.kind, root, include, source.exclude, source.domain, "", chunk)
+
+
+def assign_partitions(units: list[Unit], n: int) -> list[int]:
+    """Longest-processing-time-first: big units first, each to the least loaded partition."""
+    loads = [0] * max(1, n)
+    parts = [0] * len(units)
+    order = sorted(range(len(units)), key=lambda i: -max(units[i].size, 1))
+    for i in order:
+        p = min(range(len(loads)), key=loads.__getitem__)
+        parts[i] = p
+        cost = units[i].size if units[i].end < 0 or units[i].format != "jsonl" else units[i].end - units[i].start
+        loads[p] += max(cost, 1024)  # a tiny file still costs an open()
+    return parts
