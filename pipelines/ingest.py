@@ -34,8 +34,8 @@ from pipelines.catalog import (
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.readers import RECORD_FIELDS, Unit, read_unit
-from pipelines.sources import assign_partitions, list_units
 from pipelines.session import default_parallelism
+from pipelines.sources import assign_partitions, list_units
 
 DOCUMENTS = TableSpec(
     name="bronze.documents",

@@ -233,7 +233,9 @@ class LimitedReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        n = self.raw.readinto(b)
+        # one read of the inner stream at a time, so lines before a corrupt or truncated spot are
+        # handed out before the error surfaces (a full readinto would lose them with the error)
+        n = self.raw.readinto1(b) if hasattr(self.raw, "readinto1") else self.raw.readinto(b)
         self.count += n or 0
         if self.count > self.limit:
             raise TooMuchData

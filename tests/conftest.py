@@ -1,0 +1,40 @@
+"""Shared fixtures. One real local Spark session (with Delta and a Derby metastore) serves the
+whole test run, on a lakehouse in a temporary folder, so the suite pays the JVM start once."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+
+
+def spark_settings() -> SparkSettings:
+    return SparkSettings(master="local[2]", driver_memory="2g", shuffle_partitions=4, ui=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lakehouse(tmp_path_factory):
+    return tmp_path_factory.mktemp("lakehouse")
+
+
+@pytest.fixture(scope="session")
+def spark(lakehouse):
+    from pipelines.session import get_spark
+
+    session = get_spark(lakehouse, spark_settings(), app_name="brickyard-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """A pipeline config over sources declared as dicts; each test names its own sources."""
+
+    def make(*sources: dict, **ingest) -> PipelineConfig:
+        cfg = PipelineConfig(sources=[SourceConfig(**s) for s in sources], spark=spark_settings(), base_dir=str(tmp_path))
+        for k, v in ingest.items():
+            setattr(cfg.ingest, k, v)
+        cfg.validate("test")
+        return cfg
+
+    return make

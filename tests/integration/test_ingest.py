@@ -1,0 +1,175 @@
+"""Ingest on a real local Spark with Delta: real files in, bronze tables and lineage out."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import catalog
+from pipelines.errors import ConfigError
+from pipelines.ingest import DOCUMENTS, QUARANTINE, ingest
+from pipelines.readers import content_sha256, doc_id
+from tests.helpers import copy_stdlib_package, real_metadata_texts, write_jsonl
+
+pytestmark = pytest.mark.spark
+
+
+def lineage_row(spark, run_id):
+    return spark.table("ops.lineage").where(f"run_id = '{run_id}'").collect()[0]
+
+
+def docs_of(spark, source):
+    return spark.table(DOCUMENTS.name).where(f"source = '{source}'")
+
+
+def quarantine_of(spark, source):
+    return {(r["locator"], r["reason"]) for r in spark.table(QUARANTINE.name).where(f"source = '{source}'").collect()}
+
+
+@pytest.fixture
+def web_dir(tmp_path):
+    texts = real_metadata_texts(12)
+    d = tmp_path / "web"
+    d.mkdir()
+    write_jsonl(d / "part-0.jsonl", [{"text": t, "url": f"https://x.example/{i}"} for i, t in enumerate(texts[:5])] + [b"{broken", {"text": 7}])
+    write_jsonl(d / "part-1.jsonl.gz", [{"text": t} for t in texts[5:9]] + [b'{"text": "\xff\xfe"}'], compress="gzip")
+    write_jsonl(d / "part-2.jsonl.zst", [{"text": t} for t in texts[9:12]] + [{"body": "no text"}], compress="zstd")
+    pq.write_table(pa.table({"text": ["parquet one " + texts[0][:300], None]}), d / "extra.parquet")
+    return d, texts
+
+
+def test_ingest_real_files_documents_quarantine_and_lineage(spark, make_config, web_dir, tmp_path):
+    d, texts = web_dir
+    code = tmp_path / "repo"
+    code.mkdir()
+    py_files = copy_stdlib_package(code, "json")
+    (code / "json" / "blob.py").write_bytes(b"\x00\x01binary")
+    cfg = make_config(
+        {"name": "t_web", "kind": "jsonl", "path": "web", "domain": "web"},
+        {"name": "t_web_pq", "kind": "parquet", "path": "web", "domain": "web"},
+        {"name": "t_code", "kind": "code", "path": "repo", "domain": "code", "include": ["*.py"]},
+    )
+    r = ingest(spark, cfg, quiet=True)
+    assert r.status == "succeeded"
+
+    web = docs_of(spark, "t_web")
+    assert sorted(x["text"] for x in web.collect()) == sorted(texts)
+    first = web.where("locator = 'part-0.jsonl:1'").collect()[0]
+    assert first["doc_id"] == doc_id("t_web", "part-0.jsonl:1")
+    assert first["content_sha256"] == content_sha256(texts[0])
+    assert first["metadata"]["url"] == "https://x.example/0"
+    assert quarantine_of(spark, "t_web") == {
+        ("part-0.jsonl:6", "malformed_json"), ("part-0.jsonl:7", "wrong_type"),
+        ("part-1.jsonl.gz:5", "invalid_utf8"), ("part-2.jsonl.zst:4", "missing_text_field"),
+    }
+    assert docs_of(spark, "t_web_pq").count() == 1
+    assert quarantine_of(spark, "t_web_pq") == {("extra.parquet#row=1", "missing_text_field")}
+
+    code_rows = {x["path"]: x for x in docs_of(spark, "t_code").collect()}
+    assert set(code_rows) == {f"json/{f.name}" for f in py_files}
+    assert code_rows["json/decoder.py"]["code_language"] == "Python"
+    assert code_rows["json/decoder.py"]["license"] == "PSF-2.0"
+    assert quarantine_of(spark, "t_code") == {("json/blob.py", "binary")}
+
+    row = lineage_row(spark, r.run_id)
+    assert row["status"] == "succeeded"
+    assert row["rows_in"] == row["rows_out"] + row["rows_quarantined"] == 12 + 1 + len(py_files) + 4 + 1 + 1
+    assert row["rows_quarantined"] == 6
+    assert {(i["name"], i["kind"]) for i in row["inputs"]} == {("t_web", "source"), ("t_web_pq", "source"), ("t_code", "source")}
+    outs = {o["name"]: o["version"] for o in row["outputs"]}
+    assert outs["bronze.documents"] == catalog.latest_version(spark, "bronze.documents")
+    assert row["metrics"]["quarantined.malformed_json"] == "1"
+    assert row["config_hash"] and row["code_version"] and row["ended_at"] >= row["started_at"]
+    assert "PSF-2.0" in catalog.table_properties(spark, "bronze.documents")["brickyard.licenses"]
+
+
+def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spark, make_config, tmp_path):
+    d = tmp_path / "books"
+    d.mkdir()
+    texts = real_metadata_texts(4)
+    for i, t in enumerate(texts):
+        (d / f"book{i}.txt").write_text(t)
+    cfg = make_config({"name": "t_books", "kind": "text", "path": "books", "domain": "books"})
+    first = ingest(spark, cfg, quiet=True)
+    assert (first.inserted, first.documents) == (4, 4)
+    version = catalog.latest_version(spark, "bronze.documents")
+
+    again = ingest(spark, cfg, quiet=True)
+    assert again.status == "noop" and again.files_read == 0
+    assert catalog.latest_version(spark, "bronze.documents") == version
+    assert lineage_row(spark, again.run_id)["status"] == "noop"
+    assert docs_of(spark, "t_books").count() == 4
+
+    (d / "book1.txt").write_text(texts[1] + "\nA new closing paragraph.\n")
+    os.utime(d / "book1.txt", ns=(time.time_ns(), time.time_ns() + 10**9))
+    (d / "book2.txt").touch()  # touched but unchanged: read again, left alone
+    os.utime(d / "book2.txt", ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+    changed = ingest(spark, cfg, quiet=True)
+    assert (changed.files_read, changed.inserted, changed.updated) == (2, 0, 1)
+    assert docs_of(spark, "t_books").count() == 4
+    row = docs_of(spark, "t_books").where("path = 'book1.txt'").collect()[0]
+    assert row["text"].endswith("A new closing paragraph.\n") and row["batch_id"] == changed.run_id
+
+
+def test_duplicate_ids_in_one_batch_keep_the_first_and_quarantine_the_rest(spark, make_config, tmp_path):
+    d = tmp_path / "ids"
+    d.mkdir()
+    write_jsonl(d / "a.jsonl", [{"id": 1, "text": "the first one"}, {"id": 2, "text": "other"}])
+    write_jsonl(d / "b.jsonl", [{"id": 1, "text": "a second record with id 1"}])
+    cfg = make_config({"name": "t_ids", "kind": "jsonl", "path": "ids", "domain": "web", "id_field": "id"})
+    r = ingest(spark, cfg, quiet=True)
+    assert (r.rows_in, r.documents, r.quarantined) == (3, 2, 1)
+    assert docs_of(spark, "t_ids").where("locator = 'id:1'").collect()[0]["text"] == "the first one"
+    assert quarantine_of(spark, "t_ids") == {("id:1", "duplicate_id")}
+
+
+def test_tables_carry_comments_governance_properties_and_constraints(spark, make_config, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "a.txt").write_text(real_metadata_texts(1)[0])
+    ingest(spark, make_config({"name": "t_gov", "kind": "text", "path": "one"}), quiet=True)
+    for spec in (DOCUMENTS, QUARANTINE, catalog.LINEAGE):
+        props = catalog.table_properties(spark, spec.name)
+        assert props["brickyard.layer"] == spec.layer and props["brickyard.pii"] == spec.pii
+        assert props["brickyard.owner"] == "data-platform" and props["brickyard.producer"] == spec.producer
+        comments = {f.name: f.metadata.get("comment") for f in spark.table(spec.name).schema.fields}
+        assert all(comments.values()), f"{spec.name} has a column without a comment"
+    detail = spark.sql("DESCRIBE DETAIL bronze.documents").collect()[0]
+    assert detail["description"].startswith("Raw documents")
+    # the table itself refuses rows that break its rules
+    good = spark.table("bronze.documents").limit(1)
+    with pytest.raises(Exception, match="(?i)constraint|n_bytes_positive"):
+        good.selectExpr(*[c if c != "n_bytes" else "0 AS n_bytes" for c in good.columns]).write.format("delta").mode("append").saveAsTable("bronze.documents")
+    with pytest.raises(Exception, match="(?i)NOT NULL|null"):
+        good.selectExpr(*[c if c != "text" else "CAST(NULL AS STRING) AS text" for c in good.columns]).write.format("delta").mode("append").saveAsTable("bronze.documents")
+    # and so does the lineage log: a successful run must balance
+    with pytest.raises(Exception, match="(?i)counts_balance"):
+        spark.sql(
+            "INSERT INTO ops.lineage (run_id, job, status, rows_in, rows_out, rows_rejected, rows_quarantined, started_at) "
+            "VALUES ('bad', 'ingest', 'succeeded', 10, 5, 0, 0, current_timestamp())"
+        )
+
+
+def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
+    cfg = make_config({"name": "t_missing", "kind": "text", "path": "does-not-exist"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        ingest(spark, cfg, quiet=True)
+    row = spark.table("ops.lineage").where("job = 'ingest'").orderBy("started_at", ascending=False).limit(1).collect()[0]
+    assert row["status"] == "failed" and "does-not-exist does not exist" in row["message"]
+
+
+def test_catalog_views_list_show_and_trace_lineage(spark, make_config, tmp_path):
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.txt").write_text(real_metadata_texts(1)[0])
+    r = ingest(spark, make_config({"name": "t_view", "kind": "text", "path": "v", "domain": "docs"}), quiet=True)
+    ls = catalog.render_ls(spark)
+    assert "bronze.documents" in ls and "ops.lineage" in ls and "raw" in ls
+    show = catalog.render_show(spark, "bronze.documents")
+    assert "content_sha256" in show and "n_bytes_positive" in show and "MERGE" in show
+    lin = catalog.render_lineage(spark, "bronze.documents", runs=50)
+    assert f"ingest run {r.run_id} succeeded" in lin and "source t_view" in lin
+    with pytest.raises(Exception, match="there is no table bronze.nope"):
+        catalog.render_show(spark, "bronze.nope")

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import pytest
+
+from brickyard.cli import build_parser
+
+COMMANDS = [[], ["run"], ["ingest"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
+            ["catalog", "lineage"], ["setup"]]
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "brickyard")
+def test_every_command_has_help(words, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([*words, "--help"])
+    assert e.value.code == 0
+    assert "usage: brickyard" in capsys.readouterr().out
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "brickyard", *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_help_answers_without_starting_spark():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "catalog" in r.stdout
+
+
+def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("sources:\n  - {name: a, kind: jsonl, path: x, txt_field: body}\n")
+    r = run_cli("ingest", "--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "brickyard: error: bad.yaml.sources[0]: unknown key 'txt_field' (did you mean 'text_field'?); "
+        "allowed: name, kind, domain, path, include, exclude, text_field, id_field, license, parts"
+    ]
+    assert "Traceback" not in r.stderr
+
+
+def test_run_without_sources_says_what_to_pass():
+    r = run_cli("run")
+    assert r.returncode == 2 and "declares no sources" in r.stderr

@@ -1,0 +1,87 @@
+"""The set-up failures a user can hit each get one sentence, not a JVM trace."""
+
+import os
+import stat
+
+import pytest
+
+from pipelines import jars
+from pipelines.errors import BrickyardError
+from pipelines.session import check_java, check_writable, lakehouse_root
+
+
+def fake_java(folder, version_line):
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    java = bin_dir / "java"
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\n")
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
+def test_missing_java_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(BrickyardError, match=r"no `java` was found on JAVA_HOME=.*install OpenJDK 17"):
+        check_java()
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BrickyardError, match="no `java` was found on PATH"):
+        check_java()
+
+
+def test_old_java_is_named_with_its_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(fake_java(tmp_path / "jdk8", 'openjdk version "1.8.0_392"')))
+    with pytest.raises(BrickyardError, match=r"needs Java 17 or newer, but .* is Java 8"):
+        check_java()
+    monkeypatch.setenv("JAVA_HOME", str(fake_java(tmp_path / "jdk21", 'openjdk version "21.0.2" 2024-01-16')))
+    assert check_java().endswith("jdk21/bin/java")
+
+
+def test_unwritable_lakehouse_root_is_one_sentence(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(BrickyardError, match=r"lakehouse root .* is not writable \(.*\); choose another folder"):
+        check_writable(blocker / "lakehouse")
+
+
+def test_lakehouse_root_flag_beats_environment_beats_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRICKYARD_LAKEHOUSE", str(tmp_path / "env"))
+    assert lakehouse_root(str(tmp_path / "flag"), "cfg") == tmp_path / "flag"
+    assert lakehouse_root(None, "cfg") == tmp_path / "env"
+    monkeypatch.delenv("BRICKYARD_LAKEHOUSE")
+    assert lakehouse_root(None, None) == (tmp_path.cwd() / "lakehouse").resolve()
+
+
+def test_delta_coordinate_matches_installed_spark_and_delta():
+    import importlib.metadata
+
+    import pyspark
+
+    mm = ".".join(pyspark.__version__.split(".")[:2])
+    assert jars.delta_coordinate() == f"io.delta:delta-spark_{mm}_2.13:{importlib.metadata.version('delta-spark')}"
+
+
+def test_unreachable_jar_repository_says_how_to_fix_it(tmp_path, monkeypatch):
+    # Ivy pointed at a closed port on this machine: resolution fails fast, as it would offline
+    settings = tmp_path / "ivysettings.xml"
+    settings.write_text(
+        '<ivysettings><settings defaultResolver="nowhere"/><resolvers>'
+        '<ibiblio name="nowhere" m2compatible="true" root="http://127.0.0.1:9/maven2/"/>'
+        "</resolvers></ivysettings>"
+    )
+    monkeypatch.setenv("BRICKYARD_JARS_DIR", str(tmp_path / "jars"))
+    with pytest.raises(BrickyardError) as err:
+        jars.resolve_delta_jars(ivy_settings=settings, quiet=True)
+    msg = str(err.value)
+    assert msg.startswith("Could not fetch the Delta Lake jars (io.delta:delta-spark_")
+    assert "unresolved dependency" in msg and "BRICKYARD_JARS_DIR" in msg
+    assert "\n" not in msg
+    assert jars.cached_jars() is None  # nothing half-written is taken for a cache
+
+
+def test_a_hand_filled_jar_folder_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRICKYARD_JARS_DIR", str(tmp_path))
+    assert jars.cached_jars() is None
+    for name in ("io.delta_delta-spark_4.2_2.13-4.4.0.jar", "io.delta_delta-storage-4.4.0.jar"):
+        (tmp_path / name).write_bytes(b"PK")
+    assert [p.name for p in jars.cached_jars()] == sorted(os.listdir(tmp_path))

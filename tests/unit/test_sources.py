@@ -1,0 +1,51 @@
+import os
+
+from pipelines.config import SourceConfig
+from pipelines.readers import Unit
+from pipelines.sample import sample_units
+from pipelines.sources import assign_partitions, units_for_tree
+from tests.helpers import copy_stdlib_package
+
+
+def test_code_tree_walk_licences_links_and_hidden_files(tmp_path):
+    files = copy_stdlib_package(tmp_path, "json")
+    vend = tmp_path / "json" / "_vendor" / "lib"
+    vend.mkdir(parents=True)
+    (vend / "COPYING").write_text("Permission is hereby granted, free of charge, to any person")
+    (vend / "mod.py").write_text("x = 1\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    (tmp_path / "json" / "__pycache__").mkdir(exist_ok=True)
+    os.symlink("/etc/passwd", tmp_path / "escape.py")
+    src = SourceConfig(name="repo", kind="code", domain="code", path=str(tmp_path))
+    units = {u.path: u for u in units_for_tree(src, "code", tmp_path, ["*.py"], [], "code", "", 1 << 20)}
+    assert set(units) == {f"json/{f.name}" for f in files} | {"json/_vendor/lib/mod.py", "escape.py"}
+    assert units["json/decoder.py"].license == "PSF-2.0"
+    assert units["json/_vendor/lib/mod.py"].license == "MIT"
+    assert units["escape.py"].problem == "symlink"
+    assert all(not u.path.startswith(".git") for u in units.values())
+
+
+def test_exclude_patterns_cross_folders(tmp_path):
+    copy_stdlib_package(tmp_path, "json")
+    src = SourceConfig(name="repo", kind="code", path=str(tmp_path))
+    units = units_for_tree(src, "code", tmp_path, ["*"], ["*tool.py", "*.txt"], "code", "", 1 << 20)
+    assert units and not any(u.path.endswith(("tool.py", ".txt")) for u in units)
+
+
+def test_partitions_are_balanced_by_size():
+    units = [Unit("s", "d", "text", f"/f{i}", f"f{i}", size=s * 10_000) for i, s in enumerate([900, 500, 400, 300, 200, 100])]
+    parts = assign_partitions(units, 2)
+    loads = [sum(u.size for u, p in zip(units, parts) if p == k) for k in (0, 1)]
+    assert sorted(loads) == [12_000_000, 12_000_000]
+
+
+def test_sample_is_deterministic_within_budget_and_names_no_machine_paths():
+    src = SourceConfig(name="sample", kind="sample", parts={"stdlib": 0.5, "package_docs": 0.2, "licenses": 0, "man_pages": 0, "share_doc": 0})
+    a, b = sample_units(src, 1 << 26), sample_units(src, 1 << 26)
+    assert [u.path for u in a] == [u.path for u in b]
+    stdlib = [u for u in a if u.path.startswith("stdlib/")]
+    assert stdlib and sum(u.size for u in stdlib) <= 0.5e6
+    assert {u.domain for u in a} == {"code", "docs"}
+    assert all(not u.path.startswith("/") for u in a)
+    assert any(u.license == "PSF-2.0" for u in stdlib)
