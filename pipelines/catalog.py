@@ -96,9 +96,10 @@ def latest_version(spark, table: str) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]["version"])
 
 
-def last_commit_metrics(spark, table: str) -> dict[str, str]:
+def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
+    """Version and operation metrics of the table's latest commit."""
     row = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]
-    return dict(row["operationMetrics"] or {})
+    return int(row["version"]), dict(row["operationMetrics"] or {})
 
 
 def ensure_schema(spark, name: str) -> None:
@@ -257,20 +258,21 @@ class JobRun:
         )
 
     def _write(self, first: bool) -> None:
-        df = self.spark.createDataFrame([self._row()], _LINEAGE_SCHEMA)
         if first:
+            df = self.spark.createDataFrame([self._row()], _LINEAGE_SCHEMA)
             _retry(lambda: df.write.format("delta").mode("append").saveAsTable(LINEAGE.name), "record the run")
             return
-        view = f"lineage_update_{self.run_id.replace('-', '_')}"
-        df.createOrReplaceTempView(view)
+        # the outcome as one UPDATE of literals: no join, and with deletion vectors no file rewrite
+        values = dict(zip([c.name for c in LINEAGE.columns], self._row(), strict=True))
+        sets = ", ".join(
+            f"{name} = {_literal(values[name], typ)}"
+            for name, typ in ((c.name, c.type) for c in LINEAGE.columns)
+            if name not in ("run_id", "job", "started_at", "config", "config_hash", "host", "pid")
+        )
         _retry(
-            lambda: self.spark.sql(
-                f"MERGE INTO {LINEAGE.name} t USING {view} s ON t.run_id = s.run_id "
-                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-            ),
+            lambda: self.spark.sql(f"UPDATE {LINEAGE.name} SET {sets} WHERE run_id = {sql_str(self.run_id)}"),
             "record the run's outcome",
         )
-        self.spark.catalog.dropTempView(view)
 
     def __enter__(self) -> JobRun:
         ensure_table(self.spark, LINEAGE, self.owner)
@@ -303,6 +305,32 @@ class JobRun:
         if exc is not None and exc_type is None:
             raise exc
         return False
+
+
+def _literal(value, typ: str) -> str:
+    """A Spark SQL literal of `value` typed as `typ` (the lineage columns' types)."""
+    if value is None:
+        return f"CAST(NULL AS {typ})"
+    if typ in ("BIGINT", "INT"):
+        return f"CAST({int(value)} AS {typ})"
+    if typ == "TIMESTAMP":
+        return f"TIMESTAMP {sql_str(value.isoformat(sep=' '))}"
+    if typ == "STRING":
+        return sql_str(value)
+    if typ.startswith("MAP"):
+        if not value:
+            return f"CAST(map() AS {typ})"
+        return "map(" + ", ".join(f"{sql_str(k)}, {sql_str(v)}" for k, v in value.items()) + ")"
+    if typ.startswith("ARRAY"):
+        if not value:
+            return f"CAST(array() AS {typ})"
+        items = [
+            f"named_struct('name', {_literal(n, 'STRING')}, 'kind', {_literal(k, 'STRING')}, "
+            f"'version', {_literal(v, 'BIGINT')}, 'detail', {_literal(d, 'STRING')})"
+            for n, k, v, d in value
+        ]
+        return "array(" + ", ".join(items) + ")"
+    raise TypeError(typ)
 
 
 def mark_killed_runs(spark, job: str) -> int:

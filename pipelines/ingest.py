@@ -27,7 +27,7 @@ from pipelines.catalog import (
     TableSpec,
     code_version,
     ensure_table,
-    last_commit_metrics,
+    last_commit,
     latest_version,
     set_properties,
     table_properties,
@@ -256,8 +256,9 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
         inserted = updated = 0
         if not changed.isEmpty():
             _merge(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
-            m = last_commit_metrics(spark, DOCUMENTS.name)
+            version, m = last_commit(spark, DOCUMENTS.name)
             inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
+            run.outputs.append(Ref(DOCUMENTS.name, "table", version))
         fault_pause("ingest:after-documents")
 
         bad = records.where("kind = 'quarantine'").select(
@@ -293,7 +294,8 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
             **{f"quarantined.{k}": v for k, v in reasons.items()},
         )
         for spec in (DOCUMENTS, QUARANTINE, SOURCE_FILES):
-            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+            if spec.name not in {o.name for o in run.outputs}:
+                run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
         say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
         return IngestResult(run.run_id, "succeeded", rows_in, n_docs, n_bad, inserted, updated, n_fresh, n_files - n_fresh)
 

@@ -197,12 +197,13 @@ RECORD_FIELDS = [
 ]
 
 
-def _doc(unit: Unit, locator: str, text: str, metadata: dict | None = None, **extra) -> dict:
+def _doc(unit: Unit, locator: str, text: str, metadata: dict | None = None, encoded: bytes | None = None, **extra) -> dict:
+    data = text.encode("utf-8") if encoded is None else encoded  # `encoded`: the text's UTF-8 bytes
     rec = dict.fromkeys(RECORD_FIELDS)
     rec.update(
         kind="doc", source=unit.source, domain=unit.domain, format=unit.format, path=unit.path,
         locator=locator, doc_id=doc_id(unit.source, locator), text=text,
-        content_sha256=content_sha256(text), n_bytes=len(text.encode("utf-8")),
+        content_sha256=hashlib.sha256(data).hexdigest(), n_bytes=len(data),
         license=unit.license, metadata=json.dumps(metadata or {}, ensure_ascii=False),
     )
     rec.update(extra)
@@ -302,6 +303,37 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield from read_file(unit, max_doc_bytes, max_file_bytes)
 
 
+def _read_whole(file: str, size: int, limit: int) -> tuple[bytes, int]:
+    """The file's (decompressed) bytes, at most limit + 1 of them, and the total size if known.
+
+    Plain and gzip files are read in one go (one bounded inflate, gzip members followed), the
+    fast path for folders of many small files; zstd goes through the streaming reader.
+    """
+    kind = compression(file)
+    if kind is None:
+        with open(file, "rb") as f:
+            data = f.read(limit + 1)
+        return data, max(size, len(data))
+    if kind == "gzip":
+        with open(file, "rb") as f:
+            packed = f.read()
+        out, total = bytearray(), 0
+        while packed:
+            d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            chunk = d.decompress(packed, limit + 1 - len(out))
+            out += chunk
+            total += len(chunk)
+            if len(out) > limit:
+                return bytes(out), -1  # too large; the exact size is not worth inflating for
+            if not d.eof:
+                raise EOFError("the gzip stream ends before its end marker")
+            packed = d.unused_data.lstrip(b"\x00")
+        return bytes(out), total
+    with open_stream(file, limit + 1) as f:
+        data = f.read(limit + 1)
+        return data, len(data) + (_drain(f) if len(data) > limit else 0)
+
+
 def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[dict]:
     """A whole file is one document (plain-text folders and code trees)."""
     loc = unit.path
@@ -314,12 +346,7 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield _bad(unit, loc, "too_large", f"{unit.size} bytes is over the {max_doc_bytes}-byte document limit", head, unit.size)
         return
     try:
-        with open_stream(unit.file, max_file_bytes) as f:
-            data = f.read(max_doc_bytes + 1)
-            if len(data) > max_doc_bytes:
-                total = len(data) + _drain(f)
-                yield _bad(unit, loc, "too_large", f"{total} bytes (decompressed) is over the {max_doc_bytes}-byte document limit", data[:SNIPPET_CHARS], total)
-                return
+        data, total = _read_whole(unit.file, unit.size, min(max_doc_bytes, max_file_bytes))
     except TooMuchData:
         yield _bad(unit, loc, "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit")
         return
@@ -329,14 +356,20 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
     except OSError as e:
         yield _bad(unit, loc, "unreadable", f"the file cannot be read: {e.strerror or e}")
         return
+    if len(data) > max_doc_bytes:
+        size = f"{total} bytes" if total > 0 else "more than that"
+        yield _bad(unit, loc, "too_large", f"{size} (decompressed) is over the {max_doc_bytes}-byte document limit", data[:SNIPPET_CHARS], max(total, len(data)))
+        return
     if b"\x00" in data[:BINARY_SNIFF]:
         yield _bad(unit, loc, "binary", "the file has NUL bytes in its first 8 KiB", data)
         return
-    problem = _utf8_problem(data)
-    if problem:
-        yield _bad(unit, loc, "invalid_utf8", problem, data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        yield _bad(unit, loc, "invalid_utf8", f"byte 0x{data[e.start]:02x} at offset {e.start} is not valid UTF-8", data)
         return
-    text = data.decode("utf-8").removeprefix("\ufeff")
     if not text.strip():
         yield _bad(unit, loc, "empty", "the file holds no text", data)
         return
@@ -344,12 +377,12 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
     if unit.format == "code":
         head = text[:2048]
         yield _doc(
-            unit, loc, text, meta,
+            unit, loc, text, meta, data,
             code_language=code_language(unit.path, head),
             is_vendored=is_vendored(unit.path), is_generated=is_generated(unit.path, head),
         )
     else:
-        yield _doc(unit, loc, text, meta)
+        yield _doc(unit, loc, text, meta, data)
 
 
 def _drain(f, chunk: int = 1 << 20) -> int:

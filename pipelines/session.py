@@ -111,7 +111,6 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
         # Sized for a small machine: the defaults (200 shuffle partitions, 50 partitions to
         # rebuild a Delta snapshot) cost far more in task overhead than they save.
         "spark.sql.shuffle.partitions": str(shuffle),
-        "spark.default.parallelism": str(shuffle),
         "spark.databricks.delta.snapshotPartitions": str(max(2, cores)),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": "2000",
@@ -119,6 +118,8 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
         "spark.ui.showConsoleProgress": str(settings.progress).lower(),
         # new tables enable the change data feed, so downstream jobs can read only what changed
         "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true",
+        # updates and deletes mark rows in a small side file instead of rewriting data files
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
         "spark.sql.session.timeZone": "UTC",
     }
     if settings.master.startswith("local"):

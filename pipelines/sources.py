@@ -42,6 +42,7 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 def walk_files(root: Path, include: list[str], exclude: list[str]) -> Iterable[tuple[str, os.DirEntry]]:
     """(relative path, entry) for each file under root, without following links, sorted."""
     stack = [root]
+    cut = len(str(root).rstrip(os.sep)) + 1
     while stack:
         folder = stack.pop()
         try:
@@ -52,7 +53,7 @@ def walk_files(root: Path, include: list[str], exclude: list[str]) -> Iterable[t
         for e in entries:
             if e.name.startswith("."):
                 continue
-            rel = os.path.relpath(e.path, root).replace(os.sep, "/")
+            rel = e.path[cut:].replace(os.sep, "/")
             if e.is_dir(follow_symlinks=False):
                 if e.name not in SKIP_DIRS:
                     subdirs.append(Path(e.path))

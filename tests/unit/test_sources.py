@@ -36,7 +36,7 @@ def test_exclude_patterns_cross_folders(tmp_path):
 def test_partitions_are_balanced_by_size():
     units = [Unit("s", "d", "text", f"/f{i}", f"f{i}", size=s * 10_000) for i, s in enumerate([900, 500, 400, 300, 200, 100])]
     parts = assign_partitions(units, 2)
-    loads = [sum(u.size for u, p in zip(units, parts) if p == k) for k in (0, 1)]
+    loads = [sum(u.size for u, p in zip(units, parts, strict=True) if p == k) for k in (0, 1)]
     assert sorted(loads) == [12_000_000, 12_000_000]
 
 
