@@ -1,0 +1,245 @@
+"""The MoE model against references: naive per-token MoE, dense GLU, MHA, RoPE's algebra."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.moe import (
+    Attention,
+    Experts,
+    ModelConfig,
+    MoEFFN,
+    MoETransformer,
+    apply_rope,
+    glu,
+    rope_cos_sin,
+)
+from model.presets import PRESETS, get_preset, param_counts
+
+torch.manual_seed(0)
+
+
+def small_cfg(**kw):
+    base = dict(vocab_size=256, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64,
+                n_experts=6, top_k=2, expert_ffn=24)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def naive_moe(ffn: MoEFFN, x: torch.Tensor) -> torch.Tensor:
+    """One token at a time, in plain Python: softmax, top-k, renormalize, weighted GLU experts."""
+    cfg = ffn.router.cfg
+    w1, v1, w2 = ffn.experts.weights()
+    out = []
+    for t in x.reshape(-1, cfg.d_model):
+        probs = (ffn.router.layer.weight.float() @ t.float()).softmax(-1)
+        wts, ids = probs.topk(cfg.top_k)
+        wts = wts / wts.sum()
+        out.append(sum(w * glu(t[None], w1[e], v1[e], w2[e])[0] for w, e in zip(wts, ids.tolist(), strict=True)))
+    return torch.stack(out).view_as(x)
+
+
+def init(m):
+    for p in m.parameters():
+        torch.nn.init.normal_(p, 0, 0.3)
+    return m
+
+
+def test_moe_output_and_gradients_equal_the_naive_per_token_reference():
+    cfg = small_cfg()
+    ffn = init(MoEFFN(cfg)).double()
+    x = torch.randn(3, 5, cfg.d_model, dtype=torch.float64, requires_grad=True)
+    y, _ = ffn(x)
+    ref = naive_moe(ffn, x)
+    torch.testing.assert_close(y, ref.to(y.dtype), rtol=1e-6, atol=1e-6)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, *ffn.experts.parameters()], g)
+    grads_ref = torch.autograd.grad(ref.to(y.dtype), [x, *ffn.experts.parameters()], g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_experts_never_build_a_tokens_by_experts_by_hidden_tensor():
+    cfg = small_cfg(n_experts=16, top_k=4, d_model=64, expert_ffn=32)
+    ffn = init(MoEFFN(cfg))
+    x = torch.randn(1, 256, cfg.d_model)
+    biggest = []
+
+    def track(mod, args, out):
+        biggest.append(max((a.numel() for a in [*args, out] if torch.is_tensor(a)), default=0))
+
+    ffn.experts.register_forward_hook(track)
+    ffn(x)
+    assert biggest[0] <= 256 * 4 * max(cfg.d_model, cfg.expert_ffn)  # N*k*D at most, never N*E*D
+
+
+def test_one_expert_with_top1_is_a_dense_glu_ffn():
+    cfg = small_cfg(n_experts=1, top_k=1)
+    ffn = init(MoEFFN(cfg))
+    x = torch.randn(2, 7, cfg.d_model)
+    y, route = ffn(x)
+    w1, v1, w2 = ffn.experts.weights()
+    torch.testing.assert_close(y, glu(x, w1[0], v1[0], w2[0]), rtol=1e-5, atol=1e-5)
+    assert torch.allclose(route.top_weights, torch.ones_like(route.top_weights))
+
+
+def test_router_weights_renormalize_and_losses_are_reported():
+    cfg = small_cfg()
+    ffn = init(MoEFFN(cfg))
+    route = ffn.router(torch.randn(50, cfg.d_model))
+    torch.testing.assert_close(route.top_weights.sum(-1), torch.ones(50))
+    assert route.top_weights.dtype == torch.float32
+    assert route.lb_loss.item() >= 1.0 - 1e-5  # 1 exactly at perfect balance, more otherwise
+    assert route.z_loss.item() > 0
+    torch.testing.assert_close(route.load.sum(), torch.tensor(1.0))
+
+
+def test_router_runs_in_fp32_under_bf16_inputs():
+    cfg = small_cfg()
+    ffn = init(MoEFFN(cfg)).to(torch.bfloat16)
+    y, route = ffn(torch.randn(2, 4, cfg.d_model, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and route.top_weights.dtype == torch.float32
+
+
+def test_changing_future_tokens_does_not_change_earlier_logits():
+    model = MoETransformer(small_cfg()).eval()
+    idx = torch.randint(0, 256, (2, 16))
+    changed = idx.clone()
+    changed[:, 10:] = torch.randint(0, 256, (2, 6))
+    a, b = model(idx).logits, model(changed).logits
+    torch.testing.assert_close(a[:, :10], b[:, :10])
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_gqa_equals_multi_head_attention_with_repeated_keys_and_values():
+    cfg = small_cfg(clip_qkv=None)
+    attn = init(Attention(cfg))
+    x = torch.randn(2, 9, cfg.d_model)
+    pos = torch.arange(9)
+    y = attn(x, pos)
+    # the same computation spelled out with K and V repeated to every query head
+    q, k, v = attn.Wqkv(x).split([cfg.d_model, cfg.n_kv_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim], -1)
+    B, T = 2, 9
+    q = q.view(B, T, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+    k = k.view(B, T, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
+    v = v.view(B, T, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
+    cos, sin = rope_cos_sin(pos, cfg.head_dim, cfg.rope_theta, q.dtype)
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    rep = cfg.n_heads // cfg.n_kv_heads
+    k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    scores = (q @ k.transpose(-1, -2)) / cfg.head_dim**0.5
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    ref = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, cfg.d_model)
+    torch.testing.assert_close(y, attn.out_proj(ref), rtol=1e-5, atol=1e-5)
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    hd = 16
+    q, k = torch.randn(hd), torch.randn(hd)
+
+    def score(m, n):
+        cos, sin = rope_cos_sin(torch.tensor([m, n]), hd, 5e5, torch.float64)
+        qm = apply_rope(q.double()[None, None, None], cos[0], sin[0])
+        kn = apply_rope(k.double()[None, None, None], cos[1], sin[1])
+        return (qm * kn).sum().item()
+
+    # angles are computed in fp32 (as in training), so equal up to fp32 rounding of the angle
+    assert score(3, 1) == pytest.approx(score(103, 101), rel=1e-5)
+    assert score(50, 7) == pytest.approx(score(1050, 1007), rel=1e-5)
+    assert score(3, 1) != pytest.approx(score(3, 2), rel=1e-3)
+
+
+def test_qkv_clipping_clamps_the_projections_before_attention():
+    cfg = small_cfg(clip_qkv=0.5)
+    clipped = Attention(cfg)
+    torch.nn.init.normal_(clipped.Wqkv.weight, 0, 5.0)
+    unclipped = Attention(small_cfg(clip_qkv=None))
+    unclipped.load_state_dict(clipped.state_dict())
+    x, pos = torch.randn(1, 4, cfg.d_model), torch.arange(4)
+    assert unclipped.Wqkv(x).abs().max() > 0.5  # the clamp has something to do
+    raw = unclipped.Wqkv
+    unclipped.Wqkv = Clamped(raw, 0.5)
+    torch.testing.assert_close(clipped(x, pos), unclipped(x, pos))
+    unclipped.Wqkv = raw
+    assert not torch.allclose(clipped(x, pos), unclipped(x, pos))
+
+
+class Clamped(torch.nn.Module):
+    def __init__(self, inner, c):
+        super().__init__()
+        self.inner, self.c = inner, c
+
+    def forward(self, t):
+        return self.inner(t).clamp(-self.c, self.c)
+
+
+def test_kv_cache_decoding_matches_full_recompute():
+    model = MoETransformer(small_cfg()).eval()
+    prompt = torch.randint(0, 256, (2, 5))
+    out = model.generate(prompt, 8)
+    seq = prompt
+    for _ in range(8):  # no cache: recompute the whole sequence each step
+        seq = torch.cat([seq, model(seq).logits[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, seq)
+
+
+def test_tiny_model_overfits_one_batch():
+    torch.manual_seed(1)
+    model = MoETransformer(get_preset("tiny", vocab_size=512))
+    idx = torch.randint(0, 512, (4, 33))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        out = model(idx[:, :-1], idx[:, 1:])
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.ce_loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_parameter_count_formula_matches_the_module(name):
+    with torch.device("meta"):
+        model = MoETransformer(PRESETS[name])
+    assert model.num_params() == param_counts(PRESETS[name])["total"]
+
+
+@pytest.mark.parametrize("name,total,active,tol", [
+    ("dbrx", 132e9, 36e9, 0.01), ("dbrx-moe-a", 7.7e9, 2.2e9, 0.03), ("dbrx-moe-b", 23.5e9, 6.6e9, 0.03),
+])
+def test_published_sizes(name, total, active, tol):
+    c = param_counts(PRESETS[name])
+    assert c["total"] == pytest.approx(total, rel=tol) and c["active"] == pytest.approx(active, rel=tol)
+
+
+def test_dbrx_and_tinyllama_shapes():
+    d = PRESETS["dbrx"]
+    assert (d.n_layers, d.d_model, d.n_heads, d.n_kv_heads, d.n_experts, d.top_k, d.expert_ffn, d.vocab_size,
+            d.rope_theta, d.clip_qkv, d.max_seq_len) == (40, 6144, 48, 8, 16, 4, 10752, 100352, 5e5, 8.0, 32768)
+    t = PRESETS["tinyllama"]
+    assert (t.n_layers, t.d_model, t.n_heads, t.n_kv_heads, t.expert_ffn, t.n_experts) == (22, 2048, 32, 4, 5632, 1)
+    assert 100e6 <= param_counts(PRESETS["small"])["total"] <= 150e6
+
+
+def test_bad_shapes_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="n_heads 6 is not a multiple of n_kv_heads 4"):
+        small_cfg(n_heads=6, n_kv_heads=4, d_model=48)
+    with pytest.raises(ValueError, match="top_k 9 must be between 1 and n_experts 6"):
+        small_cfg(top_k=9)
+
+
+def test_experts_module_alone_matches_per_expert_matmuls():
+    cfg = small_cfg()
+    ex = init(Experts(cfg))
+    x = torch.randn(10, cfg.d_model)
+    route = init(MoEFFN(cfg)).router(x)
+    y = ex(x, route)
+    w1, v1, w2 = ex.weights()
+    ref = torch.zeros_like(x)
+    for j in range(cfg.top_k):
+        for t in range(10):
+            e = route.top_experts[t, j].item()
+            ref[t] += route.top_weights[t, j] * glu(x[t:t + 1], w1[e], v1[e], w2[e])[0]
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
