@@ -3,6 +3,7 @@
     brickyard run       --config configs/demo.yaml    every stage that exists, in order
     brickyard ingest    --config ...                  sources -> bronze.documents
     brickyard catalog   ls | show TABLE | lineage TABLE
+    brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
 
 Imports are lazy so that `--help` answers at once; Spark starts only for commands that need it.
@@ -69,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("table", help="schema.table, e.g. bronze.documents")
     c.add_argument("--runs", type=int, default=5, help="most recent runs to show (default 5)")
     _spark_options(c)
+
+    p = sub.add_parser("model", help="model presets and their sizes",
+                       description="Show the model presets and their parameter counts.")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    m = msub.add_parser("info", help="shape and parameter counts of a preset (or all)",
+                        description="Print a preset's shape with its total and active parameters.")
+    m.add_argument("preset", nargs="?", help="tiny, small, dbrx-moe-a, dbrx-moe-b, dbrx, tinyllama (default: all)")
 
     p = sub.add_parser("setup", help="check Java and fetch the Delta jars into the local cache",
                        description="Check that Java 17+ is present and resolve the Delta Lake jars "
@@ -150,6 +158,25 @@ def cmd_catalog(args) -> int:
     return 0
 
 
+def cmd_model(args) -> int:
+    from model.presets import PRESETS, param_counts
+    from pipelines.catalog import format_table
+
+    names = [args.preset] if args.preset else list(PRESETS)
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        from pipelines.errors import BrickyardError
+
+        raise BrickyardError(f"unknown model preset {unknown[0]!r}; presets: {', '.join(PRESETS)}")
+    rows = []
+    for n in names:
+        c, pc = PRESETS[n], param_counts(PRESETS[n])
+        rows.append([n, c.n_layers, c.d_model, f"{c.n_heads}/{c.n_kv_heads}", f"{c.top_k} of {c.n_experts}",
+                     c.expert_ffn, c.vocab_size, f"{pc['total'] / 1e9:.3f}B", f"{pc['active'] / 1e9:.3f}B"])
+    print(format_table(["preset", "layers", "d_model", "heads/kv", "experts", "expert_ffn", "vocab", "total", "active"], rows))
+    return 0
+
+
 def cmd_setup(args) -> int:
     from pipelines import jars
     from pipelines.session import check_java, java_version
@@ -164,7 +191,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "catalog": cmd_catalog, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import pytest
 from brickyard.cli import build_parser
 
 COMMANDS = [[], ["run"], ["ingest"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
-            ["catalog", "lineage"], ["setup"]]
+            ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"]]
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "brickyard")
@@ -41,3 +41,11 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
 def test_run_without_sources_says_what_to_pass():
     r = run_cli("run")
     assert r.returncode == 2 and "declares no sources" in r.stderr
+
+
+def test_model_info_prints_the_presets_counts():
+    r = run_cli("model", "info", "dbrx")
+    assert r.returncode == 0
+    assert "131.597B" in r.stdout and "35.853B" in r.stdout and "4 of 16" in r.stdout
+    bad = run_cli("model", "info", "dbrx-xl")
+    assert bad.returncode == 2 and "unknown model preset 'dbrx-xl'" in bad.stderr

@@ -243,3 +243,12 @@ def test_experts_module_alone_matches_per_expert_matmuls():
             e = route.top_experts[t, j].item()
             ref[t] += route.top_weights[t, j] * glu(x[t:t + 1], w1[e], v1[e], w2[e])[0]
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_model_package_stays_pure_pytorch():
+    from pathlib import Path
+
+    for f in (Path(__file__).resolve().parents[2] / "model").glob("*.py"):
+        src = f.read_text()
+        for banned in ("torch.distributed", "import pipelines", "from pipelines", "import training", "from training"):
+            assert banned not in src, f"{f.name} uses {banned}"
