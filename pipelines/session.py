@@ -78,6 +78,33 @@ def check_writable(root: Path) -> None:
         ) from None
 
 
+def check_lakehouse_free(root: Path) -> None:
+    """Derby admits one driver per metastore; it holds an OS lock on dbex.lck while open.
+
+    Probing that lock first turns Derby's long "Another instance of Derby may have already
+    booted the database" trace into one sentence.
+    """
+    import fcntl
+
+    lock = root / "metastore_db" / "dbex.lck"
+    if not lock.exists():
+        return
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return  # unreadable lock file: let Derby speak for itself
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    except OSError:
+        raise BrickyardError(
+            f"The lakehouse {root} is in use by another brickyard process (its local metastore admits "
+            "one at a time); wait for that one to finish, or use another --lakehouse."
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def default_parallelism() -> int:
     return os.cpu_count() or 2
 
@@ -147,6 +174,8 @@ def get_spark(root: Path, settings: SparkSettings, app_name: str = "brickyard"):
 
     check_java()
     check_writable(root)
+    if SparkSession.getActiveSession() is None and "spark.hadoop.javax.jdo.option.ConnectionURL" not in settings.conf:
+        check_lakehouse_free(root)
     from pipelines.jars import ensure_delta_jars
 
     jars = ensure_delta_jars()

@@ -173,3 +173,17 @@ def test_catalog_views_list_show_and_trace_lineage(spark, make_config, tmp_path)
     assert f"ingest run {r.run_id} succeeded" in lin and "source t_view" in lin
     with pytest.raises(Exception, match="there is no table bronze.nope"):
         catalog.render_show(spark, "bronze.nope")
+
+
+def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehouse):
+    import subprocess
+    import sys
+
+    spark.sql("SHOW SCHEMAS").collect()  # this session's metastore is open and locked
+    r = subprocess.run(
+        [sys.executable, "-m", "brickyard", "catalog", "ls", "--lakehouse", str(lakehouse)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith(f"brickyard: error: The lakehouse {lakehouse} is in use by another brickyard process")
+    assert "Traceback" not in r.stderr and "Derby" not in r.stderr
