@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "read goes to bronze.quarantine with its reason. Only new or changed files are read.")
     _spark_options(p)
     p.add_argument("--source", action="append", help="ingest only this source (repeatable)")
+
+    p = sub.add_parser("curate", help="bronze.documents -> silver.documents: normalize, identify language, filter, redact",
+                       description="Curate new or changed bronze documents into silver.documents: every "
+                       "document is kept with its signals, a keep flag and the rule that rejected it; "
+                       "ops.filter_stats counts documents and bytes per rule and domain.")
+    _spark_options(p)
 
     p = sub.add_parser("catalog", help="look at the governed catalog",
                        description="List tables, show one, or trace its lineage.")
@@ -127,6 +133,10 @@ def cmd_run(args) -> int:
         t = time.time()
         if stage == "ingest":
             ingest(spark, cfg, args.source)
+        elif stage == "curate":
+            from pipelines.curate import curate
+
+            curate(spark, cfg)
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
@@ -140,6 +150,16 @@ def cmd_ingest(args) -> int:
     spark, _ = _spark(args, cfg)
     r = ingest(spark, cfg, args.source)
     print(f"run {r.run_id}: {r.status}")
+    return 0
+
+
+def cmd_curate(args) -> int:
+    from pipelines.curate import curate
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    run_id, status, kept, rejected = curate(spark, cfg)
+    print(f"run {run_id}: {status}")
     return 0
 
 
@@ -191,7 +211,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

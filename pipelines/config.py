@@ -241,6 +241,31 @@ class SparkSettings:
         _positive(where, "shuffle_partitions", self.shuffle_partitions)
 
 
+PERMISSIVE_LICENSES = [
+    "MIT", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "PSF-2.0", "Unlicense", "CC0-1.0", "Zlib",
+]
+
+
+@dataclass
+class CurateSettings:
+    languages: list[str] = field(default_factory=lambda: ["en"])  # kept text languages (code is exempt)
+    min_lang_score: float = 0.65
+    # code whose licence is not listed is rejected as license:<id>; NOASSERTION means no licence file
+    licenses: list[str] = field(default_factory=lambda: list(PERMISSIVE_LICENSES))
+    redact_pii: bool = True
+    rules: dict[str, Any] = field(default_factory=dict)  # {rule: {min, max, enabled}}, see pipelines.filters
+
+    def validate(self, where: str) -> None:
+        if not 0 <= self.min_lang_score <= 1:
+            raise ConfigError(f"{where}.min_lang_score: must be between 0 and 1, got {self.min_lang_score!r}")
+        from pipelines.filters import configure
+
+        try:
+            configure(self.rules)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.{str(e).removeprefix('curate.')}") from None
+
+
 @dataclass
 class CatalogSettings:
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
@@ -253,6 +278,7 @@ class PipelineConfig:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     spark: SparkSettings = field(default_factory=SparkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    curate: CurateSettings = field(default_factory=CurateSettings)
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 

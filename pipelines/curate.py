@@ -1,0 +1,232 @@
+"""Curate: `bronze.documents` -> `silver.documents`, every document kept, annotated and judged.
+
+Per document, in Arrow batches on the workers (`mapInArrow`; the fastText model loads once per
+Python worker):
+1. normalize (text: NFC, controls, line endings, white space; code: line endings only),
+2. identify the language (fastText lid.176; recorded for code too, but code is exempt),
+3. measure every signal (`pipelines.signals`),
+4. redact PII and secrets with typed placeholders (`pipelines.pii`),
+5. decide (`pipelines.filters`): text in a configured language above the minimum score; code under
+   an allowed licence (else `license:<id>`); then the heuristic rules in their stated order.
+   `reject_reason` is the first failing rule, `failed_rules` all of them.
+
+Rejected documents stay in silver (keep = false) so notebooks can look at them. Only bronze rows
+that are new or whose content changed since they were curated are processed; a rerun with nothing
+new is a recorded no-op. `ops.filter_stats` explains every rejected document: per run and domain,
+documents and bytes in, kept, and dropped per first failing rule (plus every rule that failed).
+"""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.catalog import (
+    Column,
+    JobRun,
+    Ref,
+    TableSpec,
+    code_version,
+    ensure_table,
+    last_commit,
+    latest_version,
+    set_properties,
+)
+from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.ingest import DOCUMENTS as BRONZE
+
+SILVER = TableSpec(
+    name="silver.documents",
+    comment="Curated documents: normalized, PII-redacted, annotated with language, signals, a keep flag "
+    "and the rule that rejected them. Rejected documents stay here (keep = false). Written by `brickyard curate`.",
+    layer="silver",
+    pii="redacted",
+    producer="curate",
+    columns=(
+        Column("doc_id", "STRING", "Stable id, as in bronze", nullable=False),
+        Column("source", "STRING", "Name of the declared source", nullable=False),
+        Column("domain", "STRING", "Domain of the source", nullable=False),
+        Column("kind", "STRING", "text or code (code is exempt from language ID and text heuristics)", nullable=False),
+        Column("path", "STRING", "File, relative to the source root", nullable=False),
+        Column("locator", "STRING", "Where in the source", nullable=False),
+        Column("text", "STRING", "Normalized text with PII replaced by typed placeholders", nullable=False),
+        Column("content_sha256", "STRING", "sha256 of this (normalized, redacted) text: exact-dedup key", nullable=False),
+        Column("n_bytes", "BIGINT", "UTF-8 length of the text", nullable=False),
+        Column("lang", "STRING", "Most likely language (fastText lid.176, ISO 639)", nullable=False),
+        Column("lang_score", "DOUBLE", "Its probability", nullable=False),
+        Column("code_language", "STRING", "Code: language from extension or shebang"),
+        Column("license", "STRING", "Code: SPDX id of the licence"),
+        Column("is_vendored", "BOOLEAN", "Code: vendored path"),
+        Column("is_generated", "BOOLEAN", "Code: generated file"),
+        Column("signals", "MAP<STRING, DOUBLE>", "Every curation signal by name (see pipelines/signals.py)"),
+        Column("pii_counts", "MAP<STRING, INT>", "Placeholders inserted, by type"),
+        Column("quality_score", "DOUBLE", "Quality classifier score in [0, 1]; null until a classifier is trained"),
+        Column("keep", "BOOLEAN", "Passes every rule", nullable=False),
+        Column("reject_reason", "STRING", "The first failing rule, in the stated order; null when kept"),
+        Column("failed_rules", "ARRAY<STRING>", "Every failing rule"),
+        Column("bronze_sha256", "STRING", "content_sha256 of the bronze row curated (to spot changes)", nullable=False),
+        Column("batch_id", "STRING", "Run id of the curate that wrote the row", nullable=False),
+        Column("curated_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+    checks={
+        "reason_iff_rejected": "(keep AND reject_reason IS NULL) OR (NOT keep AND reject_reason IS NOT NULL)",
+        "lang_score_range": "lang_score >= 0 AND lang_score <= 1",
+        "kind_known": "kind IN ('text', 'code')",
+    },
+)
+
+FILTER_STATS = TableSpec(
+    name="ops.filter_stats",
+    comment="Per curate run and domain: documents and bytes in, kept, and dropped per rule. The rows "
+    "counted as first_failure add up to the run's rejected documents.",
+    layer="ops",
+    pii="none",
+    producer="curate",
+    columns=(
+        Column("run_id", "STRING", "The curate run", nullable=False),
+        Column("domain", "STRING", "Domain", nullable=False),
+        Column("rule", "STRING", "Rule name; '*' for the input and kept rows", nullable=False),
+        Column("counted_as", "STRING", "input, kept, first_failure (the reject_reason) or any_failure", nullable=False),
+        Column("documents", "BIGINT", "Documents", nullable=False),
+        Column("bytes", "BIGINT", "Bytes of normalized text", nullable=False),
+    ),
+    checks={"counted_as_known": "counted_as IN ('input', 'kept', 'first_failure', 'any_failure')"},
+)
+
+IN_FIELDS = ["doc_id", "source", "domain", "format", "path", "locator", "text", "content_sha256",
+             "code_language", "license", "is_vendored", "is_generated"]
+OUT_SCHEMA = (
+    "doc_id STRING, source STRING, domain STRING, kind STRING, path STRING, locator STRING, text STRING, "
+    "content_sha256 STRING, n_bytes BIGINT, lang STRING, lang_score DOUBLE, code_language STRING, "
+    "license STRING, is_vendored BOOLEAN, is_generated BOOLEAN, signals STRING, pii_counts STRING, "
+    "keep BOOLEAN, reject_reason STRING, failed_rules STRING, bronze_sha256 STRING"
+)
+
+
+def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> dict:
+    """One bronze record -> one silver record (pure; `lang`/`score` come from a batched LID call)."""
+    import hashlib
+
+    from pipelines.filters import evaluate
+    from pipelines.pii import redact
+    from pipelines.signals import code_signals, normalize_code, normalize_text, text_signals
+
+    kind = "code" if rec["format"] == "code" or rec["domain"] == "code" else "text"
+    text = normalize_code(rec["text"]) if kind == "code" else normalize_text(rec["text"])
+    signals = code_signals(text, rec["path"]) if kind == "code" else text_signals(text)
+    failed = []
+    if kind == "text" and (lang not in settings["languages"] or score < settings["min_lang_score"]):
+        failed.append("language")
+    if kind == "code" and (rec["license"] or "NOASSERTION") not in settings["licenses"]:
+        failed.append(f"license:{rec['license'] or 'NOASSERTION'}")
+    failed += evaluate(signals, kind, rules)
+    counts = {}
+    if settings["redact_pii"]:
+        text, counts = redact(text)
+    data = text.encode("utf-8")
+    return {
+        "doc_id": rec["doc_id"], "source": rec["source"], "domain": rec["domain"], "kind": kind,
+        "path": rec["path"], "locator": rec["locator"], "text": text,
+        "content_sha256": hashlib.sha256(data).hexdigest(), "n_bytes": len(data),
+        "lang": lang, "lang_score": float(score), "code_language": rec["code_language"],
+        "license": rec["license"], "is_vendored": rec["is_vendored"], "is_generated": rec["is_generated"],
+        "signals": json.dumps(signals), "pii_counts": json.dumps(counts),
+        "keep": not failed, "reject_reason": failed[0] if failed else None,
+        "failed_rules": json.dumps(failed), "bronze_sha256": rec["content_sha256"],
+    }
+
+
+def make_curator(settings: dict):
+    def curate_partition(batches):
+        import pyarrow as pa
+
+        from pipelines.filters import configure
+        from pipelines.langid import identify
+
+        rules = configure(settings["rules"])
+        arrow = {"STRING": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+        schema = pa.schema([(name, arrow[typ]) for name, typ in (f.split() for f in OUT_SCHEMA.split(", "))])
+        for batch in batches:
+            recs = batch.to_pylist()
+            if not recs:
+                continue
+            langs, scores = identify([r["text"] for r in recs])  # one fastText call per Arrow batch
+            out = [curate_record(r, lang, s, settings, rules) for r, lang, s in zip(recs, langs, scores, strict=True)]
+            yield pa.RecordBatch.from_pylist(out, schema=schema)
+
+    return curate_partition
+
+
+def curate(spark, cfg: PipelineConfig, quiet: bool = False):
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    owner = cfg.catalog.owner
+    for spec in (SILVER, FILTER_STATS):
+        ensure_table(spark, spec, owner)
+    settings = to_dict(cfg.curate)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+
+    with JobRun(spark, "curate", settings, config_hash(settings), owner) as run:
+        bronze_version = latest_version(spark, BRONZE.name)
+        run.inputs.append(Ref(BRONZE.name, "table", bronze_version))
+        bronze = spark.sql(f"SELECT * FROM {BRONZE.name} VERSION AS OF {bronze_version}")
+        # pinned to a version: a plan over the live table would be invalidated (and recomputed against
+        # the new rows) by this run's own MERGE, which would empty everything computed after it
+        silver_version = latest_version(spark, SILVER.name)
+        done = spark.sql(f"SELECT doc_id, bronze_sha256 AS content_sha256 FROM {SILVER.name} VERSION AS OF {silver_version}")
+        todo = bronze.join(done, ["doc_id", "content_sha256"], "left_anti").select(*IN_FIELDS)
+        silver = (
+            todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
+            .select(
+                *[c.name for c in SILVER.columns if c.name not in ("signals", "pii_counts", "quality_score", "failed_rules", "batch_id", "curated_at")],
+                F.from_json("signals", "MAP<STRING, DOUBLE>").alias("signals"),
+                F.from_json("pii_counts", "MAP<STRING, INT>").alias("pii_counts"),
+                F.lit(None).cast("double").alias("quality_score"),
+                F.from_json("failed_rules", "ARRAY<STRING>").alias("failed_rules"),
+                F.lit(run.run_id).alias("batch_id"),
+                F.current_timestamp().alias("curated_at"),
+            )
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        counts = {r["keep"]: r["n"] for r in silver.groupBy("keep").agg(F.count("*").alias("n")).collect()}
+        kept, rejected = counts.get(True, 0), counts.get(False, 0)
+        if kept + rejected == 0:
+            silver.unpersist()
+            run.counts(0, 0)
+            run.noop("no new or changed bronze documents")
+            run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+            return run.run_id, "noop", 0, 0
+        say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
+
+        set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+        view = f"curate_src_{run.run_id.replace('-', '_')}"
+        silver.createOrReplaceTempView(view)
+        spark.sql(
+            f"MERGE INTO {SILVER.name} t USING {view} s ON t.doc_id = s.doc_id "
+            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
+        spark.catalog.dropTempView(view)
+        version, _ = last_commit(spark, SILVER.name)
+        run.outputs.append(Ref(SILVER.name, "table", version))
+
+        def stat(df, rule, counted_as):
+            return df.groupBy("domain").agg(F.count("*").alias("documents"), F.coalesce(F.sum("n_bytes"), F.lit(0)).alias("bytes")).select(
+                F.lit(run.run_id).alias("run_id"), "domain", rule.alias("rule"), F.lit(counted_as).alias("counted_as"), "documents", "bytes")
+
+        per_rule = silver.where("NOT keep")
+        stats = (
+            stat(silver, F.lit("*"), "input")
+            .unionByName(stat(silver.where("keep"), F.lit("*"), "kept"))
+            .unionByName(per_rule.groupBy("domain", "reject_reason").agg(F.count("*").alias("documents"), F.sum("n_bytes").alias("bytes"))
+                         .select(F.lit(run.run_id).alias("run_id"), "domain", F.col("reject_reason").alias("rule"), F.lit("first_failure").alias("counted_as"), "documents", "bytes"))
+            .unionByName(per_rule.select("domain", "n_bytes", F.explode("failed_rules").alias("rule")).groupBy("domain", "rule")
+                         .agg(F.count("*").alias("documents"), F.sum("n_bytes").alias("bytes"))
+                         .select(F.lit(run.run_id).alias("run_id"), "domain", "rule", F.lit("any_failure").alias("counted_as"), "documents", "bytes"))
+        )
+        stats.write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+        run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+        reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
+        silver.unpersist()
+        run.counts(kept + rejected, kept, rejected, 0)
+        run.metrics.update({f"rejected.{k}": v for k, v in reasons.items()})
+        return run.run_id, "succeeded", kept, rejected
