@@ -78,31 +78,40 @@ def check_writable(root: Path) -> None:
         ) from None
 
 
-def check_lakehouse_free(root: Path) -> None:
+def check_lakehouse_free(root: Path, wait_s: float = 30.0) -> None:
     """Derby admits one driver per metastore; it holds an OS lock on dbex.lck while open.
 
     Probing that lock first turns Derby's long "Another instance of Derby may have already
-    booted the database" trace into one sentence.
+    booted the database" trace into one sentence. A driver that has just finished holds the lock
+    for a moment while its JVM exits (after its Python process), so a busy lock is retried for
+    `wait_s` seconds (or $BRICKYARD_LOCK_WAIT_S) before giving up: back-to-back runs just work.
     """
     import fcntl
+    import time
 
+    wait_s = float(os.environ.get("BRICKYARD_LOCK_WAIT_S", wait_s))
     lock = root / "metastore_db" / "dbex.lck"
     if not lock.exists():
         return
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return  # unreadable lock file: let Derby speak for itself
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.lockf(fd, fcntl.LOCK_UN)
-    except OSError:
-        raise BrickyardError(
-            f"The lakehouse {root} is in use by another brickyard process (its local metastore admits "
-            "one at a time); wait for that one to finish, or use another --lakehouse."
-        ) from None
-    finally:
-        os.close(fd)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            return  # unreadable lock file: let Derby speak for itself
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise BrickyardError(
+                    f"The lakehouse {root} is in use by another brickyard process (its local metastore "
+                    "admits one at a time); wait for that one to finish, or use another --lakehouse."
+                ) from None
+        finally:
+            os.close(fd)
+        time.sleep(0.5)
 
 
 def default_parallelism() -> int:

@@ -180,9 +180,11 @@ def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehous
     import sys
 
     spark.sql("SHOW SCHEMAS").collect()  # this session's metastore is open and locked
+    import os
+
     r = subprocess.run(
         [sys.executable, "-m", "brickyard", "catalog", "ls", "--lakehouse", str(lakehouse)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, BRICKYARD_LOCK_WAIT_S="2"),
     )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith(f"brickyard: error: The lakehouse {lakehouse} is in use by another brickyard process")
