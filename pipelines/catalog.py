@@ -134,6 +134,19 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
 
 
+def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true") -> None:
+    """MERGE `df` into `table` on `keys`: insert new rows, update matched rows where `update_when`."""
+    keys = [keys] if isinstance(keys, str) else keys
+    view = f"merge_src_{run_id.replace('-', '_')}"
+    df.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    spark.sql(
+        f"MERGE INTO {table} t USING {view} s ON {on} "
+        f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+    spark.catalog.dropTempView(view)
+
+
 def set_properties(spark, table: str, props: dict[str, str]) -> None:
     body = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in props.items())
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")

@@ -29,6 +29,7 @@ from pipelines.catalog import (
     ensure_table,
     last_commit,
     latest_version,
+    merge_into,
     set_properties,
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
@@ -199,13 +200,7 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
 
         set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-        view = f"curate_src_{run.run_id.replace('-', '_')}"
-        silver.createOrReplaceTempView(view)
-        spark.sql(
-            f"MERGE INTO {SILVER.name} t USING {view} s ON t.doc_id = s.doc_id "
-            "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-        )
-        spark.catalog.dropTempView(view)
+        merge_into(spark, silver, SILVER.name, "doc_id", run.run_id)
         version, _ = last_commit(spark, SILVER.name)
         run.outputs.append(Ref(SILVER.name, "table", version))
 

@@ -29,6 +29,7 @@ from pipelines.catalog import (
     ensure_table,
     last_commit,
     latest_version,
+    merge_into,
     set_properties,
     table_properties,
 )
@@ -255,7 +256,7 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
         changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
         inserted = updated = 0
         if not changed.isEmpty():
-            _merge(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
+            merge_into(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
             version, m = last_commit(spark, DOCUMENTS.name)
             inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
             run.outputs.append(Ref(DOCUMENTS.name, "table", version))
@@ -268,7 +269,7 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
         )
         bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
         if not bad_new.isEmpty():
-            _merge(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
+            merge_into(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
 
         per_file = records.groupBy("source", "path").agg(
             F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
@@ -284,7 +285,7 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
                 F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
             )
         )
-        _merge(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
+        merge_into(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
         records.unpersist()
 
         run.counts(rows_in, n_docs, 0, n_bad)
@@ -326,16 +327,3 @@ def _quarantine_duplicate_ids(records):
 def _unit_tuple(u: Unit) -> tuple:
     return (u.source, u.domain, u.format, u.file, u.path, u.size, u.mtime_ns, u.start, u.end,
             u.text_field, u.id_field, u.license, u.problem)
-
-
-def _merge(spark, df, table: str, keys, run_id: str, update_when: str) -> None:
-    keys = [keys] if isinstance(keys, str) else keys
-    view = f"merge_src_{run_id.replace('-', '_')}"
-    df.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    spark.sql(
-        f"MERGE INTO {table} t USING {view} s ON {on} "
-        f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-    )
-    spark.catalog.dropTempView(view)
-
