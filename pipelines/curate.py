@@ -18,6 +18,7 @@ documents and bytes in, kept, and dropped per first failing rule (plus every rul
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from pipelines.catalog import (
@@ -33,7 +34,10 @@ from pipelines.catalog import (
     set_properties,
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.filters import configure, evaluate
 from pipelines.ingest import DOCUMENTS as BRONZE
+from pipelines.pii import redact
+from pipelines.signals import code_signals, normalize_code, normalize_text, text_signals
 
 SILVER = TableSpec(
     name="silver.documents",
@@ -105,12 +109,6 @@ OUT_SCHEMA = (
 
 def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> dict:
     """One bronze record -> one silver record (pure; `lang`/`score` come from a batched LID call)."""
-    import hashlib
-
-    from pipelines.filters import evaluate
-    from pipelines.pii import redact
-    from pipelines.signals import code_signals, normalize_code, normalize_text, text_signals
-
     kind = "code" if rec["format"] == "code" or rec["domain"] == "code" else "text"
     text = normalize_code(rec["text"]) if kind == "code" else normalize_text(rec["text"])
     signals = code_signals(text, rec["path"]) if kind == "code" else text_signals(text)
@@ -140,7 +138,6 @@ def make_curator(settings: dict):
     def curate_partition(batches):
         import pyarrow as pa
 
-        from pipelines.filters import configure
         from pipelines.langid import identify
 
         rules = configure(settings["rules"])

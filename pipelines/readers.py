@@ -303,11 +303,12 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield from read_file(unit, max_doc_bytes, max_file_bytes)
 
 
-def _read_whole(file: str, size: int, limit: int) -> tuple[bytes, int]:
+def _read_whole(file: str, size: int, limit: int, file_limit: int) -> tuple[bytes, int]:
     """The file's (decompressed) bytes, at most limit + 1 of them, and the total size if known.
 
     Plain and gzip files are read in one go (one bounded inflate, gzip members followed), the
-    fast path for folders of many small files; zstd goes through the streaming reader.
+    fast path for folders of many small files; zstd goes through the streaming reader. A total
+    of -1 means "more than limit": an oversized document is not inflated to the end.
     """
     kind = compression(file)
     if kind is None:
@@ -315,8 +316,11 @@ def _read_whole(file: str, size: int, limit: int) -> tuple[bytes, int]:
             data = f.read(limit + 1)
         return data, max(size, len(data))
     if kind == "gzip":
+        # deflate never shrinks data by more than a few bytes per 64 KiB block, so this much
+        # compressed input always inflates past the limit when the file is bigger than it:
+        # memory stays bounded by the limit, not by the size of the file on disk
         with open(file, "rb") as f:
-            packed = f.read()
+            packed = f.read(limit + limit // 64 + 65536)
         out, total = bytearray(), 0
         while packed:
             d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
@@ -329,9 +333,9 @@ def _read_whole(file: str, size: int, limit: int) -> tuple[bytes, int]:
                 raise EOFError("the gzip stream ends before its end marker")
             packed = d.unused_data.lstrip(b"\x00")
         return bytes(out), total
-    with open_stream(file, limit + 1) as f:
+    with open_stream(file, file_limit) as f:  # file_limit bounds a bomb; limit bounds the document
         data = f.read(limit + 1)
-        return data, len(data) + (_drain(f) if len(data) > limit else 0)
+        return data, (-1 if len(data) > limit else len(data))
 
 
 def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[dict]:
@@ -346,7 +350,7 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield _bad(unit, loc, "too_large", f"{unit.size} bytes is over the {max_doc_bytes}-byte document limit", head, unit.size)
         return
     try:
-        data, total = _read_whole(unit.file, unit.size, min(max_doc_bytes, max_file_bytes))
+        data, total = _read_whole(unit.file, unit.size, min(max_doc_bytes, max_file_bytes), max_file_bytes)
     except TooMuchData:
         yield _bad(unit, loc, "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit")
         return

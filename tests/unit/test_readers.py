@@ -204,3 +204,14 @@ def test_a_corrupt_parquet_file_is_one_quarantine_entry(tmp_path):
     [u] = split_unit(unit_for(p, "parquet"), 1)
     [r] = read(u)
     assert r["reason"] == "unreadable" and "Parquet" in r["detail"]
+
+
+@pytest.mark.parametrize("name", ["big.txt.gz", "big.txt.zst"])
+def test_an_oversized_compressed_document_is_too_large_not_a_bomb(tmp_path, name):
+    import zstandard
+
+    data = (STDLIB / "json" / "decoder.py").read_bytes() * 40  # ~400 KB of real text
+    packed = gzip.compress(data) if name.endswith(".gz") else zstandard.ZstdCompressor().compress(data)
+    (tmp_path / name).write_bytes(packed)
+    [r] = read(unit_for(tmp_path / name, "text"), max_doc=100_000, max_file=1 << 30)
+    assert r["reason"] == "too_large"
