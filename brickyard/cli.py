@@ -2,6 +2,8 @@
 
     brickyard run       --config configs/demo.yaml    every stage that exists, in order
     brickyard ingest    --config ...                  sources -> bronze.documents
+    brickyard curate    --config ...                  bronze.documents -> silver.documents
+    brickyard quality   train --config ...            fastText quality classifier -> MLflow registry
     brickyard catalog   ls | show TABLE | lineage TABLE
     brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
@@ -17,7 +19,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate", "quality"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -57,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "document is kept with its signals, a keep flag and the rule that rejected it; "
                        "ops.filter_stats counts documents and bytes per rule and domain.")
     _spark_options(p)
+
+    p = sub.add_parser("quality", help="the fastText quality classifier",
+                       description="Train the quality classifier from catalog tables and register it.")
+    qsub = p.add_subparsers(dest="quality_command", metavar="ACTION", required=True)
+    q = qsub.add_parser("train", help="train from the config's reference selection and register a new version",
+                        description="Train a fastText classifier: positives from quality.positives (domains, "
+                        "a table or view, a condition), negatives a random sample of other curated documents or "
+                        "the rejected ones. The model is registered in the lakehouse's MLflow registry with its "
+                        "lineage; `brickyard curate` then scores silver with it. Same data and settings: no-op.")
+    q.add_argument("--force", action="store_true", help="train a new version even if nothing changed")
+    _spark_options(q)
 
     p = sub.add_parser("catalog", help="look at the governed catalog",
                        description="List tables, show one, or trace its lineage.")
@@ -137,9 +150,34 @@ def cmd_run(args) -> int:
             from pipelines.curate import curate
 
             curate(spark, cfg)
+        elif stage == "quality":
+            _quality_stage(spark, cfg, root)
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
+    return 0
+
+
+def _quality_stage(spark, cfg, root) -> None:
+    """Train the classifier when its data or settings changed, then let curate score silver with it."""
+    if cfg.quality.positives is None:
+        print("quality: no classifier configured (set quality.positives); documents stay unscored")
+        return
+    from pipelines.curate import curate
+    from pipelines.quality import train
+
+    _, status = train(spark, cfg, root)
+    if status == "succeeded":
+        curate(spark, cfg)
+
+
+def cmd_quality(args) -> int:
+    from pipelines.quality import train
+
+    cfg = _settings(args)
+    spark, root = _spark(args, cfg)
+    model, status = train(spark, cfg, root, force=args.force)
+    print(f"{model.uri}: {status}; `brickyard curate` scores silver with it")
     return 0
 
 
@@ -211,7 +249,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,6 +125,13 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
             f"CREATE TABLE IF NOT EXISTS {spec.name} (\n  {spec.ddl_columns()}\n) USING delta "
             f"COMMENT {sql_str(spec.comment)} TBLPROPERTIES ({props_sql})"
         )
+    else:
+        # columns added to the spec since the table was made arrive as nullable columns, in place
+        have = {f.name for f in spark.table(spec.name).schema.fields}
+        missing = [c for c in spec.columns if c.name not in have]
+        if missing:
+            cols = ", ".join(f"`{c.name}` {c.type} COMMENT {sql_str(c.comment)}" for c in missing)
+            spark.sql(f"ALTER TABLE {spec.name} ADD COLUMNS ({cols})")
     current = table_properties(spark, spec.name)
     wanted = {k: v for k, v in props.items() if k != f"{PROP}licenses" and current.get(k) != v}
     if wanted:
@@ -134,16 +141,23 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
 
 
-def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true") -> None:
-    """MERGE `df` into `table` on `keys`: insert new rows, update matched rows where `update_when`."""
+def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true",
+               columns: list[str] | None = None) -> None:
+    """MERGE `df` into `table` on `keys`: insert new rows, update matched rows where `update_when`.
+
+    With `columns`, matched rows get only those columns and nothing is inserted (an in-place update)."""
     keys = [keys] if isinstance(keys, str) else keys
     view = f"merge_src_{run_id.replace('-', '_')}"
     df.createOrReplaceTempView(view)
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    spark.sql(
-        f"MERGE INTO {table} t USING {view} s ON {on} "
-        f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-    )
+    if columns:
+        action = f"UPDATE SET {', '.join(f't.{c} = s.{c}' for c in columns)}"
+        spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN MATCHED AND ({update_when}) THEN {action}")
+    else:
+        spark.sql(
+            f"MERGE INTO {table} t USING {view} s ON {on} "
+            f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
     spark.catalog.dropTempView(view)
 
 
@@ -465,16 +479,23 @@ def render_show(spark, table: str, history: int = 10) -> str:
     return "\n".join(lines)
 
 
-def runs_writing(spark, table: str, limit: int | None = None) -> list:
+def runs_writing(spark, table: str, limit: int | None = None, version: int | None = None) -> list:
+    """Runs whose outputs name `table` (a table, or a model; `version`: that version only)."""
     if not table_exists(spark, LINEAGE.name):
         return []
     from pyspark.sql import functions as F
 
-    df = (
-        spark.table(LINEAGE.name)
-        .where(F.exists("outputs", lambda o: o["name"] == table))
-        .orderBy(F.col("started_at").desc())
-    )
+    def wrote(o):
+        hit = o["name"] == table
+        # a pinned version (a model): the run that made it, not the no-op runs that found it current
+        return hit if version is None else hit & (o["version"] == F.lit(version))
+
+    if version is not None:
+        made = spark.table(LINEAGE.name).where(F.exists("outputs", wrote) & (F.col("status") == "succeeded"))
+        if made.limit(1).count():
+            return made.orderBy(F.col("started_at").desc()).limit(limit or 1).collect()
+
+    df = spark.table(LINEAGE.name).where(F.exists("outputs", wrote)).orderBy(F.col("started_at").desc())
     return (df.limit(limit) if limit else df).collect()
 
 
@@ -483,8 +504,8 @@ def render_lineage(spark, table: str, runs: int = 5, depth: int = 4) -> str:
     _require(spark, table)
     lines = [f"{table} (version {latest_version(spark, table)})"]
 
-    def walk(name: str, prefix: str, level: int, limit: int | None, seen: set[str]) -> None:
-        rows = runs_writing(spark, name, limit)
+    def walk(name: str, prefix: str, level: int, limit: int | None, seen: set[str], version: int | None = None) -> None:
+        rows = runs_writing(spark, name, limit, version)
         if not rows:
             lines.append(f"{prefix}└─ no recorded runs")
             return
@@ -510,8 +531,9 @@ def render_lineage(spark, table: str, runs: int = 5, depth: int = 4) -> str:
                 ver = f" v{inp['version']}" if inp["version"] is not None else ""
                 det = f" ({inp['detail']})" if inp["detail"] else ""
                 lines.append(f"{prefix}{cont}{ib}{inp['kind']} {inp['name']}{ver}{det}")
-                if inp["kind"] == "table" and level < depth and inp["name"] not in seen:
-                    walk(inp["name"], prefix + cont + ic, level + 1, 1, seen | {inp["name"]})
+                if inp["kind"] in ("table", "model") and level < depth and inp["name"] not in seen:
+                    pinned = inp["version"] if inp["kind"] == "model" else None
+                    walk(inp["name"], prefix + cont + ic, level + 1, 1, seen | {inp["name"]}, pinned)
 
     walk(table, "", 1, runs, {table})
     return "\n".join(lines)

@@ -267,6 +267,64 @@ class CurateSettings:
 
 
 @dataclass
+class Selection:
+    """Rows of a catalog table or view: by domain, by an SQL condition, or the whole table."""
+
+    table: str = "silver.documents"  # any table or view with doc_id and text columns
+    domains: list[str] = field(default_factory=list)
+    where: str | None = None  # any further Spark SQL condition, e.g. "source = 'wiki'"
+    kept_only: bool = True  # on tables with a `keep` column, only rows that passed curation
+
+    def validate(self, where: str) -> None:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$", self.table):
+            raise ConfigError(f"{where}.table: expected schema.table, got {self.table!r}")
+
+
+@dataclass
+class QualitySettings:
+    """The fastText quality classifier (see pipelines.quality): what it learns from and its tiers."""
+
+    positives: Selection | None = None  # the reference selection; no classifier while unset
+    negatives: Literal["random", "rejected"] = "random"  # other curated documents, or the rejected ones
+    negatives_per_positive: float = 1.0  # balanced classes by default
+    kinds: list[Literal["text", "code"]] = field(default_factory=lambda: ["text"])  # kinds it scores
+    # score thresholds, highest first wins; a document below every threshold gets the lowest tier
+    tiers: dict[str, float] = field(default_factory=lambda: {"high": 0.7, "medium": 0.3, "low": 0.0})
+    model_name: str = "brickyard-quality"  # the registered model in the lakehouse's MLflow registry
+    max_per_class: int = 20000
+    holdout: float = 0.1
+    max_chars: int = 20000  # characters of each document the classifier reads
+    seed: int = 17  # training runs on one thread, so the seed fixes the model
+    dim: int = 32
+    train_chunk_words: int = 200  # training examples are chunks of this many words of a document
+    epoch: int = 20
+    lr: float = 0.5
+    word_ngrams: int = 2
+    bucket: int = 200000
+    min_count: int = 2
+
+    def validate(self, where: str) -> None:
+        for name in ("negatives_per_positive", "max_per_class", "max_chars", "train_chunk_words", "dim", "epoch", "lr", "word_ngrams", "bucket", "min_count"):
+            _positive(where, name, getattr(self, name))
+        if not 0 <= self.holdout < 1:
+            raise ConfigError(f"{where}.holdout: must be at least 0 and below 1, got {self.holdout!r}")
+        if not self.tiers:
+            raise ConfigError(f"{where}.tiers: name at least one tier, e.g. {{high: 0.7, low: 0.0}}")
+        for name, low in self.tiers.items():
+            if not re.match(r"^[a-z][a-z0-9_]*$", name) or name == "unscored":
+                raise ConfigError(f"{where}.tiers: {name!r} is not a usable tier name (lower case, not 'unscored')")
+            if not 0 <= low <= 1:
+                raise ConfigError(f"{where}.tiers.{name}: a threshold is a score in [0, 1], got {low!r}")
+        if not self.kinds:
+            raise ConfigError(f"{where}.kinds: name at least one kind (text, code)")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", self.model_name):
+            raise ConfigError(f"{where}.model_name: {self.model_name!r} must be letters, digits, '.', '_' or '-'")
+        p = self.positives
+        if p is not None and p.table == "silver.documents" and not p.domains and not p.where:
+            raise ConfigError(f"{where}.positives: selects all of silver.documents; name domains, a where condition or another table")
+
+
+@dataclass
 class CatalogSettings:
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
 
@@ -279,6 +337,7 @@ class PipelineConfig:
     spark: SparkSettings = field(default_factory=SparkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     curate: CurateSettings = field(default_factory=CurateSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 

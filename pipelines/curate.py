@@ -9,11 +9,14 @@ Python worker):
 5. decide (`pipelines.filters`): text in a configured language above the minimum score; code under
    an allowed licence (else `license:<id>`); then the heuristic rules in their stated order.
    `reject_reason` is the first failing rule, `failed_rules` all of them.
+6. score quality with the newest registered classifier (`pipelines.quality`), if there is one.
 
 Rejected documents stay in silver (keep = false) so notebooks can look at them. Only bronze rows
 that are new or whose content changed since they were curated are processed; a rerun with nothing
 new is a recorded no-op. `ops.filter_stats` explains every rejected document: per run and domain,
 documents and bytes in, kept, and dropped per first failing rule (plus every rule that failed).
+Silver's quality columns are kept current: rows scored by another classifier version are rescored,
+and tiers that disagree with the config's thresholds are refreshed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.filters import configure, evaluate
 from pipelines.ingest import DOCUMENTS as BRONZE
 from pipelines.pii import redact
+from pipelines.quality import tier_sql
 from pipelines.signals import code_signals, normalize_code, normalize_text, text_signals
 
 SILVER = TableSpec(
@@ -64,7 +68,9 @@ SILVER = TableSpec(
         Column("is_generated", "BOOLEAN", "Code: generated file"),
         Column("signals", "MAP<STRING, DOUBLE>", "Every curation signal by name (see pipelines/signals.py)"),
         Column("pii_counts", "MAP<STRING, INT>", "Placeholders inserted, by type"),
-        Column("quality_score", "DOUBLE", "Quality classifier score in [0, 1]; null until a classifier is trained"),
+        Column("quality_score", "DOUBLE", "Quality classifier's P(high quality) in [0, 1]; null for kinds it does not score, or before one is trained"),
+        Column("quality_tier", "STRING", "Tier of the quality score by the config's thresholds; 'unscored' without a score"),
+        Column("quality_model", "STRING", "The registered classifier version that scored the row (name/version)"),
         Column("keep", "BOOLEAN", "Passes every rule", nullable=False),
         Column("reject_reason", "STRING", "The first failing rule, in the stated order; null when kept"),
         Column("failed_rules", "ARRAY<STRING>", "Every failing rule"),
@@ -103,7 +109,7 @@ OUT_SCHEMA = (
     "doc_id STRING, source STRING, domain STRING, kind STRING, path STRING, locator STRING, text STRING, "
     "content_sha256 STRING, n_bytes BIGINT, lang STRING, lang_score DOUBLE, code_language STRING, "
     "license STRING, is_vendored BOOLEAN, is_generated BOOLEAN, signals STRING, pii_counts STRING, "
-    "keep BOOLEAN, reject_reason STRING, failed_rules STRING, bronze_sha256 STRING"
+    "keep BOOLEAN, reject_reason STRING, failed_rules STRING, bronze_sha256 STRING, quality_score DOUBLE"
 )
 
 
@@ -130,7 +136,7 @@ def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> 
         "license": rec["license"], "is_vendored": rec["is_vendored"], "is_generated": rec["is_generated"],
         "signals": json.dumps(signals), "pii_counts": json.dumps(counts),
         "keep": not failed, "reject_reason": failed[0] if failed else None,
-        "failed_rules": json.dumps(failed), "bronze_sha256": rec["content_sha256"],
+        "failed_rules": json.dumps(failed), "bronze_sha256": rec["content_sha256"], "quality_score": None,
     }
 
 
@@ -141,6 +147,7 @@ def make_curator(settings: dict):
         from pipelines.langid import identify
 
         rules = configure(settings["rules"])
+        scorer = quality_scorer(settings.get("quality"))
         arrow = {"STRING": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
         schema = pa.schema([(name, arrow[typ]) for name, typ in (f.split() for f in OUT_SCHEMA.split(", "))])
         for batch in batches:
@@ -149,9 +156,84 @@ def make_curator(settings: dict):
                 continue
             langs, scores = identify([r["text"] for r in recs])  # one fastText call per Arrow batch
             out = [curate_record(r, lang, s, settings, rules) for r, lang, s in zip(recs, langs, scores, strict=True)]
+            if scorer is not None:
+                scorer(out)
             yield pa.RecordBatch.from_pylist(out, schema=schema)
 
     return curate_partition
+
+
+def quality_scorer(q: dict | None):
+    """A function that fills `quality_score` in place on records of the kinds the classifier scores
+    (loads the model once per worker), or None without a classifier."""
+    if not q:
+        return None
+    from pipelines.quality import load, resolve_worker_path, score_texts
+
+    model = load(resolve_worker_path(q["path"]))
+    kinds, max_chars = set(q["kinds"]), q["max_chars"]
+
+    def score(records: list[dict]) -> None:
+        mine = [r for r in records if r["kind"] in kinds]
+        for r, p in zip(mine, score_texts(model, [r["text"] for r in mine], max_chars), strict=True):
+            r["quality_score"] = p
+
+    return score
+
+
+def make_rescorer(q: dict):
+    def rescore_partition(batches):
+        import pyarrow as pa
+
+        score = quality_scorer(q)
+        schema = pa.schema([("doc_id", pa.string()), ("quality_score", pa.float64())])
+        for batch in batches:
+            recs = batch.to_pylist()
+            if recs:
+                score(recs)
+                yield pa.RecordBatch.from_pylist([{"doc_id": r["doc_id"], "quality_score": r["quality_score"]} for r in recs], schema=schema)
+
+    return rescore_partition
+
+
+def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int, int]:
+    """Bring silver's quality columns up to date: rescore rows a different (or no) classifier version
+    scored, then refresh tiers that differ from the config's thresholds. Returns (rescored, retiered)."""
+    from pyspark.sql import functions as F
+
+    from pipelines.quality import tier_sql
+
+    rescored = 0
+    tier = tier_sql(cfg.quality.tiers)
+    if q:
+        version = latest_version(spark, SILVER.name)
+        kinds = ", ".join(repr(k) for k in q["kinds"])
+        stale = spark.sql(
+            f"SELECT doc_id, kind, text FROM {SILVER.name} VERSION AS OF {version} "
+            f"WHERE kind IN ({kinds}) AND quality_model IS DISTINCT FROM {q['label']!r}"
+        )
+        rescored = stale.count()
+        if rescored:
+            scored = stale.mapInArrow(make_rescorer(q), "doc_id STRING, quality_score DOUBLE").select(
+                "doc_id", "quality_score", F.expr(tier).alias("quality_tier"), F.lit(q["label"]).alias("quality_model"))
+            merge_into(spark, scored, SILVER.name, "doc_id", run.run_id, columns=["quality_score", "quality_tier", "quality_model"])
+    wrong = spark.table(SILVER.name).where(f"quality_tier IS DISTINCT FROM ({tier})").count()
+    if wrong:
+        spark.sql(f"UPDATE {SILVER.name} SET quality_tier = {tier} WHERE quality_tier IS DISTINCT FROM ({tier})")
+    return rescored, wrong
+
+
+def classifier(spark, cfg: PipelineConfig) -> dict | None:
+    """The newest registered quality classifier, as the settings the workers need, or None."""
+    from pipelines.quality import current_model, model_path_on_workers
+    from pipelines.session import session_lakehouse
+
+    model = current_model(session_lakehouse(spark), cfg.quality.model_name)
+    if model is None:
+        return None
+    return {"path": model_path_on_workers(spark, model.path), "kinds": list(cfg.quality.kinds),
+            "max_chars": cfg.quality.max_chars, "label": model.label, "version": model.version,
+            "name": model.name, "uri": model.uri}
 
 
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
@@ -163,8 +245,14 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         ensure_table(spark, spec, owner)
     settings = to_dict(cfg.curate)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    q = classifier(spark, cfg)
+    settings["quality"] = q
+    settings["quality_tiers"] = dict(cfg.quality.tiers)
+    logged = {k: v for k, v in settings.items() if k != "quality"} | {"quality_model": q["label"] if q else None}
 
-    with JobRun(spark, "curate", settings, config_hash(settings), owner) as run:
+    with JobRun(spark, "curate", logged, config_hash(logged), owner) as run:
+        if q:
+            run.inputs.append(Ref(q["name"], "model", q["version"], q["uri"]))
         bronze_version = latest_version(spark, BRONZE.name)
         run.inputs.append(Ref(BRONZE.name, "table", bronze_version))
         bronze = spark.sql(f"SELECT * FROM {BRONZE.name} VERSION AS OF {bronze_version}")
@@ -176,10 +264,12 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         silver = (
             todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
             .select(
-                *[c.name for c in SILVER.columns if c.name not in ("signals", "pii_counts", "quality_score", "failed_rules", "batch_id", "curated_at")],
+                *[c.name for c in SILVER.columns if c.name not in ("signals", "pii_counts", "quality_score", "quality_tier", "quality_model", "failed_rules", "batch_id", "curated_at")],
                 F.from_json("signals", "MAP<STRING, DOUBLE>").alias("signals"),
                 F.from_json("pii_counts", "MAP<STRING, INT>").alias("pii_counts"),
-                F.lit(None).cast("double").alias("quality_score"),
+                "quality_score",
+                F.expr(tier_sql(cfg.quality.tiers)).alias("quality_tier"),
+                F.when(F.col("quality_score").isNotNull(), F.lit(q["label"] if q else None)).cast("string").alias("quality_model"),
                 F.from_json("failed_rules", "ARRAY<STRING>").alias("failed_rules"),
                 F.lit(run.run_id).alias("batch_id"),
                 F.current_timestamp().alias("curated_at"),
@@ -191,8 +281,13 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         if kept + rejected == 0:
             silver.unpersist()
             run.counts(0, 0)
-            run.noop("no new or changed bronze documents")
+            rescored, retiered = apply_quality(spark, cfg, q, run)
+            run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
             run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+            if rescored or retiered:
+                say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
+                return run.run_id, "succeeded", 0, 0
+            run.noop("no new or changed bronze documents")
             return run.run_id, "noop", 0, 0
         say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
 
@@ -219,6 +314,11 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
         reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
         silver.unpersist()
+        rescored, retiered = apply_quality(spark, cfg, q, run)
+        if rescored or retiered:
+            say(f"curate: quality: {rescored} earlier documents rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
+            run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+        run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
         run.counts(kept + rejected, kept, rejected, 0)
         run.metrics.update({f"rejected.{k}": v for k, v in reasons.items()})
         return run.run_id, "succeeded", kept, rejected

@@ -139,6 +139,7 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.brickyard.lakehouse": str(root),  # jobs find the lakehouse's MLflow store from here
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
@@ -203,6 +204,15 @@ def get_spark(root: Path, settings: SparkSettings, app_name: str = "brickyard"):
         ) from None
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def session_lakehouse(spark) -> Path:
+    """The lakehouse root the session was started on (the warehouse's parent on other setups)."""
+    root = spark.conf.get("spark.brickyard.lakehouse", None)
+    if root:
+        return Path(root)
+    warehouse = spark.conf.get("spark.sql.warehouse.dir", "lakehouse/warehouse").removeprefix("file:")
+    return Path(warehouse).parent
 
 
 def describe_master(spark) -> str:

@@ -41,6 +41,12 @@ def test_low_entropy_assignments_and_loopback_stay():
         assert redact(keep)[0] == keep
 
 
+def test_four_part_version_numbers_are_not_addresses():
+    for keep in ("Version: 0.10.9.9", "py4j==0.10.9.9", "released as v1.2.3.4", "version 10.0.0.1 fixes it"):
+        assert redact(keep)[0] == keep
+    assert redact("server at 10.0.0.1 answered")[0] == "server at <IP_ADDRESS> answered"
+
+
 @pytest.mark.parametrize("s,low,high", [("aaaaaaaa", 0, 0.01), ("abcd", 1.99, 2.01), ("0123456789abcdef", 3.99, 4.01)])
 def test_entropy(s, low, high):
     assert low <= entropy(s) <= high

@@ -1,0 +1,83 @@
+"""The quality classifier's pure parts: preprocessing, tiers, ROC AUC, and fastText training."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.config import QualitySettings, from_dict
+from pipelines.errors import ConfigError
+from pipelines.quality import (
+    fasttext_line,
+    load,
+    roc_auc,
+    score_texts,
+    tier_of,
+    tier_sql,
+    train_fasttext,
+)
+from tests.helpers import real_metadata_texts
+from tests.roff import roff_text
+
+TIERS = {"high": 0.7, "medium": 0.3, "low": 0.0}
+
+
+def test_fasttext_line_is_one_lower_case_line_cut_to_length():
+    assert fasttext_line("Hello\n  World\tAGAIN\r\n", 100) == "hello world again"
+    assert fasttext_line("abcdef ghij", 4) == "abcd"
+
+
+@pytest.mark.parametrize("score,tier", [(None, "unscored"), (0.0, "low"), (0.29, "low"), (0.3, "medium"), (0.7, "high"), (1.0, "high")])
+def test_tiers_take_the_highest_threshold_reached(score, tier):
+    assert tier_of(score, TIERS) == tier
+
+
+def test_a_score_below_every_threshold_gets_the_lowest_tier():
+    assert tier_of(0.1, {"good": 0.8, "ok": 0.5}) == "ok"
+    assert "ELSE 'ok'" in tier_sql({"good": 0.8, "ok": 0.5})
+
+
+def test_roc_auc_by_hand():
+    assert roc_auc([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0]) == 1.0
+    assert roc_auc([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == 0.0
+    # positives 0.8 and 0.4, negatives 0.6 and 0.2: 3 of the 4 pairs are ordered right
+    assert roc_auc([0.8, 0.4, 0.6, 0.2], [1, 1, 0, 0]) == 0.75
+    assert roc_auc([0.5, 0.5], [1, 0]) == 0.5  # a tie counts half
+
+
+def _man_pages(n):
+    from pathlib import Path
+
+    pages = sorted(Path("/usr/share/man/man1").glob("*.gz"))
+    texts = [roff_text(p) for p in pages[: n * 3]]
+    return [t for t in texts if len(t) > 500][:n]
+
+
+def test_fasttext_learns_readmes_from_man_pages_and_is_deterministic(tmp_path):
+    readmes = real_metadata_texts(60)
+    pages = _man_pages(60)
+    if len(readmes) < 40 or len(pages) < 40:
+        pytest.skip("this machine has too few package READMEs or man pages")
+    q = QualitySettings(holdout=0.25, min_count=1)
+    (tmp_path / "a").mkdir()
+    a = train_fasttext(readmes, pages, q, str(tmp_path / "a"))
+    assert a.metrics["holdout_auc"] > 0.9, a.metrics
+    assert a.n_train + a.n_holdout == len(readmes) + len(pages)
+    (tmp_path / "b").mkdir()
+    b = train_fasttext(readmes, pages, q, str(tmp_path / "b"))
+    probe = readmes[:3] + pages[:3]
+    assert score_texts(load(a.path), probe, q.max_chars) == score_texts(load(b.path), probe, q.max_chars)
+    assert all(0 <= s <= 1 for s in score_texts(load(a.path), probe, q.max_chars))
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"tiers": {"high": 1.5}}, "quality.tiers.high: a threshold is a score in [0, 1]"),
+    ({"tiers": {}}, "name at least one tier"),
+    ({"negatives": "everything"}, "quality.negatives: expected one of 'random', 'rejected'"),
+    ({"positives": {}}, "selects all of silver.documents"),
+    ({"positives": {"table": "docs"}}, "quality.positives.table: expected schema.table"),
+    ({"holdout": 1.0}, "quality.holdout: must be at least 0 and below 1"),
+    ({"kinds": ["prose"]}, "quality.kinds[0]: expected one of 'text', 'code'"),
+])
+def test_bad_quality_settings_get_one_clear_sentence(bad, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        from_dict(QualitySettings, bad, where="quality")
