@@ -236,8 +236,14 @@ def classifier(spark, cfg: PipelineConfig) -> dict | None:
             "name": model.name, "uri": model.uri}
 
 
+def _cores(spark) -> int:
+    try:
+        return max(1, spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect
+        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions", "8")) // 2)
+
+
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     owner = cfg.catalog.owner
@@ -260,7 +266,10 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         # the new rows) by this run's own MERGE, which would empty everything computed after it
         silver_version = latest_version(spark, SILVER.name)
         done = spark.sql(f"SELECT doc_id, bronze_sha256 AS content_sha256 FROM {SILVER.name} VERSION AS OF {silver_version}")
-        todo = bronze.join(done, ["doc_id", "content_sha256"], "left_anti").select(*IN_FIELDS)
+        # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
+        # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
+        tasks = 4 * _cores(spark)
+        todo = bronze.join(done, ["doc_id", "content_sha256"], "left_anti").select(*IN_FIELDS).repartition(tasks, "doc_id")
         silver = (
             todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
             .select(
@@ -274,7 +283,10 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
                 F.lit(run.run_id).alias("batch_id"),
                 F.current_timestamp().alias("curated_at"),
             )
-            .persist(StorageLevel.MEMORY_AND_DISK)
+            # computed once and cut loose from its plan: the MERGE below invalidates every cached plan
+            # that reads silver.documents (even at a pinned version), and a merely persisted frame
+            # would then run the whole curation again for each statistic computed after it
+            .localCheckpoint(eager=True)
         )
         counts = {r["keep"]: r["n"] for r in silver.groupBy("keep").agg(F.count("*").alias("n")).collect()}
         kept, rejected = counts.get(True, 0), counts.get(False, 0)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from pathlib import PurePosixPath
+
+import numpy as np
 
 # -- normalization -----------------------------------------------------------------------------
 
@@ -101,33 +102,58 @@ def _dup_fracs(items: list[str]) -> tuple[float, float]:
     return dup_n / len(items), dup_chars / total if total else 0.0
 
 
-def top_ngram_char_frac(ws: list[str], n: int) -> float:
-    """Characters in the occurrences of the most frequent word n-gram / characters in all words."""
-    total = sum(len(w) for w in ws)
+_GRAM_MUL = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the rolling n-gram key
+
+
+def _word_arrays(ws: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per word: a 64-bit hash (equal words, equal hashes, within this process) and its length."""
+    h = np.fromiter(map(hash, ws), dtype=np.int64, count=len(ws)).view(np.uint64)
+    lens = np.fromiter(map(len, ws), dtype=np.int64, count=len(ws))
+    return h, lens
+
+
+def _gram_keys(h: np.ndarray, n: int) -> np.ndarray:
+    """A 64-bit key per word n-gram (position i covers words i..i+n-1); arithmetic wraps."""
+    m = len(h) - n + 1
+    keys = h[:m].copy()
+    for j in range(1, n):
+        keys = keys * _GRAM_MUL + h[j : j + m]
+    return keys
+
+
+def top_ngram_char_frac(ws: list[str], n: int, arrays=None) -> float:
+    """Characters in the occurrences of the most frequent word n-gram / characters in all words
+    (ties go to the n-gram that occurs first)."""
+    h, lens = arrays or _word_arrays(ws)
+    total = int(lens.sum())
     if len(ws) < n or not total:
         return 0.0
-    grams = Counter(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
-    gram, count = grams.most_common(1)[0]
-    if count < 2:
+    _, first, counts = np.unique(_gram_keys(h, n), return_index=True, return_counts=True)
+    best = counts.max()
+    if best < 2:
         return 0.0
-    return min(1.0, count * sum(len(w) for w in gram) / total)
+    at = int(first[counts == best].min())
+    return min(1.0, int(best) * int(lens[at : at + n].sum()) / total)
 
 
-def dup_ngram_char_frac(ws: list[str], n: int) -> float:
+def dup_ngram_char_frac(ws: list[str], n: int, arrays=None) -> float:
     """Characters of words covered by a word n-gram seen before (overlaps counted once) / all."""
-    total = sum(len(w) for w in ws)
+    h, lens = arrays or _word_arrays(ws)
+    total = int(lens.sum())
     if len(ws) < n or not total:
         return 0.0
-    seen: set[tuple[str, ...]] = set()
-    covered = [False] * len(ws)
-    for i in range(len(ws) - n + 1):
-        g = tuple(ws[i : i + n])
-        if g in seen:
-            for j in range(i, i + n):
-                covered[j] = True
-        else:
-            seen.add(g)
-    return sum(len(w) for w, c in zip(ws, covered, strict=True) if c) / total
+    keys = _gram_keys(h, n)
+    _, first = np.unique(keys, return_index=True)
+    repeat = np.ones(len(keys), dtype=bool)
+    repeat[first] = False
+    starts = np.flatnonzero(repeat)
+    if not len(starts):
+        return 0.0
+    depth = np.zeros(len(ws) + 1, dtype=np.int64)  # +1 where a repeated n-gram starts, -1 after it
+    np.add.at(depth, starts, 1)
+    np.add.at(depth, starts + n, -1)
+    covered = np.cumsum(depth[:-1]) > 0
+    return int(lens[covered].sum()) / total
 
 
 def gopher_repetition(text: str) -> dict[str, float]:
@@ -138,10 +164,11 @@ def gopher_repetition(text: str) -> dict[str, float]:
         "dup_line_frac": line_frac, "dup_line_char_frac": line_chars,
         "dup_para_frac": para_frac, "dup_para_char_frac": para_chars,
     }
+    arrays = _word_arrays(ws)  # hashed once for all nine n-gram signals
     for n in (2, 3, 4):
-        out[f"top_{n}gram_char_frac"] = top_ngram_char_frac(ws, n)
+        out[f"top_{n}gram_char_frac"] = top_ngram_char_frac(ws, n, arrays)
     for n in range(5, 11):
-        out[f"dup_{n}gram_char_frac"] = dup_ngram_char_frac(ws, n)
+        out[f"dup_{n}gram_char_frac"] = dup_ngram_char_frac(ws, n, arrays)
     return out
 
 
