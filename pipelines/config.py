@@ -294,7 +294,7 @@ class QualitySettings:
     max_per_class: int = 20000
     holdout: float = 0.1
     max_chars: int = 20000  # characters of each document the classifier reads
-    seed: int = 17  # training runs on one thread, so the seed fixes the model
+    seed: int = 17  # fixes the sample, the hold-out split and the order of the training file
     dim: int = 32
     train_chunk_words: int = 200  # training examples are chunks of this many words of a document
     epoch: int = 20

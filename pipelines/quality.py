@@ -118,8 +118,11 @@ class Trained:
 
 
 def train_fasttext(positives: list[str], negatives: list[str], settings, workdir: str) -> Trained:
-    """Train on chunks of the documents and evaluate whole held-out documents; one thread, so a
-    seed gives the same model."""
+    """Train on chunks of the documents and evaluate whole held-out documents.
+
+    The seed fixes the split, the order and the training file. fastText itself, even on one
+    thread, is not bit-reproducible in every build (and occasionally diverges; the step is then
+    halved and training starts again), so two trainings give close, not identical, models."""
     import fasttext
 
     rows = [(POSITIVE, t) for t in positives] + [(NEGATIVE, t) for t in negatives]
@@ -136,14 +139,22 @@ def train_fasttext(positives: list[str], negatives: list[str], settings, workdir
             for i in range(0, len(words), settings.train_chunk_words):
                 f.write(f"{label} {' '.join(words[i:i + settings.train_chunk_words])}\n")
     fasttext.FastText.eprint = lambda *a, **k: None
-    model = fasttext.train_supervised(
-        input=str(train_file), dim=settings.dim, epoch=settings.epoch, lr=settings.lr,
-        wordNgrams=settings.word_ngrams, bucket=settings.bucket, minCount=settings.min_count,
-        loss="softmax", thread=1, seed=settings.seed, verbose=0,
-    )
+    lr = settings.lr
+    for attempt in range(4):
+        try:
+            model = fasttext.train_supervised(
+                input=str(train_file), dim=settings.dim, epoch=settings.epoch, lr=lr,
+                wordNgrams=settings.word_ngrams, bucket=settings.bucket, minCount=settings.min_count,
+                loss="softmax", thread=1, seed=settings.seed, verbose=0,
+            )
+            break
+        except RuntimeError as e:  # fastText diverged ("Encountered NaN"): a smaller step, again
+            if "NaN" not in str(e) or attempt == 3:
+                raise BrickyardError(f"quality: fastText training failed ({e}); try a smaller quality.lr") from None
+            lr /= 2
     path = str(Path(workdir) / FASTTEXT_FILE)
     model.save_model(path)
-    metrics = {"train_docs": float(len(train)), "holdout_docs": float(len(hold))}
+    metrics = {"train_docs": float(len(train)), "holdout_docs": float(len(hold)), "lr_used": lr}
     if hold:
         scores = score_texts(model, [t for _, t in hold], settings.max_chars)
         labels = [1 if lab == POSITIVE else 0 for lab, _ in hold]

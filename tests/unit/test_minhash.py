@@ -1,0 +1,74 @@
+"""MinHash signatures: bit-identical to datasketch for the same shingle hashes, vectorized over
+batches, and LSH parameters from datasketch's own search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasketch import MinHash, MinHashLSH
+
+from pipelines.minhash import (
+    BLOCK,
+    band_keys,
+    jaccard,
+    lsh_params,
+    shingle_hash,
+    shingle_hashes,
+    shingles_of,
+    signatures,
+)
+from tests.helpers import real_metadata_texts
+
+
+def datasketch_signature(text: str, n: int, num_perm: int, seed: int) -> np.ndarray:
+    m = MinHash(num_perm=num_perm, seed=seed, hashfunc=shingle_hash)
+    for s in shingles_of(text, n):
+        m.update(s)
+    return m.hashvalues
+
+
+def test_shingle_hashes_match_the_one_at_a_time_hash():
+    text = "The quick brown fox jumps over the lazy dog; the quick brown fox naps."
+    assert [int(h) for h in shingle_hashes(text, 5)] == [shingle_hash(s) for s in shingles_of(text, 5)]
+    assert shingles_of("Two words", 5) == ["two words"] and len(shingle_hashes("Two words", 5)) == 1
+    assert shingles_of("  ... ", 5) == [] and len(shingle_hashes("  ... ", 5)) == 0
+
+
+@pytest.mark.parametrize("num_perm,seed,n", [(128, 1, 5), (64, 42, 3), (256, 7, 5)])
+def test_signatures_are_bit_identical_to_datasketch(num_perm, seed, n):
+    texts = real_metadata_texts(12) + ["short text", "", "one two three four five six"]
+    ours = signatures([shingle_hashes(t, n) for t in texts], num_perm, seed)
+    for t, sig in zip(texts, ours, strict=True):
+        assert np.array_equal(sig, datasketch_signature(t, n, num_perm, seed))
+    assert ours.dtype == np.uint32 and ours.shape == (len(texts), num_perm)
+
+
+def test_a_document_longer_than_a_block_is_the_same_as_datasketch():
+    text = " ".join(f"w{i % 5000} x{i % 777}" for i in range(BLOCK + 5000))
+    (sig,) = signatures([shingle_hashes(text, 5)], 128, 1)
+    assert np.array_equal(sig, datasketch_signature(text, 5, 128, 1))
+
+
+def test_empty_documents_get_datasketchs_empty_signature():
+    (sig,) = signatures([shingle_hashes("", 5)], 128, 1)
+    assert np.array_equal(sig, MinHash(num_perm=128, seed=1).hashvalues)
+
+
+def test_lsh_params_come_from_datasketch_and_cover_the_signature():
+    for threshold, num_perm in [(0.8, 128), (0.7, 256), (0.9, 64)]:
+        b, r = lsh_params(threshold, num_perm)
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert (b, r) == (lsh.b, lsh.r) and b * r <= num_perm
+
+
+def test_near_duplicates_share_a_band_and_estimate_their_jaccard():
+    base = real_metadata_texts(1)[0]
+    near = base.replace("the", "a", 3)  # a few words changed
+    other = real_metadata_texts(2)[1]
+    sigs = signatures([shingle_hashes(t, 5) for t in (base, near, other)], 128, 1)
+    truth = len(set(shingles_of(base, 5)) & set(shingles_of(near, 5))) / len(set(shingles_of(base, 5)) | set(shingles_of(near, 5)))
+    assert abs(jaccard(sigs[0], sigs[1]) - truth) < 0.1
+    keys = band_keys(sigs, *lsh_params(0.8, 128))
+    assert set(keys[0]) & set(keys[1])  # a shared band: a candidate pair
+    assert not set(keys[0]) & set(keys[2])
+    assert jaccard(sigs[0], sigs[2]) < 0.2
