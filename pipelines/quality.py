@@ -23,9 +23,11 @@ kinds (default text), and `quality_tier` from the config's thresholds; documents
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +111,19 @@ def roc_auc(scores: list[float], labels: list[int]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def _train_in_process(train_file: str, out: str, lr: float, params: dict) -> str | None:
+    """Train and save a supervised fastText model; returns None, or the error's message."""
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *a, **k: None
+    try:
+        model = fasttext.train_supervised(input=train_file, lr=lr, loss="softmax", thread=1, verbose=0, **params)
+    except RuntimeError as e:
+        return str(e)
+    model.save_model(out)
+    return None
+
+
 @dataclass
 class Trained:
     path: str  # the saved fastText model
@@ -123,7 +138,6 @@ def train_fasttext(positives: list[str], negatives: list[str], settings, workdir
     The seed fixes the split, the order and the training file. fastText itself, even on one
     thread, is not bit-reproducible in every build (and occasionally diverges; the step is then
     halved and training starts again), so two trainings give close, not identical, models."""
-    import fasttext
 
     rows = [(POSITIVE, t) for t in positives] + [(NEGATIVE, t) for t in negatives]
     rng = random.Random(settings.seed)
@@ -138,22 +152,21 @@ def train_fasttext(positives: list[str], negatives: list[str], settings, workdir
             words = fasttext_line(text, settings.max_chars).split()
             for i in range(0, len(words), settings.train_chunk_words):
                 f.write(f"{label} {' '.join(words[i:i + settings.train_chunk_words])}\n")
-    fasttext.FastText.eprint = lambda *a, **k: None
+    path = str(Path(workdir) / FASTTEXT_FILE)
+    params = {"dim": settings.dim, "epoch": settings.epoch, "wordNgrams": settings.word_ngrams,
+              "bucket": settings.bucket, "minCount": settings.min_count, "seed": settings.seed}
     lr = settings.lr
     for attempt in range(4):
-        try:
-            model = fasttext.train_supervised(
-                input=str(train_file), dim=settings.dim, epoch=settings.epoch, lr=lr,
-                wordNgrams=settings.word_ngrams, bucket=settings.bucket, minCount=settings.min_count,
-                loss="softmax", thread=1, seed=settings.seed, verbose=0,
-            )
+        # each training in a fresh process: in this fastText build, a process that has trained
+        # before can diverge ("Encountered NaN") on data that trains fine in a new one
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            error = pool.submit(_train_in_process, str(train_file), path, lr, params).result()
+        if error is None:
             break
-        except RuntimeError as e:  # fastText diverged ("Encountered NaN"): a smaller step, again
-            if "NaN" not in str(e) or attempt == 3:
-                raise BrickyardError(f"quality: fastText training failed ({e}); try a smaller quality.lr") from None
-            lr /= 2
-    path = str(Path(workdir) / FASTTEXT_FILE)
-    model.save_model(path)
+        if "NaN" not in error or attempt == 3:
+            raise BrickyardError(f"quality: fastText training failed ({error}); try a smaller quality.lr")
+        lr /= 2  # diverged: a smaller step, again
+    model = load(path)
     metrics = {"train_docs": float(len(train)), "holdout_docs": float(len(hold)), "lr_used": lr}
     if hold:
         scores = score_texts(model, [t for _, t in hold], settings.max_chars)
