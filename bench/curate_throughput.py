@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.ingest_throughput import CORPORA  # noqa: E402
+from bench.ingest_throughput import CORPORA, bench_source  # noqa: E402
 
 
 def plain_loop(records: list[dict], settings: dict, batch: int) -> int:
@@ -56,19 +56,17 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="print the loop's hottest functions")
     args = ap.parse_args()
 
-    sub, include = CORPORA[args.corpus]
-    root = REPO / ".cache" / "corpora" / args.corpus / sub
-    if not root.is_dir():
-        print(f"corpus not found at {root}; run bench/corpora.sh {args.corpus} first", file=sys.stderr)
+    found = bench_source(args.corpus)
+    if found is None:
         return 2
+    source, cfg = found
+    root, include = Path(source.path), source.include
 
-    from pipelines.config import PipelineConfig, SourceConfig, SparkSettings, to_dict
+    from pipelines.config import PipelineConfig, SourceConfig, to_dict
     from pipelines.curate import IN_FIELDS, OUT_SCHEMA, curate, make_curator
     from pipelines.ingest import ingest
     from pipelines.session import get_spark
 
-    source = SourceConfig(name="bench", kind="text", path=str(root), include=include, domain="docs")
-    cfg = PipelineConfig(sources=[source], spark=SparkSettings(ui=False, progress=False))
     workdir = Path(tempfile.mkdtemp(prefix="brickyard-bench-"))
     try:
         spark = get_spark(workdir / "lakehouse", cfg.spark, app_name="bench-curate")

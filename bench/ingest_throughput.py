@@ -35,6 +35,20 @@ CORPORA = {
 }
 
 
+def bench_source(corpus: str):
+    """The corpus as a `text` source named `bench` and a pipeline config over it, or None (with a
+    message) when bench/corpora.sh has not fetched it yet."""
+    from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+
+    sub, include = CORPORA[corpus]
+    root = REPO / ".cache" / "corpora" / corpus / sub
+    if not root.is_dir():
+        print(f"corpus not found at {root}; run bench/corpora.sh {corpus} first", file=sys.stderr)
+        return None
+    source = SourceConfig(name="bench", kind="text", path=str(root), include=include, domain="docs")
+    return source, PipelineConfig(sources=[source], spark=SparkSettings(ui=False, progress=False))
+
+
 def plain_loop(files: list[Path]) -> int:
     total = 0
     for f in files:
@@ -72,19 +86,16 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2, help="runs of each loop; the best counts")
     args = ap.parse_args()
 
-    sub, include = CORPORA[args.corpus]
-    root = REPO / ".cache" / "corpora" / args.corpus / sub
-    if not root.is_dir():
-        print(f"corpus not found at {root}; run bench/corpora.sh {args.corpus} first", file=sys.stderr)
+    found = bench_source(args.corpus)
+    if found is None:
         return 2
+    source, cfg = found
 
-    from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+    from pipelines.config import PipelineConfig, SourceConfig
     from pipelines.ingest import ingest
     from pipelines.session import get_spark
     from pipelines.sources import list_units
 
-    source = SourceConfig(name="bench", kind="text", path=str(root), include=include, domain="docs")
-    cfg = PipelineConfig(sources=[source], spark=SparkSettings(ui=False, progress=False))
     t_list, units = best_of(1, lambda: list_units(cfg, source))
     files = [Path(u.file) for u in units]
 
