@@ -304,7 +304,7 @@ def _draw(df, n: int, seed: int, max_chars: int) -> list[str]:
 
 def train(spark, cfg, lakehouse: Path, quiet: bool = False, force: bool = False):
     """Train (unless the same data and settings already made the newest version) and register."""
-    from pipelines.catalog import JobRun, Ref
+    from pipelines.catalog import JobRun, Ref, latest_version
     from pipelines.config import config_hash, to_dict
     from pipelines.curate import SILVER
     from pipelines.tracking import experiment_id, open_store
@@ -318,11 +318,7 @@ def train(spark, cfg, lakehouse: Path, quiet: bool = False, force: bool = False)
     with JobRun(spark, "quality", settings, config_hash(recipe), cfg.catalog.owner) as run:
         pos, pos_version = _selection(spark, q.positives, q.kinds)
         run.inputs.append(Ref(q.positives.table, "table", pos_version, "positives"))
-        silver_version = pos_version if q.positives.table == SILVER.name else None
-        if silver_version is None:
-            from pipelines.catalog import latest_version
-
-            silver_version = latest_version(spark, SILVER.name)
+        silver_version = pos_version if q.positives.table == SILVER.name else latest_version(spark, SILVER.name)
         silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}").where(
             f"kind IN ({', '.join(repr(k) for k in q.kinds)})")
         if q.negatives == "rejected":
