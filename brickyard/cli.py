@@ -4,6 +4,7 @@
     brickyard ingest    --config ...                  sources -> bronze.documents
     brickyard curate    --config ...                  bronze.documents -> silver.documents
     brickyard quality   train --config ...            fastText quality classifier -> MLflow registry
+    brickyard dedup     --config ...                  silver.documents -> gold.documents (exact + MinHash LSH)
     brickyard catalog   ls | show TABLE | lineage TABLE
     brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate", "quality"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate", "quality", "dedup"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Curate new or changed bronze documents into silver.documents: every "
                        "document is kept with its signals, a keep flag and the rule that rejected it; "
                        "ops.filter_stats counts documents and bytes per rule and domain.")
+    _spark_options(p)
+
+    p = sub.add_parser("dedup", help="silver.documents -> gold.documents: exact and near-duplicate clusters",
+                       description="Cluster exact (same text) and near duplicates (MinHash LSH, Jaccard threshold) "
+                       "among the kept silver documents not deduplicated yet, against everything already in gold; "
+                       "one keeper per cluster goes to gold.documents, every document's cluster to silver.duplicates.")
     _spark_options(p)
 
     p = sub.add_parser("quality", help="the fastText quality classifier",
@@ -152,6 +159,10 @@ def cmd_run(args) -> int:
             curate(spark, cfg)
         elif stage == "quality":
             _quality_stage(spark, cfg, root)
+        elif stage == "dedup":
+            from pipelines.dedup import dedup
+
+            dedup(spark, cfg)
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
@@ -197,6 +208,16 @@ def cmd_curate(args) -> int:
     cfg = _settings(args)
     spark, _ = _spark(args, cfg)
     run_id, status, kept, rejected = curate(spark, cfg)
+    print(f"run {run_id}: {status}")
+    return 0
+
+
+def cmd_dedup(args) -> int:
+    from pipelines.dedup import dedup
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    run_id, status, keepers, duplicates = dedup(spark, cfg)
     print(f"run {run_id}: {status}")
     return 0
 
@@ -249,7 +270,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ MapReduce and Beyond" (SoCC 2014), on DataFrames of edges `(u, v)` with comparab
 
 Repeated until an iteration changes nothing, every node ends up linked straight to the smallest
 node of its component. Each iteration's edges are checkpointed locally, so the plan stays short
-however many rounds the graph needs (O(log n) rounds).
+however many rounds the graph needs (O(log n) rounds). A round that leaves the edge set as it was
+(same count and XOR of 64-bit edge hashes, one aggregation) ends the loop.
 
 `components(edges)` returns `(node, component)` for every node that appears in an edge, the
 component being its smallest node; a node in no edge is its own component and is not listed.
@@ -49,18 +50,27 @@ def _small_star(edges):
     return _canonical(spokes.unionByName(hubs))
 
 
+def _fingerprint(edges) -> tuple:
+    """Count and XOR of 64-bit edge hashes: one job tells whether a round changed the edge set."""
+    from pyspark.sql import functions as F
+
+    row = edges.agg(F.count("*").alias("n"), F.bit_xor(F.xxhash64("u", "v")).alias("h")).first()
+    return row["n"], row["h"]
+
+
 def components(edges, max_rounds: int = MAX_ROUNDS):
     """`(node, component)` for every node of `edges` (columns u, v), component = smallest node."""
     from pyspark.sql import functions as F
 
     current = _canonical(edges).localCheckpoint(eager=True)
-    for _ in range(max_rounds):
+    mark, rounds = _fingerprint(current), 0
+    while mark[0]:  # an empty graph has nothing to do
+        if rounds == max_rounds:
+            raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
         nxt = _small_star(_large_star(current)).localCheckpoint(eager=True)
-        changed = nxt.exceptAll(current).limit(1).count() + current.exceptAll(nxt).limit(1).count()
-        current = nxt
-        if not changed:
+        rounds += 1
+        current, before, mark = nxt, mark, _fingerprint(nxt)
+        if mark == before:
             break
-    else:
-        raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
     roots = current.select(F.col("v").alias("node"), F.col("v").alias("component")).distinct()
     return current.select(F.col("u").alias("node"), F.col("v").alias("component")).unionByName(roots)

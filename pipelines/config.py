@@ -325,6 +325,63 @@ class QualitySettings:
 
 
 @dataclass
+class MinHashOverride:
+    """A domain's own MinHash settings; what is left unset comes from `dedup`."""
+
+    ngram: int | None = None
+    num_perm: int | None = None
+    threshold: float | None = None
+
+    def validate(self, where: str) -> None:
+        _check_minhash(where, self.ngram, self.num_perm, self.threshold)
+
+
+def _check_minhash(where: str, ngram: int | None, num_perm: int | None, threshold: float | None) -> None:
+    _positive(where, "ngram", ngram)
+    if num_perm is not None and not 16 <= num_perm <= 1024:
+        raise ConfigError(f"{where}.num_perm: must be between 16 and 1024, got {num_perm!r}")
+    if threshold is not None and not 0 < threshold < 1:
+        raise ConfigError(f"{where}.threshold: a Jaccard similarity strictly between 0 and 1, got {threshold!r}")
+
+
+KEEPER_KEYS = ("quality_score", "n_bytes", "curated_at", "lang_score")
+
+
+@dataclass
+class DedupSettings:
+    """Exact and MinHash-LSH near-duplicate detection (see pipelines.dedup)."""
+
+    ngram: int = 5  # shingles are word n-grams
+    num_perm: int = 128  # signature length
+    threshold: float = 0.8  # Jaccard similarity at which two documents are near-duplicates
+    seed: int = 1  # seeds the permutations (datasketch's own parameters for this seed)
+    domains: dict[str, MinHashOverride] = field(default_factory=dict)  # e.g. {code: {ngram: 7}}
+    # which member of a cluster goes to gold: first key decides, later keys break ties, doc_id last
+    keeper: list[str] = field(default_factory=lambda: ["quality_score desc", "n_bytes desc", "curated_at asc"])
+    # candidate pairs (a shared LSH band) count only if their signatures agree on at least
+    # `threshold - verify_margin` of the slots; set verify: false to take every candidate
+    verify: bool = True
+    verify_margin: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _check_minhash(where, self.ngram, self.num_perm, self.threshold)
+        if not 0 <= self.verify_margin < self.threshold:
+            raise ConfigError(f"{where}.verify_margin: must be at least 0 and below the threshold, got {self.verify_margin!r}")
+        for i, key in enumerate(self.keeper):
+            parts = key.split()
+            if len(parts) not in (1, 2) or parts[0] not in KEEPER_KEYS or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+                hint = _did_you_mean(parts[0] if parts else "", list(KEEPER_KEYS))
+                raise ConfigError(f"{where}.keeper[{i}]: {key!r} is not 'COLUMN [asc|desc]' with COLUMN one of "
+                                  f"{', '.join(KEEPER_KEYS)}{hint}")
+
+    def scheme(self, domain: str) -> tuple[int, int, float]:
+        """(ngram, num_perm, threshold) for a domain."""
+        o = self.domains.get(domain) or MinHashOverride()
+        return (o.ngram or self.ngram, o.num_perm or self.num_perm,
+                o.threshold if o.threshold is not None else self.threshold)
+
+
+@dataclass
 class CatalogSettings:
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
 
@@ -338,6 +395,7 @@ class PipelineConfig:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     curate: CurateSettings = field(default_factory=CurateSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    dedup: DedupSettings = field(default_factory=DedupSettings)
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 
@@ -353,6 +411,10 @@ class PipelineConfig:
                     f"{where}.sources[{i}].domain: unknown domain {s.domain!r}{hint}; "
                     f"declared domains: {', '.join(self.domains)} (add it under 'domains')"
                 )
+        for d in self.dedup.domains:
+            if d not in self.domains:
+                hint = _did_you_mean(d, self.domains)
+                raise ConfigError(f"{where}.dedup.domains: unknown domain {d!r}{hint}; declared domains: {', '.join(self.domains)}")
 
     def source_path(self, source: SourceConfig) -> Path:
         p = Path(os.path.expanduser(source.path or ""))

@@ -87,3 +87,19 @@ def test_config_hash_ignores_key_order_and_sees_values():
     b = from_dict(PipelineConfig, {"catalog": {"owner": "o"}, "lakehouse": "x"})
     c = from_dict(PipelineConfig, {"catalog": {"owner": "p"}, "lakehouse": "x"})
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def test_dedup_settings_per_domain_and_their_mistakes():
+    cfg = from_dict(PipelineConfig, {"dedup": {"threshold": 0.85, "domains": {"code": {"ngram": 7, "num_perm": 256}}}})
+    assert cfg.dedup.scheme("code") == (7, 256, 0.85)
+    assert cfg.dedup.scheme("web") == (5, 128, 0.85)
+    with pytest.raises(ConfigError, match=r"dedup.threshold: a Jaccard similarity strictly between 0 and 1, got 1.5"):
+        from_dict(PipelineConfig, {"dedup": {"threshold": 1.5}})
+    with pytest.raises(ConfigError, match=r"dedup.domains: unknown domain 'cod' \(did you mean 'code'\?\)"):
+        from_dict(PipelineConfig, {"dedup": {"domains": {"cod": {"ngram": 7}}}})
+    with pytest.raises(ConfigError, match=r"dedup.domains.code.num_perm: must be between 16 and 1024"):
+        from_dict(PipelineConfig, {"dedup": {"domains": {"code": {"num_perm": 4}}}})
+    with pytest.raises(ConfigError, match=r"dedup.keeper\[1\]: 'length desc' is not 'COLUMN \[asc\|desc\]'"):
+        from_dict(PipelineConfig, {"dedup": {"keeper": ["quality_score desc", "length desc"]}})
+    with pytest.raises(ConfigError, match=r"dedup.keeper\[0\]: .* \(did you mean 'n_bytes'\?\)"):
+        from_dict(PipelineConfig, {"dedup": {"keeper": ["n_byte"]}})
