@@ -191,7 +191,7 @@ def make_signer(plans: dict[str, tuple[int, int]], default: tuple[int, int], see
         import numpy as np
         import pyarrow as pa
 
-        from pipelines.minhash import shingle_hashes, signatures
+        from pipelines.minhash import batch_shingle_hashes, signatures
 
         schema = pa.schema([("doc_id", pa.string()), ("domain", pa.string()), ("content_sha256", pa.string()),
                             ("scheme", pa.string()), ("n_shingles", pa.int32()), ("signature", pa.list_(pa.int32()))])
@@ -203,7 +203,7 @@ def make_signer(plans: dict[str, tuple[int, int]], default: tuple[int, int], see
             for i, d in enumerate(cols["domain"]):
                 groups.setdefault(plans.get(d, default), []).append(i)
             for (ngram, num_perm), idx in groups.items():
-                hashes = [shingle_hashes(cols["text"][i], ngram) for i in idx]
+                hashes = batch_shingle_hashes([cols["text"][i] for i in idx], ngram)
                 sigs = signatures(hashes, num_perm, seed).view(np.int32)
                 offsets = np.arange(0, (len(idx) + 1) * num_perm, num_perm, dtype=np.int32)
                 yield pa.RecordBatch.from_arrays([

@@ -1,54 +1,72 @@
-"""MinHash signatures and LSH band keys, computed for whole batches of documents with numpy.
+"""MinHash signatures, computed for whole batches of documents with numpy.
 
 Pure functions, no Spark: the dedup job calls them inside Arrow batches.
 
-Shingles are word n-grams (5 by default) of the lower-cased text, words being runs of `\\w`
-characters; a document shorter than n words is one shingle of all its words, and a document with
-no words has no shingles (its signature is all 0xFFFFFFFF, as datasketch's empty MinHash).
+Shingles are word n-grams (5 by default) of the lower-cased text. A word is a run of ASCII letters,
+digits and `_`, or of any non-ASCII characters (in UTF-8: a run of bytes in [0-9a-z_] or >= 0x80),
+so that words can be found on the bytes of a whole batch at once. A document shorter than n words
+is one shingle of all its words; a document with no words has no shingles (its signature is all
+0xFFFFFFFF, as datasketch's empty MinHash).
 
-The shingle hash is a 32-bit fold of the words' CRC-32s (`shingle_hash` spells it out one
-shingle at a time; `shingle_hashes` computes every shingle of a document at once). The signature
-scheme is datasketch's default since 2.0, "affine32": each shingle hash goes through the
-MurmurHash3 32-bit finalizer, then through `num_perm` affine maps `a * h + b mod 2^32` whose
+The shingle hash is 32-bit and polynomial: each word's UTF-8 bytes are folded with the FNV prime
+from the FNV offset basis, and the shingle's word hashes are folded with a second odd multiplier
+(`shingle_hash` spells it out one shingle at a time). `batch_shingle_hashes` computes the same
+values for every shingle of a batch of documents with a handful of numpy passes over the batch's
+bytes: word boundaries from a byte-class table, word hashes from prefix sums of `byte * P^-i`
+(every odd number is invertible mod 2^32), shingles from shifted word-hash arrays.
+
+The signature scheme is datasketch's default since 2.0, "affine32": each shingle hash goes through
+the MurmurHash3 32-bit finalizer, then through `num_perm` affine maps `a * h + b mod 2^32` whose
 parameters come from datasketch itself (`MinHash(num_perm, seed, scheme="affine32")`), and each
 slot keeps its minimum. With `hashfunc=shingle_hash`, datasketch's `MinHash` gives bit-identical
 signatures; tests/unit/test_minhash.py checks it.
 
 LSH splits a signature into `b` bands of `r` rows, with (b, r) chosen for a Jaccard threshold by
 datasketch's `MinHashLSH` (its optimal-parameter search, false positives and negatives weighted
-equally). A band's key is a 64-bit fold of its r values, tagged with the band's index.
+equally). The dedup job hashes the bands in Spark SQL (`pipelines.dedup.band_buckets`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import zlib
 
 import numpy as np
 
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"[0-9a-z_\x80-\U0010ffff]+")
 MAX_HASH = np.uint32(0xFFFFFFFF)
-_FOLD32 = np.uint32(0x01000193)  # FNV-1 prime: shingle hash = fold of its words' CRC-32s
-_FOLD64 = np.uint64(0x9E3779B97F4A7C15)
-BLOCK = 1 << 15  # shingles per (shingles x permutations) block: 128 permutations -> 16 MB
+BASIS, PRIME = 0x811C9DC5, 0x01000193  # FNV-1 32-bit: a word's hash folds its bytes
+FOLD = 0x9E3779B1  # a shingle's hash folds its words' hashes
+MASK = 0xFFFFFFFF
+BLOCK = 1 << 13  # shingles per (permutations x shingles) block: 128 permutations -> 4 MB
+CHUNK = 1 << 22  # bytes of text hashed per numpy pass
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _c in b"0123456789abcdefghijklmnopqrstuvwxyz_":
+    _WORD_BYTE[_c] = True
+_WORD_BYTE[0x80:] = True
 
 
 def words_of(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
+def word_hash(word: str) -> int:
+    h = BASIS
+    for byte in word.encode("utf-8"):
+        h = (h * PRIME + byte) & MASK
+    return h
+
+
 def shingle_hash(shingle: str) -> int:
-    """The 32-bit hash of one shingle (its words joined by single spaces), one word at a time."""
+    """The 32-bit hash of one shingle (its words joined by single spaces), one byte at a time."""
     h = 0
-    for i, w in enumerate(shingle.split(" ")):
-        c = zlib.crc32(w.encode("utf-8"))
-        h = c if i == 0 else (h * 0x01000193 + c) & 0xFFFFFFFF
+    for w in shingle.split(" "):
+        h = (h * FOLD + word_hash(w)) & MASK
     return h
 
 
 def shingles_of(text: str, n: int) -> list[str]:
-    """The shingles as strings (for tests and notebooks; the job uses `shingle_hashes`)."""
+    """The shingles as strings (for tests and notebooks; the job uses `batch_shingle_hashes`)."""
     ws = words_of(text)
     if not ws:
         return []
@@ -57,18 +75,75 @@ def shingles_of(text: str, n: int) -> list[str]:
     return [" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1)]
 
 
+@functools.lru_cache(maxsize=4)
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """PRIME^i and PRIME^-i mod 2^32 for i < size (uint32; numpy's products wrap)."""
+    p = np.full(size, PRIME, dtype=np.uint32)
+    p[0] = 1
+    q = np.full(size, pow(PRIME, -1, 1 << 32), dtype=np.uint32)
+    q[0] = 1
+    return np.cumprod(p, dtype=np.uint32), np.cumprod(q, dtype=np.uint32)
+
+
+def _chunk_shingles(data: bytes, doc_starts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes of the documents laid out in `data` (separated by a non-word byte) and the
+    number of shingles of each."""
+    n_docs = len(doc_starts)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    edge = np.diff(_WORD_BYTE[buf].view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.uint32), np.zeros(n_docs, dtype=np.int64)
+    size = 1 << max(12, int(len(buf)).bit_length())
+    ppow, qpow = _powers(size)
+    prefix = np.zeros(len(buf) + 1, dtype=np.uint32)
+    np.cumsum(buf * qpow[: len(buf)], dtype=np.uint32, out=prefix[1:])
+    # sum of b_i P^(e-1-i) over a word = P^(e-1) (S[e] - S[s]); the basis term is BASIS P^len
+    words = ppow[ends - 1] * (prefix[ends] - prefix[starts]) + np.uint32(BASIS) * ppow[ends - starts]
+    doc = np.searchsorted(doc_starts, starts, side="right") - 1
+    per_doc = np.bincount(doc, minlength=n_docs)
+    m = len(words) - n + 1
+    if m > 0:
+        h = words[:m].copy()
+        for k in range(1, n):
+            h = h * np.uint32(FOLD) + words[k : k + m]
+        keep = doc[:m] == doc[n - 1 :]
+        hashes, owner = h[keep], doc[:m][keep]
+    else:
+        hashes, owner = np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
+    short = np.flatnonzero((per_doc > 0) & (per_doc < n))
+    if len(short):  # a document of fewer than n words: one shingle of all of them
+        first = np.searchsorted(doc, short)
+        extra = np.zeros(len(short), dtype=np.uint32)
+        for k in range(int(per_doc[short].max())):
+            more = per_doc[short] > k
+            extra[more] = extra[more] * np.uint32(FOLD) + words[first[more] + k]
+        hashes, owner = np.concatenate([hashes, extra]), np.concatenate([owner, short])
+        order = np.argsort(owner, kind="stable")
+        hashes, owner = hashes[order], owner[order]
+    return hashes, np.bincount(owner, minlength=n_docs)
+
+
+def batch_shingle_hashes(texts: list[str], n: int) -> list[np.ndarray]:
+    """Every shingle's hash, as `shingle_hash` computes it, for each text: numpy passes over about
+    CHUNK bytes of text at a time."""
+    out: list[np.ndarray] = []
+    i = 0
+    while i < len(texts):
+        parts, size = [], 0
+        while i < len(texts) and (not parts or size < CHUNK):  # a long text makes a chunk of its own
+            parts.append(texts[i].lower().encode("utf-8") + b" ")
+            size += len(parts[-1])
+            i += 1
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        hashes, counts = _chunk_shingles(b"".join(parts), starts, n)
+        out.extend(np.split(hashes, np.cumsum(counts)[:-1]))
+    return out
+
+
 def shingle_hashes(text: str, n: int) -> np.ndarray:
-    """Every shingle's hash, as `shingle_hash` computes it, for all shingles of the text at once."""
-    ws = words_of(text)
-    if not ws:
-        return np.zeros(0, dtype=np.uint32)
-    crc = np.fromiter((zlib.crc32(w.encode("utf-8")) for w in ws), dtype=np.uint32, count=len(ws))
-    k = min(n, len(ws))
-    m = len(ws) - k + 1
-    h = crc[:m].copy()
-    for j in range(1, k):
-        h = h * _FOLD32 + crc[j : j + m]
-    return h
+    """Every shingle's hash of one text (see `batch_shingle_hashes`)."""
+    return batch_shingle_hashes([text], n)[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -92,38 +167,29 @@ def fmix32(h: np.ndarray) -> np.ndarray:
 def signatures(hash_lists: list[np.ndarray], num_perm: int = 128, seed: int = 1) -> np.ndarray:
     """One MinHash signature (uint32[num_perm]) per document, from its shingle hashes.
 
-    Documents are packed into blocks of about BLOCK shingles; each block is one
-    (shingles x permutations) product and one `minimum.reduceat` over the documents' segments."""
+    All shingles of the batch are laid end to end and cut into blocks of BLOCK shingles, regardless
+    of documents; each block is one (shingles x permutations) product, reduced per document segment
+    with `minimum.reduceat`, and folded into the signatures of the documents it touches."""
     a, b = permutations(num_perm, seed)
     out = np.full((len(hash_lists), num_perm), MAX_HASH, dtype=np.uint32)
-    group: list[int] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal group, size
-        if group:
-            hs = [hash_lists[i] for i in group]
-            mixed = fmix32(np.concatenate(hs))
-            starts = np.cumsum([0] + [len(h) for h in hs[:-1]])
-            phv = mixed[:, None] * a[None, :] + b[None, :]
-            out[group] = np.minimum.reduceat(phv, starts, axis=0)
-        group, size = [], 0
-
-    for i, h in enumerate(hash_lists):
-        if len(h) == 0:
-            continue
-        if len(h) > BLOCK:  # a long document alone, block by block
-            flush()
-            acc = out[i]
-            for s in range(0, len(h), BLOCK):
-                mixed = fmix32(h[s : s + BLOCK])
-                np.minimum(acc, (mixed[:, None] * a[None, :] + b[None, :]).min(axis=0), out=acc)
-            continue
-        if size + len(h) > BLOCK:
-            flush()
-        group.append(i)
-        size += len(h)
-    flush()
+    counts = np.fromiter((len(h) for h in hash_lists), dtype=np.int64, count=len(hash_lists))
+    if not counts.sum():
+        return out
+    mixed = fmix32(np.concatenate(hash_lists).astype(np.uint32, copy=False))
+    owner = np.repeat(np.arange(len(hash_lists)), counts)
+    # permutations x shingles: each permutation's row is contiguous, so the per-document minima
+    # reduce along contiguous memory
+    phv = np.empty((num_perm, BLOCK), dtype=np.uint32)
+    bcol = b[:, None]
+    for s in range(0, len(mixed), BLOCK):
+        e = min(s + BLOCK, len(mixed))
+        block = phv[:, : e - s]
+        np.multiply.outer(a, mixed[s:e], out=block)
+        block += bcol
+        docs = owner[s:e]
+        cuts = np.flatnonzero(np.diff(docs, prepend=-1))  # where a document's segment starts
+        ids = docs[cuts]  # distinct within a block
+        out[ids] = np.minimum(out[ids], np.minimum.reduceat(block, cuts, axis=1).T)
     return out
 
 
@@ -134,18 +200,6 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     return int(lsh.b), int(lsh.r)
-
-
-def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """int64[n_docs, bands]: a 64-bit fold of each band's `rows` values (band index folded in)."""
-    n = sigs.shape[0]
-    keys = np.empty((n, bands), dtype=np.uint64)
-    for j in range(bands):
-        k = np.full(n, np.uint64(j + 1), dtype=np.uint64)
-        for v in sigs[:, j * rows : (j + 1) * rows].T.astype(np.uint64):
-            k = (k ^ v) * _FOLD64
-        keys[:, j] = k
-    return keys.view(np.int64)
 
 
 def jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
