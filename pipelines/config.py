@@ -358,15 +358,20 @@ class DedupSettings:
     domains: dict[str, MinHashOverride] = field(default_factory=dict)  # e.g. {code: {ngram: 7}}
     # which member of a cluster goes to gold: first key decides, later keys break ties, doc_id last
     keeper: list[str] = field(default_factory=lambda: ["quality_score desc", "n_bytes desc", "curated_at asc"])
-    # candidate pairs (a shared LSH band) count only if their signatures agree on at least
-    # `threshold - verify_margin` of the slots; set verify: false to take every candidate
-    verify: bool = True
-    verify_margin: float = 0.0
+    # candidate pairs (documents sharing an LSH band) count when their Jaccard similarity reaches the
+    # threshold: "exact" recomputes it from the two texts' shingles (precision 1), "estimate" takes
+    # the signatures' estimate, "none" takes every candidate
+    verify: Literal["exact", "estimate", "none"] = "exact"
+    # weights of false positives and false negatives in datasketch's search for (bands, rows); the
+    # default favours recall, since exact verification removes the false positives
+    lsh_weights: list[float] = field(default_factory=lambda: [0.02, 0.98])
 
     def validate(self, where: str) -> None:
         _check_minhash(where, self.ngram, self.num_perm, self.threshold)
-        if not 0 <= self.verify_margin < self.threshold:
-            raise ConfigError(f"{where}.verify_margin: must be at least 0 and below the threshold, got {self.verify_margin!r}")
+        w = self.lsh_weights
+        if len(w) != 2 or min(w) < 0 or abs(sum(w) - 1) > 1e-6:
+            raise ConfigError(f"{where}.lsh_weights: two weights, false positives then false negatives, "
+                              f"at least 0 and adding up to 1, got {w!r}")
         for i, key in enumerate(self.keeper):
             parts = key.split()
             if len(parts) not in (1, 2) or parts[0] not in KEEPER_KEYS or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):

@@ -11,10 +11,11 @@ Each run takes the kept silver documents it has not seen (new, or changed since 
    to a document already in gold joins that document's cluster; among new documents with the same
    hash the keeper policy picks one representative.
 3. Near duplicates among the representatives, and between them and every document already
-   clustered: LSH with (bands, rows) from datasketch's optimal-parameter search for the threshold.
-   A band's key is an xxhash64 of its slice of the signature, computed in Spark SQL; candidate
-   pairs are documents that share a (scheme, threshold, band, key) bucket, and are verified by the
-   signatures' Jaccard estimate (at least `threshold - verify_margin`).
+   clustered: LSH with (bands, rows) from datasketch's optimal-parameter search for the threshold,
+   weighted towards recall (`lsh_weights`). A band's key is an xxhash64 of its slice of the
+   signature, computed in Spark SQL; candidate pairs are documents that share a (scheme, threshold,
+   band, key) bucket. Each candidate pair is verified by the exact Jaccard similarity of the two
+   texts' shingle sets (`verify: exact`, the default; or by the signatures' estimate).
 4. Clusters: connected components of the verified pairs, distributed (`pipelines.components`),
    so a chain A~B~C is one cluster even when A and C are not similar. An already clustered
    document stands for its cluster. A component that reaches an existing cluster joins it (the
@@ -61,7 +62,7 @@ SIGNATURES = TableSpec(
         Column("doc_id", "STRING", "The document (silver.documents.doc_id)", nullable=False),
         Column("domain", "STRING", "Its domain (picks the MinHash settings)", nullable=False),
         Column("content_sha256", "STRING", "sha256 of the text signed", nullable=False),
-        Column("scheme", "STRING", "w{ngram}-p{num_perm}-s{seed}: word n-gram size, permutations, seed", nullable=False),
+        Column("scheme", "STRING", "h{hash version}-w{ngram}-p{num_perm}-s{seed}: shingle hashing, word n-gram size, permutations, seed", nullable=False),
         Column("n_shingles", "INT", "Shingles in the text (0: no words, left out of near dedup)", nullable=False),
         Column("signature", "ARRAY<INT>", "MinHash values (uint32 stored as int32), datasketch affine32 scheme", nullable=False),
         Column("batch_id", "STRING", "Run id of the dedup that signed it", nullable=False),
@@ -150,7 +151,9 @@ class DomainPlan:
 
 
 def scheme_name(ngram: int, num_perm: int, seed: int) -> str:
-    return f"w{ngram}-p{num_perm}-s{seed}"
+    from pipelines.minhash import HASH_VERSION
+
+    return f"h{HASH_VERSION}-w{ngram}-p{num_perm}-s{seed}"
 
 
 def domain_plans(settings: DedupSettings, domains) -> dict[str, DomainPlan]:
@@ -159,7 +162,7 @@ def domain_plans(settings: DedupSettings, domains) -> dict[str, DomainPlan]:
     plans = {}
     for d in sorted(set(domains)):
         ngram, num_perm, threshold = settings.scheme(d)
-        b, r = lsh_params(threshold, num_perm)
+        b, r = lsh_params(threshold, num_perm, tuple(settings.lsh_weights))
         plans[d] = DomainPlan(d, ngram, num_perm, settings.seed, threshold, b, r)
     return plans
 
@@ -232,47 +235,74 @@ def similarity_expr(a: str, b: str):
 
 
 def plans_frame(spark, plans: dict[str, DomainPlan]):
-    rows = [(p.domain, p.scheme, p.threshold, p.bands, p.rows) for p in plans.values()]
-    return spark.createDataFrame(rows, "domain STRING, scheme STRING, threshold DOUBLE, bands INT, rows INT")
+    rows = [(p.domain, p.scheme, p.ngram, p.threshold, p.bands, p.rows) for p in plans.values()]
+    return spark.createDataFrame(rows, "domain STRING, scheme STRING, ngram INT, threshold DOUBLE, bands INT, rows INT")
 
 
 def band_buckets(signed):
-    """(doc_id, scheme, threshold, band, key) for each LSH band of each signature. `signed` has
-    doc_id, scheme, threshold, bands, rows, signature; documents without shingles are left out."""
+    """(doc_id, scheme, ngram, threshold, band, key) for each LSH band of each signature. `signed`
+    has doc_id, scheme, ngram, threshold, bands, rows, signature; documents without shingles are
+    left out."""
     from pyspark.sql import functions as F
 
     keys = F.expr("transform(sequence(0, bands - 1), j -> xxhash64(slice(signature, j * rows + 1, rows)))")
-    return signed.where("n_shingles > 0").select("doc_id", "scheme", "threshold", F.posexplode(keys).alias("band", "key"))
+    return signed.where("n_shingles > 0").select("doc_id", "scheme", "ngram", "threshold", F.posexplode(keys).alias("band", "key"))
 
 
 def candidate_pairs(left, right=None):
     """Distinct (a, b) pairs of documents sharing a bucket: within `left` (a < b), or across."""
     from pyspark.sql import functions as F
 
-    bucket = ["scheme", "threshold", "band", "key"]
+    bucket = ["scheme", "ngram", "threshold", "band", "key"]
     x = left.select(*bucket, F.col("doc_id").alias("a"))
     y = (left if right is None else right).select(*bucket, F.col("doc_id").alias("b"))
     pairs = x.join(y, bucket)
     if right is None:
         pairs = pairs.where("a < b")
-    return pairs.select("a", "b", "threshold").distinct()
+    return pairs.select("a", "b", "ngram", "threshold").distinct()
 
 
-def verified(pairs, signed, verify: bool, margin: float):
-    """Candidate pairs with their estimated similarity, kept if it reaches threshold - margin."""
+PAIR_SCHEMA = "a STRING, b STRING, threshold DOUBLE, similarity DOUBLE"
+
+
+def _exact_jaccard(batches):
+    import pyarrow as pa
+
+    from pipelines.minhash import pair_jaccard
+
+    schema = pa.schema([("a", pa.string()), ("b", pa.string()), ("threshold", pa.float64()), ("similarity", pa.float64())])
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        cols = batch.to_pydict()
+        sims = [0.0] * batch.num_rows
+        by_n: dict[int, list[int]] = {}
+        for i, n in enumerate(cols["ngram"]):
+            by_n.setdefault(n, []).append(i)
+        for n, idx in by_n.items():
+            found = pair_jaccard([cols["text_a"][i] for i in idx], [cols["text_b"][i] for i in idx], n)
+            for i, v in zip(idx, found, strict=True):
+                sims[i] = float(v)
+        yield pa.RecordBatch.from_pydict({"a": cols["a"], "b": cols["b"], "threshold": cols["threshold"], "similarity": sims}, schema=schema)
+
+
+def verified(pairs, signed, texts, verify: str = "exact"):
+    """Candidate pairs (a, b, ngram, threshold) with their similarity: the exact Jaccard of the two
+    texts' shingle sets (`texts`: doc_id, text), or else the signatures' estimate; kept when it
+    reaches the threshold (all of them with verify "none")."""
     from pyspark.sql import functions as F
 
-    sa = signed.select(F.col("doc_id").alias("a"), F.col("signature").alias("sig_a"))
-    sb = signed.select(F.col("doc_id").alias("b"), F.col("signature").alias("sig_b"))
-    out = pairs.join(sa, "a").join(sb, "b").select("a", "b", "threshold", similarity_expr("sig_a", "sig_b").alias("similarity"))
-    if verify:
-        out = out.where(F.col("similarity") >= F.col("threshold") - F.lit(margin) - F.lit(1e-9))
+    if verify == "exact":
+        ta = texts.select(F.col("doc_id").alias("a"), F.col("text").alias("text_a"))
+        tb = texts.select(F.col("doc_id").alias("b"), F.col("text").alias("text_b"))
+        out = pairs.join(ta, "a").join(tb, "b").mapInArrow(_exact_jaccard, PAIR_SCHEMA)
+    else:
+        sa = signed.select(F.col("doc_id").alias("a"), F.col("signature").alias("sig_a"))
+        sb = signed.select(F.col("doc_id").alias("b"), F.col("signature").alias("sig_b"))
+        out = pairs.join(sa, "a").join(sb, "b").select("a", "b", "threshold", similarity_expr("sig_a", "sig_b").alias("similarity"))
+    if verify != "none":
+        out = out.where(F.col("similarity") >= F.col("threshold") - F.lit(1e-9))
     return out
-
-
-def near_pairs(signed, verify: bool = True, margin: float = 0.0):
-    """Verified near-duplicate pairs (a < b, threshold, similarity) among the signed documents."""
-    return verified(candidate_pairs(band_buckets(signed)), signed, verify, margin)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,11 +365,12 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     return n
 
 
-def _assign(spark, todo, old, signed, settings: DedupSettings):
+def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     """(doc_id, cluster_id, is_keeper) for every document of `todo`.
 
     `todo`: new documents with the keeper-policy columns; `old`: (doc_id, cluster_id) of every
-    document already clustered; `signed`: signatures with their domain's LSH settings, for all."""
+    document already clustered; `signed`: signatures with their domain's LSH settings, for all;
+    `texts`: (doc_id, text) for all, for exact verification."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -360,8 +391,8 @@ def _assign(spark, todo, old, signed, settings: DedupSettings):
     old_signed = signed.join(old.select("doc_id"), "doc_id")
     rep_buckets = band_buckets(rep_signed).localCheckpoint(eager=True)
     old_buckets = band_buckets(old_signed)
-    new_new = verified(candidate_pairs(rep_buckets), signed, settings.verify, settings.verify_margin)
-    new_old = verified(candidate_pairs(rep_buckets, old_buckets), signed, settings.verify, settings.verify_margin)
+    new_new = verified(candidate_pairs(rep_buckets), signed, texts, settings.verify)
+    new_old = verified(candidate_pairs(rep_buckets, old_buckets), signed, texts, settings.verify)
     edges = new_new.select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(NEW), "b").alias("v")).unionByName(
         new_old.join(old.select(F.col("doc_id").alias("b"), "cluster_id"), "b")
         .select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(OLD), "cluster_id").alias("v"))
@@ -438,7 +469,7 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
                   .join(kept.select("doc_id", "domain"), "doc_id")
                   .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
         with _phase(run, "cluster"):
-            assigned = _assign(spark, todo, old, signed, settings)
+            assigned = _assign(spark, todo, old, signed, kept.select("doc_id", "text"), settings)
 
         # method and similarity to the keeper, from the two signatures
         me = signed.select("doc_id", F.col("signature").alias("sig"))

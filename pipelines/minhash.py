@@ -35,6 +35,7 @@ import numpy as np
 
 WORD = re.compile(r"[0-9a-z_\x80-\U0010ffff]+")
 MAX_HASH = np.uint32(0xFFFFFFFF)
+HASH_VERSION = 1  # part of a stored signature's scheme name: bump it when the shingle hash changes
 BASIS, PRIME = 0x811C9DC5, 0x01000193  # FNV-1 32-bit: a word's hash folds its bytes
 FOLD = 0x9E3779B1  # a shingle's hash folds its words' hashes
 MASK = 0xFFFFFFFF
@@ -194,12 +195,30 @@ def signatures(hash_lists: list[np.ndarray], num_perm: int = 128, seed: int = 1)
 
 
 @functools.lru_cache(maxsize=32)
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) for a Jaccard threshold, by datasketch's optimal-parameter search."""
+def lsh_params(threshold: float, num_perm: int, weights: tuple[float, float] = (0.5, 0.5)) -> tuple[int, int]:
+    """(bands, rows) for a Jaccard threshold, by datasketch's optimal-parameter search (weights of
+    false positives and false negatives)."""
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=tuple(weights))
     return int(lsh.b), int(lsh.r)
+
+
+def s_curve(j: float, bands: int, rows: int) -> float:
+    """The probability that two documents of Jaccard similarity j share at least one band."""
+    return 1 - (1 - j**rows) ** bands
+
+
+def pair_jaccard(texts_a: list[str], texts_b: list[str], n: int) -> np.ndarray:
+    """Exact Jaccard similarity of the shingle sets of each pair (texts_a[i], texts_b[i])."""
+    a, b = batch_shingle_hashes(texts_a, n), batch_shingle_hashes(texts_b, n)
+    out = np.zeros(len(a), dtype=np.float64)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        x, y = np.unique(x), np.unique(y)
+        if len(x) and len(y):
+            inter = len(np.intersect1d(x, y, assume_unique=True))
+            out[i] = inter / (len(x) + len(y) - inter)
+    return out
 
 
 def jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:

@@ -95,11 +95,8 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert p["LGPL-2.1"]["cluster_id"] == p["LGPL-2.1-project"]["doc_id"]
     assert p["LGPL-2.1"]["method"] == "near" and p["LGPL-2.1"]["similarity"] >= 0.8
     assert p["GPL-2"]["cluster_id"] != p["GPL-3"]["cluster_id"]
-    # the chain is one cluster although its ends are not similar, even by their signatures
+    # the chain is one cluster although its ends are not similar (Jaccard < 0.6, checked above)
     assert p["a.txt"]["cluster_id"] == p["b.txt"]["cluster_id"] == p["c.txt"]["cluster_id"]
-    sig = {r["doc_id"]: r["signature"] for r in spark.table("silver.signatures").collect()}
-    ends = [sig[p[n]["doc_id"]] for n in ("a.txt", "c.txt")]
-    assert sum(x == y for x, y in zip(*ends, strict=True)) / len(ends[0]) < 0.7
     # vendored code: each file and its copy in one cluster, at most one of them kept
     for f in ("parser.py", "entities.py", "__init__.py"):
         ours, theirs = p[f"pkg/html/{f}"], p[f"pkg/_vendor/html/{f}"]
@@ -166,6 +163,7 @@ def test_assign_handles_empty_and_single_input(spark):
     old = spark.createDataFrame([], "doc_id STRING, cluster_id STRING, is_keeper BOOLEAN, content_sha256 STRING")
     policy = "doc_id STRING, domain STRING, content_sha256 STRING, quality_score DOUBLE, n_bytes BIGINT, curated_at TIMESTAMP"
     one = spark.createDataFrame([("only", "docs", "h1", None, 51, None)], policy)
-    rows = _assign(spark, one, old, signed, settings).collect()
+    texts = docs.select("doc_id", "text")
+    rows = _assign(spark, one, old, signed, texts, settings).collect()
     assert [(r["doc_id"], r["cluster_id"], r["is_keeper"]) for r in rows] == [("only", "only", True)]
-    assert _assign(spark, one.limit(0), old, signed, settings).count() == 0
+    assert _assign(spark, one.limit(0), old, signed, texts, settings).count() == 0

@@ -86,3 +86,17 @@ def test_batches_of_documents_hash_like_one_shingle_at_a_time(monkeypatch):
         for n in (1, 3, 5):
             got = mh.batch_shingle_hashes(texts, n)
             assert [[int(h) for h in g] for g in got] == [[shingle_hash(s) for s in shingles_of(t, n)] for t in texts]
+
+
+def test_pair_jaccard_is_exact_on_the_shingle_sets():
+    from pipelines.minhash import pair_jaccard, s_curve
+
+    texts = real_metadata_texts(3)
+    near = texts[0].replace("the", "a", 5)
+    got = pair_jaccard([texts[0], texts[0], texts[1], ""], [near, texts[0], texts[2], texts[1]], 5)
+    for (x, y), j in zip([(texts[0], near), (texts[0], texts[0]), (texts[1], texts[2]), ("", texts[1])], got, strict=True):
+        a, b = set(shingles_of(x, 5)), set(shingles_of(y, 5))
+        assert j == pytest.approx(len(a & b) / len(a | b) if a and b else 0.0)
+    assert got[1] == 1.0
+    b, r = lsh_params(0.8, 128, (0.02, 0.98))
+    assert (b, r) == (17, 7) and s_curve(0.8, b, r) > 0.98 > s_curve(0.6, b, r)
