@@ -7,7 +7,8 @@ plus the corpora bench/corpora.sh fetched into .cache/corpora when present.
 - `vendored_documents()`: Python modules vendored under `_vendor/` folders, with the installed
   copies of the same packages: code with real exact and near duplicates (different versions).
 - `real_documents(n)`: a deterministic sample of n documents from all of the above plus the Python
-  standard library, site-packages sources, C headers and the fetched documentation corpora.
+  standard library, site-packages sources, C headers, man pages (roff), Perl modules and the
+  fetched documentation corpora.
 
 Each document is (name, text); files that are not UTF-8, are empty, or are larger than
 `max_bytes` are skipped.
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PURELIB = Path(sysconfig.get_paths()["purelib"])
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
-TEXT_SUFFIXES = {".py", ".pyi", ".txt", ".md", ".rst", ".h", ".c", ".cfg", ".toml", ".ini", ".gz"}
+TEXT_SUFFIXES = {".py", ".pyi", ".txt", ".md", ".rst", ".h", ".c", ".cfg", ".toml", ".ini", ".gz", ".pm", ".pl", ".pod"}
 LICENCE_NAMES = ("LICENSE", "LICENCE", "COPYING", "NOTICE", "copyright")
 
 
@@ -66,7 +67,8 @@ def vendored_documents(max_bytes: int = 256 * 1024) -> list[tuple[str, str]]:
 
 def _all_paths() -> Iterator[Path]:
     corpora = REPO / ".cache" / "corpora"
-    for root in (PURELIB, STDLIB, Path("/usr/include"), Path("/usr/share/doc"), Path("/usr/share/common-licenses"),
+    for root in (PURELIB, STDLIB, Path("/usr/lib/python3"), Path("/usr/include"), Path("/usr/share/doc"),
+                 Path("/usr/share/common-licenses"), Path("/usr/share/man"), Path("/usr/share/perl"),
                  corpora / "linux-doc", corpora / "python-doc"):
         for p in _files(root):
             if p.suffix in TEXT_SUFFIXES or p.name.startswith(LICENCE_NAMES) or p.name == "METADATA":
