@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -194,6 +195,7 @@ def main() -> int:
         subprocess.run([*me, "--child", "silver"], check=True, stderr=subprocess.DEVNULL)
         out = subprocess.run([*me, "--child", "dedup"], check=True, capture_output=True, text=True).stdout
         results[n] = json.loads(out.strip().splitlines()[-1])
+        shutil.rmtree(lakehouse.parent, ignore_errors=True)
     print(f"\ndedup job, local Spark, {os.cpu_count()} cores (fresh lakehouse and process per size)")
     print("documents   seconds   s per 1k docs   kept     duplicates   driver RSS MB   JVM heap MB")
     for n, r in results.items():

@@ -5,7 +5,7 @@ import pytest
 
 from brickyard.cli import build_parser
 
-COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
+COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["dedup"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
             ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"]]
 
 
