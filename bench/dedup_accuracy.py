@@ -39,11 +39,11 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def corpus(limit: int) -> list[str]:
-    from realdocs import _files, licence_documents, read_text, vendored_documents
+    from realdocs import files, licence_documents, read_text, vendored_documents
 
     docs = [t for _, t in licence_documents()] + [t for _, t in vendored_documents()]
     kernel = REPO / ".cache" / "corpora" / "linux-doc"
-    for p in _files(kernel, "*.rst.gz"):
+    for p in files(kernel, "*.rst.gz"):
         if len(docs) >= limit:
             break
         if (t := read_text(p, 256 * 1024)) is not None:

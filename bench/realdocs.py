@@ -44,7 +44,7 @@ def read_text(path: Path, max_bytes: int) -> str | None:
     return text if text.strip() and "\x00" not in text else None
 
 
-def _files(root: Path, pattern: str = "*") -> Iterator[Path]:
+def files(root: Path, pattern: str = "*") -> Iterator[Path]:
     if root.is_dir():
         for p in sorted(root.rglob(pattern)):
             if "__pycache__" not in p.parts and p.is_file():
@@ -52,16 +52,16 @@ def _files(root: Path, pattern: str = "*") -> Iterator[Path]:
 
 
 def licence_documents(max_bytes: int = 256 * 1024) -> list[tuple[str, str]]:
-    paths = list(_files(Path("/usr/share/common-licenses")))
+    paths = list(files(Path("/usr/share/common-licenses")))
     paths += sorted(Path("/usr/share/doc").glob("*/copyright"))
-    paths += [p for p in _files(PURELIB) if p.name.startswith(LICENCE_NAMES)]
+    paths += [p for p in files(PURELIB) if p.name.startswith(LICENCE_NAMES)]
     return [(str(p), t) for p in paths if (t := read_text(p, max_bytes))]
 
 
 def vendored_documents(max_bytes: int = 256 * 1024) -> list[tuple[str, str]]:
-    vendored = [p for p in _files(PURELIB, "*.py") if "_vendor" in p.parts]
+    vendored = [p for p in files(PURELIB, "*.py") if "_vendor" in p.parts]
     names = {p.parts[p.parts.index("_vendor") + 1].removesuffix(".py") for p in vendored}
-    installed = [p for n in sorted(names) for p in _files(PURELIB / n, "*.py")]
+    installed = [p for n in sorted(names) for p in files(PURELIB / n, "*.py")]
     return [(str(p), t) for p in vendored + installed if (t := read_text(p, max_bytes))]
 
 
@@ -70,7 +70,7 @@ def _all_paths() -> Iterator[Path]:
     for root in (PURELIB, STDLIB, Path("/usr/lib/python3"), Path("/usr/include"), Path("/usr/share/doc"),
                  Path("/usr/share/common-licenses"), Path("/usr/share/man"), Path("/usr/share/perl"),
                  corpora / "linux-doc", corpora / "python-doc"):
-        for p in _files(root):
+        for p in files(root):
             if p.suffix in TEXT_SUFFIXES or p.name.startswith(LICENCE_NAMES) or p.name == "METADATA":
                 yield p
 

@@ -161,6 +161,14 @@ def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "tru
     spark.catalog.dropTempView(view)
 
 
+def delete_matching(spark, df, table: str, key: str, run_id: str) -> None:
+    """Delete the rows of `table` whose `key` appears in `df` (one MERGE, one commit)."""
+    view = f"delete_src_{run_id.replace('-', '_')}"
+    df.createOrReplaceTempView(view)
+    spark.sql(f"MERGE INTO {table} t USING {view} s ON t.{key} = s.{key} WHEN MATCHED THEN DELETE")
+    spark.catalog.dropTempView(view)
+
+
 def set_properties(spark, table: str, props: dict[str, str]) -> None:
     body = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in props.items())
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")

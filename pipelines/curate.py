@@ -236,15 +236,10 @@ def classifier(spark, cfg: PipelineConfig) -> dict | None:
             "name": model.name, "uri": model.uri}
 
 
-def _cores(spark) -> int:
-    try:
-        return max(1, spark.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect
-        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions", "8")) // 2)
-
-
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
     from pyspark.sql import functions as F
+
+    from pipelines.session import session_cores
 
     owner = cfg.catalog.owner
     for spec in (SILVER, FILTER_STATS):
@@ -268,7 +263,7 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         done = spark.sql(f"SELECT doc_id, bronze_sha256 AS content_sha256 FROM {SILVER.name} VERSION AS OF {silver_version}")
         # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
         # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
-        tasks = 4 * _cores(spark)
+        tasks = 4 * session_cores(spark)
         todo = bronze.join(done, ["doc_id", "content_sha256"], "left_anti").select(*IN_FIELDS).repartition(tasks, "doc_id")
         silver = (
             todo.mapInArrow(make_curator(settings), OUT_SCHEMA)

@@ -43,6 +43,7 @@ from pipelines.catalog import (
     Ref,
     TableSpec,
     code_version,
+    delete_matching,
     ensure_table,
     last_commit,
     latest_version,
@@ -50,7 +51,8 @@ from pipelines.catalog import (
     set_properties,
 )
 from pipelines.config import DedupSettings, PipelineConfig, config_hash, to_dict
-from pipelines.curate import SILVER, _cores
+from pipelines.curate import SILVER
+from pipelines.session import session_cores
 
 SIGNATURES = TableSpec(
     name="silver.signatures",
@@ -297,7 +299,7 @@ def verified(pairs, signed, texts, verify: str = "exact"):
 # ---------------------------------------------------------------------------------------------
 
 
-def _withdraw(spark, current, say) -> int:
+def _withdraw(spark, current, run_id: str, say) -> int:
     """Take documents that curation no longer keeps, or whose text changed, out of dedup's tables.
     A cluster that loses a document is dissolved (a lost link may split it, a lost keeper leaves it
     without one): its other documents are released to be deduplicated again. Returns how many left.
@@ -310,11 +312,11 @@ def _withdraw(spark, current, say) -> int:
         released = dups.join(gone.select("cluster_id").distinct(), "cluster_id").select("doc_id")
         drop = gone.select("doc_id").unionByName(released).distinct().localCheckpoint(eager=True)
         n_released = drop.count() - n_gone
-        spark.sql(f"MERGE INTO {DUPLICATES.name} t USING ({_view(drop, 'dedup_drop')}) s ON t.doc_id = s.doc_id WHEN MATCHED THEN DELETE")
+        delete_matching(spark, drop, DUPLICATES.name, "doc_id", run_id)
         sigs = spark.sql(f"SELECT doc_id, content_sha256 FROM {SIGNATURES.name} VERSION AS OF {latest_version(spark, SIGNATURES.name)}")
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
-            spark.sql(f"MERGE INTO {SIGNATURES.name} t USING ({_view(stale, 'dedup_stale')}) s ON t.doc_id = s.doc_id WHEN MATCHED THEN DELETE")
+            delete_matching(spark, stale, SIGNATURES.name, "doc_id", run_id)
         say(f"dedup: {n_gone} documents left curation or changed; {n_released} cluster members released")
     # gold holds exactly the keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first, so strays show as more gold rows than keepers)
@@ -323,13 +325,8 @@ def _withdraw(spark, current, say) -> int:
     if n_gone or gold.count() != keepers.count():
         stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
         if stray.count():
-            spark.sql(f"MERGE INTO {GOLD.name} t USING ({_view(stray, 'dedup_stray')}) s ON t.doc_id = s.doc_id WHEN MATCHED THEN DELETE")
+            delete_matching(spark, stray, GOLD.name, "doc_id", run_id)
     return n_gone
-
-
-def _view(df, name: str) -> str:
-    df.createOrReplaceTempView(name)
-    return f"SELECT * FROM {name}"
 
 
 def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, run, tasks: int) -> int:
@@ -423,10 +420,10 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
         with _phase(run, "withdraw"):
             current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
-            withdrawn = _withdraw(spark, current.drop("domain"), say)
+            withdrawn = _withdraw(spark, current.drop("domain"), run.run_id, say)
             domains = [r["domain"] for r in current.select("domain").distinct().collect()]
         plans = domain_plans(settings, set(domains) | set(cfg.domains))
-        tasks = 4 * _cores(spark)
+        tasks = 4 * session_cores(spark)
         with _phase(run, "sign"):
             n_signed = _sign(spark, kept, plans, settings, run, tasks)
 
@@ -461,31 +458,30 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         # method and similarity to the keeper, from the two signatures
         me = signed.select("doc_id", F.col("signature").alias("sig"))
         keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
-        t_place = time.perf_counter()
-        placed = (
-            assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
-            .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
-            .select(
-                "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper",
-                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), "exact").otherwise("near").alias("method"),
-                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
-                .otherwise(similarity_expr("sig", "keeper_sig")).cast("double").alias("similarity"),
-                F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("deduped_at"),
+        with _phase(run, "place"):
+            placed = (
+                assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
+                .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
+                .select(
+                    "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper",
+                    F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), "exact").otherwise("near").alias("method"),
+                    F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
+                    .otherwise(similarity_expr("sig", "keeper_sig")).cast("double").alias("similarity"),
+                    F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("deduped_at"),
+                )
+                .localCheckpoint(eager=True)
             )
-            .localCheckpoint(eager=True)
-        )
-        tally = placed.agg(
-            F.count("*").alias("n"), F.countDistinct("doc_id").alias("docs"),
-            *[F.count(F.when(cond, 1)).alias(name) for name, cond in
-              (("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"))],
-        ).first()
-        n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
-        if n_placed != n_todo or n_distinct != n_todo:
-            from pipelines.errors import BrickyardError
+            tally = placed.agg(
+                F.count("*").alias("n"), F.countDistinct("doc_id").alias("docs"),
+                *[F.count(F.when(cond, 1)).alias(name) for name, cond in
+                  (("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"))],
+            ).first()
+            n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
+            if n_placed != n_todo or n_distinct != n_todo:
+                from pipelines.errors import BrickyardError
 
-            raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
+                raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
 
-        run.metrics["seconds.place"] = f"{time.perf_counter() - t_place:.2f}"
         gold_rows = (kept.select(*GOLD_FROM_SILVER).join(placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at"), "doc_id")
                      .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at"))
         set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})

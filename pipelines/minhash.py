@@ -76,14 +76,17 @@ def shingles_of(text: str, n: int) -> list[str]:
     return [" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1)]
 
 
-@functools.lru_cache(maxsize=4)
+_POWERS: list[np.ndarray] = []  # [PRIME^i, PRIME^-i] for i below the longest chunk seen: one table, grown
+
+
 def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
     """PRIME^i and PRIME^-i mod 2^32 for i < size (uint32; numpy's products wrap)."""
-    p = np.full(size, PRIME, dtype=np.uint32)
-    p[0] = 1
-    q = np.full(size, pow(PRIME, -1, 1 << 32), dtype=np.uint32)
-    q[0] = 1
-    return np.cumprod(p, dtype=np.uint32), np.cumprod(q, dtype=np.uint32)
+    if not _POWERS or len(_POWERS[0]) < size:
+        p = np.full(size, PRIME, dtype=np.uint32)
+        q = np.full(size, pow(PRIME, -1, 1 << 32), dtype=np.uint32)
+        p[0] = q[0] = 1
+        _POWERS[:] = [np.cumprod(p, dtype=np.uint32), np.cumprod(q, dtype=np.uint32)]
+    return _POWERS[0], _POWERS[1]
 
 
 def _chunk_shingles(data: bytes, doc_starts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

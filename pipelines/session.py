@@ -215,6 +215,14 @@ def session_lakehouse(spark) -> Path:
     return Path(warehouse).parent
 
 
+def session_cores(spark) -> int:
+    """Cores the session's tasks run on (from the shuffle partitions under Spark Connect)."""
+    try:
+        return max(1, spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions", "8")) // 2)
+
+
 def describe_master(spark) -> str:
     try:
         return spark.sparkContext.master
