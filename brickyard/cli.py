@@ -192,7 +192,9 @@ def cmd_run(args) -> int:
             if not cfg.export.curriculum:
                 print("export: no curriculum configured (set export.curriculum); nothing exported")
                 continue
-            _export_and_verify(spark, cfg, cfg.resolve(cfg.export.curriculum))
+            if _export_and_verify(spark, cfg, cfg.resolve(cfg.export.curriculum)):
+                print("export: the export does not verify; stopping")
+                return 1
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))

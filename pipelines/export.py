@@ -212,8 +212,9 @@ class PartWriter:
             sample = {"tokens": buf[i * self.L:(i + 1) * self.L], "stream": self.stream}
             if starts is not None:
                 first = (self.samples + i) * self.L
-                lo, hi = np.searchsorted(starts, [first, first + self.L])
-                sample["doc_starts"] = (starts[lo:hi] - first).astype(np.uint32)
+                lo, hi = np.searchsorted(starts, [first + 1, first + self.L])
+                # 0 always: the sample's first token begins a segment, whether a document starts there or continues
+                sample["doc_starts"] = np.concatenate([[0], starts[lo:hi] - first]).astype(np.uint32)
             self.writer.write(sample)
         self.samples += n
         rest = buf[n * self.L:]
