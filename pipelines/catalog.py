@@ -14,6 +14,7 @@ balance: rows_in = rows_out + rows_rejected + rows_quarantined.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -277,6 +278,13 @@ class JobRun:
     def noop(self, message: str) -> None:
         self.status = "noop"
         self.message = message
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Record a phase's wall time in the run's metrics (seconds.NAME)."""
+        t = time.perf_counter()
+        yield
+        self.metrics[f"seconds.{name}"] = f"{time.perf_counter() - t:.2f}"
 
     # -- writing the row -----------------------------------------------------------------------
     def _row(self):

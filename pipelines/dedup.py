@@ -33,8 +33,6 @@ Counts balance: rows in = keepers + duplicates. A run with nothing new is a reco
 
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import dataclass
 
 from pipelines.catalog import (
@@ -396,14 +394,6 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     return exact_old.unionByName(rep_cluster).unionByName(followers)
 
 
-@contextlib.contextmanager
-def _phase(run, name: str):
-    """Record a phase's wall time in the run's metrics (seconds.NAME)."""
-    t = time.perf_counter()
-    yield
-    run.metrics[f"seconds.{name}"] = f"{time.perf_counter() - t:.2f}"
-
-
 def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
     """Run the dedup job. Returns (run_id, status, keepers, duplicates)."""
     from pyspark.sql import functions as F
@@ -418,13 +408,13 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         silver_version = latest_version(spark, SILVER.name)
         run.inputs.append(Ref(SILVER.name, "table", silver_version))
         kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
-        with _phase(run, "withdraw"):
+        with run.phase("withdraw"):
             current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
             withdrawn = _withdraw(spark, current.drop("domain"), run.run_id, say)
             domains = [r["domain"] for r in current.select("domain").distinct().collect()]
         plans = domain_plans(settings, set(domains) | set(cfg.domains))
         tasks = 4 * session_cores(spark)
-        with _phase(run, "sign"):
+        with run.phase("sign"):
             n_signed = _sign(spark, kept, plans, settings, run, tasks)
 
         dup_version = latest_version(spark, DUPLICATES.name)
@@ -452,13 +442,13 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         signed = (spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
                   .join(kept.select("doc_id", "domain"), "doc_id")
                   .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
-        with _phase(run, "cluster"):
+        with run.phase("cluster"):
             assigned = _assign(spark, todo, old, signed, kept.select("doc_id", "text"), settings)
 
         # method and similarity to the keeper, from the two signatures
         me = signed.select("doc_id", F.col("signature").alias("sig"))
         keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
-        with _phase(run, "place"):
+        with run.phase("place"):
             placed = (
                 assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
                 .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
@@ -487,10 +477,10 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
         # gold first, duplicates last: duplicates is what marks a document done, and a run killed in
         # between leaves gold rows that the next run's check removes before it starts again
-        with _phase(run, "write"):
+        with run.phase("write"):
             merge_into(spark, gold_rows, GOLD.name, "doc_id", run.run_id)
             merge_into(spark, placed, DUPLICATES.name, "doc_id", run.run_id)
-        with _phase(run, "refresh_quality"):
+        with run.phase("refresh_quality"):
             refreshed = _refresh_quality(spark, kept, run)
         for spec in (GOLD, DUPLICATES):
             run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))

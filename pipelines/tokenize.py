@@ -34,11 +34,12 @@ from pipelines.catalog import (
     latest_version,
     merge_into,
     set_properties,
+    sql_str,
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.dedup import GOLD
 from pipelines.errors import BrickyardError, ConfigError
-from pipelines.session import session_cores
+from pipelines.session import scoped_conf, session_cores
 
 TOKENS = TableSpec(
     name="gold.tokens",
@@ -100,28 +101,35 @@ def encode_documents(enc, texts: list[str]):
     return flat, offsets
 
 
-TOKENIZE_SCHEMA = "doc_id STRING, n_tokens INT, tokens ARRAY<INT>"
+PASS_THROUGH = ("doc_id", "source", "domain", "quality_tier", "content_sha256")
+TOKENIZE_SCHEMA = ("doc_id STRING, source STRING, domain STRING, quality_tier STRING, content_sha256 STRING, "
+                   "n_tokens INT, tokens ARRAY<INT>")
 
 
 def make_tokenizer(name: str):
-    """mapInArrow function: (doc_id, text) -> (doc_id, n_tokens, tokens), one batch call per Arrow batch."""
+    """mapInArrow function: gold rows -> the same keys with n_tokens and tokens, one batch call per
+    Arrow batch; the other columns pass through untouched (no join afterwards)."""
 
     def tokenize_partition(batches):
         import numpy as np
         import pyarrow as pa
 
         enc = encoder(name)
-        schema = pa.schema([("doc_id", pa.string()), ("n_tokens", pa.int32()), ("tokens", pa.list_(pa.int32()))])
+        schema = pa.schema([*((c, pa.string()) for c in PASS_THROUGH), ("n_tokens", pa.int32()), ("tokens", pa.list_(pa.int32()))])
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             flat, offsets = encode_documents(enc, batch.column("text").to_pylist())
             yield pa.RecordBatch.from_arrays(
-                [batch.column("doc_id"), pa.array(np.diff(offsets)), pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))],
+                [*(batch.column(c) for c in PASS_THROUGH), pa.array(np.diff(offsets)),
+                 pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))],
                 schema=schema,
             )
 
     return tokenize_partition
+
+
+BROADCAST_KEYS = 2_000_000  # up to this many documents to encode, they are picked by a broadcast join
 
 
 def _pinned(spark, spec: TableSpec, columns: str = "*"):
@@ -158,24 +166,27 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
         run.inputs.append(Ref(GOLD.name, "table", gold_version))
         have, tokens_version = _pinned(spark, TOKENS, "doc_id, domain, quality_tier, content_sha256, encoding")
 
-        # documents that left gold: their tokens go
-        gone = have.join(gold, "doc_id", "left_anti").select("doc_id").localCheckpoint(eager=True)
-        n_gone = gone.count()
-        if n_gone:
-            delete_matching(spark, gone, TOKENS.name, "doc_id", run.run_id)
-        # domain or tier changed in gold: copied over, the ids stay
-        moved = (have.join(gold.select("doc_id", "content_sha256", F.col("domain").alias("d"), F.col("quality_tier").alias("q")),
-                           ["doc_id", "content_sha256"])
-                 .where("NOT (domain <=> d AND quality_tier <=> q)")
-                 .select("doc_id", F.col("d").alias("domain"), F.col("q").alias("quality_tier")).localCheckpoint(eager=True))
-        n_moved = moved.count()
-        if n_moved:
-            merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
-
-        current = have.where(F.col("encoding") == name).select("doc_id", "content_sha256")
-        todo = gold.join(current, ["doc_id", "content_sha256"], "left_anti")
-        todo_keys = todo.select("doc_id").localCheckpoint(eager=True)
-        n_todo = todo_keys.count()
+        with run.phase("plan"):
+            # every gold and tokens key once, classified: todo (no tokens, or for other text or
+            # encoding), retier (domain or tier changed), gone (left gold)
+            g = gold.select("doc_id", F.col("content_sha256").alias("g_sha"), F.col("domain").alias("g_domain"),
+                            F.col("quality_tier").alias("g_tier"))
+            t = have.select("doc_id", F.col("content_sha256").alias("t_sha"), F.col("encoding").alias("t_enc"),
+                            F.col("domain").alias("t_domain"), F.col("quality_tier").alias("t_tier"))
+            state = F.expr(f"""CASE WHEN g_sha IS NULL THEN 'gone'
+                WHEN t_sha IS NULL THEN 'new'
+                WHEN t_sha <> g_sha OR t_enc <> {sql_str(name)} THEN 'replace'
+                WHEN NOT (t_domain <=> g_domain AND t_tier <=> g_tier) THEN 'retier'
+                ELSE 'done' END""")
+            keys = g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier").localCheckpoint(eager=True)
+            n = {r["state"]: r["n"] for r in keys.groupBy("state").agg(F.count("*").alias("n")).collect()}
+            n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
+            n_todo = n.get("new", 0) + n_stale
+            if n_gone:
+                delete_matching(spark, keys.where("state = 'gone'"), TOKENS.name, "doc_id", run.run_id)
+            if n_moved:
+                moved = keys.where("state = 'retier'").select("doc_id", F.col("g_domain").alias("domain"), F.col("g_tier").alias("quality_tier"))
+                merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
         run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
         if n_todo == 0:
             run.counts(0, 0)
@@ -189,24 +200,33 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
             return run.run_id, "noop", 0, 0
 
         # rows being replaced (changed text or encoding) are deleted first; the rest is one append
-        stale = todo_keys.join(have.select("doc_id"), "doc_id").localCheckpoint(eager=True)
-        n_stale = stale.count()
         if n_stale:
-            delete_matching(spark, stale, TOKENS.name, "doc_id", run.run_id)
-        tasks = 4 * session_cores(spark)
-        ids = todo.select("doc_id", "text").repartition(tasks, "doc_id").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
-        rows = (todo.drop("text").join(ids, "doc_id")
-                .select("doc_id", "source", "domain", "quality_tier", "content_sha256", F.lit(name).alias("encoding"),
-                        "n_tokens", "tokens", F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
+            delete_matching(spark, keys.where("state = 'replace'"), TOKENS.name, "doc_id", run.run_id)
+        # the documents to encode, read in the scan's own partitions (Spark spreads a scan over the
+        # cores), so the text is never shuffled: all of gold, or gold semi-joined with broadcast keys
+        n_gold = sum(v for k, v in n.items() if k != "gone")
+        if n_todo == n_gold:
+            todo = gold
+        elif n_todo <= BROADCAST_KEYS:
+            todo = gold.join(F.broadcast(keys.where("state IN ('new', 'replace')").select("doc_id")), "doc_id", "left_semi")
+        else:
+            todo = gold.join(keys.where("state IN ('new', 'replace')").select("doc_id"), "doc_id", "left_semi").repartition(
+                4 * session_cores(spark), "doc_id")
+        rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
+                .select(*PASS_THROUGH[:-1], "content_sha256", F.lit(name).alias("encoding"), "n_tokens", "tokens",
+                        F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
         set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-        rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
+        # scans split into a few tasks per core, so that a slow batch does not leave a core idle
+        with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):
+            rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
         version, _ = last_commit(spark, TOKENS.name)
-        written = spark.sql(f"SELECT domain, quality_tier, n_tokens FROM {TOKENS.name} VERSION AS OF {version} "
-                            f"WHERE batch_id = '{run.run_id}'")
-        counts = token_counts(written)
-        n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
-        n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
-        _check_mirrors_gold(spark, gold)
+        with run.phase("check"):
+            written = spark.sql(f"SELECT domain, quality_tier, n_tokens FROM {TOKENS.name} VERSION AS OF {version} "
+                                f"WHERE batch_id = '{run.run_id}'")
+            counts = token_counts(written)
+            n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
+            n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
+            _check_mirrors_gold(spark, gold)
         run.outputs.append(Ref(TOKENS.name, "table", version))
         run.counts(n_todo, n_docs)
         run.metrics.update(counts | {"tokens": n_tokens, "replaced": n_stale})
@@ -219,10 +239,11 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
 
 def _check_mirrors_gold(spark, gold) -> None:
     """After a run, gold.tokens holds exactly the documents of the gold version it read."""
-    tokens, _ = _pinned(spark, TOKENS, "doc_id")
-    keys = gold.select("doc_id")
-    missing = keys.join(tokens, "doc_id", "left_anti").count()
-    extra = tokens.join(keys, "doc_id", "left_anti").count()
-    if missing or extra:
-        raise BrickyardError(f"gold.tokens does not mirror gold.documents after tokenizing: {missing} documents "
-                             f"without tokens, {extra} tokens rows without a document")
+    from pyspark.sql import functions as F
+
+    tokens, _ = _pinned(spark, TOKENS, "doc_id, 1 AS t")
+    both = gold.select("doc_id", F.lit(1).alias("g")).join(tokens, "doc_id", "full_outer")
+    r = both.agg(F.count(F.when(F.col("t").isNull(), 1)).alias("missing"), F.count(F.when(F.col("g").isNull(), 1)).alias("extra")).first()
+    if r["missing"] or r["extra"]:
+        raise BrickyardError(f"gold.tokens does not mirror gold.documents after tokenizing: {r['missing']} documents "
+                             f"without tokens, {r['extra']} tokens rows without a document")

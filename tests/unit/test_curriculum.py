@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.curriculum import Curriculum, largest_remainder, load_curriculum, plan_phases
 from pipelines.config import from_dict
+from pipelines.curriculum import Curriculum, largest_remainder, load_curriculum, plan_phases
 from pipelines.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
