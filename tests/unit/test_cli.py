@@ -5,7 +5,7 @@ import pytest
 
 from brickyard.cli import build_parser
 
-COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["dedup"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
+COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["dedup"], ["tokenize"], ["export"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
             ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"]]
 
 
@@ -49,3 +49,14 @@ def test_model_info_prints_the_presets_counts():
     assert "131.597B" in r.stdout and "35.853B" in r.stdout and "4 of 16" in r.stdout
     bad = run_cli("model", "info", "dbrx-xl")
     assert bad.returncode == 2 and "unknown model preset 'dbrx-xl'" in bad.stderr
+
+
+def test_verifying_a_folder_that_is_not_an_export_is_one_line(tmp_path):
+    r = run_cli("export", "--verify", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"brickyard: error: {tmp_path} is not an export: it has no manifest.json"]
+
+
+def test_export_without_a_curriculum_says_what_to_pass():
+    r = run_cli("export")
+    assert r.returncode == 2 and "name a curriculum: --curriculum" in r.stderr
