@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 MAX_BYTES = 16 * 1024
 
+from benchlake import config, write_documents  # noqa: E402
+
 
 def documents(n: int) -> list[str]:
     from realdocs import real_documents
@@ -71,35 +73,13 @@ def bench_signatures(texts: list[str]) -> None:
     print(f"  ratio brickyard / datasketch   {theirs / best:8.1f}  (goal >= 5)")
 
 
-def config(lakehouse: Path):
-    from pipelines.config import PipelineConfig, SparkSettings
-
-    return PipelineConfig(lakehouse=str(lakehouse), spark=SparkSettings(ui=False, progress=False, driver_memory="3g"))
-
-
 def write_silver(lakehouse: Path, n: int) -> None:
     """silver.documents with n real documents, all kept (what curate would hand to dedup)."""
-    import datetime as dt
-
-    from pipelines.catalog import ensure_table
     from pipelines.curate import SILVER
-    from pipelines.session import get_spark
 
-    cfg = config(lakehouse)
-    spark = get_spark(lakehouse, cfg.spark, app_name="bench-dedup-silver")
-    ensure_table(spark, SILVER, "bench")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = []
-    for i, text in enumerate(documents(n)):
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        rows.append({"doc_id": f"d{i:07d}", "source": "bench", "domain": "other", "kind": "text", "path": f"f{i}",
-                     "locator": f"f{i}", "text": text, "content_sha256": sha, "n_bytes": len(text.encode()),
-                     "lang": "en", "lang_score": 1.0, "keep": True, "bronze_sha256": sha, "batch_id": "bench",
-                     "curated_at": now})
-    schema = ", ".join(f"{c.name} {c.type}" for c in SILVER.columns)
-    full = [{c.name: r.get(c.name) for c in SILVER.columns} for r in rows]
-    spark.createDataFrame(full, schema).repartition(8).write.format("delta").mode("append").saveAsTable(SILVER.name)
-    spark.stop()
+    texts = documents(n)
+    write_documents(lakehouse, SILVER, texts, lang_score=1.0, keep=True,
+                    bronze_sha256=lambda d: hashlib.sha256(texts[int(d[1:])].encode()).hexdigest())
 
 
 def run_dedup(lakehouse: Path) -> dict:

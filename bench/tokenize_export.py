@@ -25,8 +25,6 @@ each, in a fixed order, until about --mb megabytes.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -42,6 +40,8 @@ sys.path.insert(0, str(REPO / "bench"))
 MAX_BYTES = 64 * 1024
 SEQ_LEN = 2048
 
+from benchlake import config, write_documents  # noqa: E402
+
 
 def documents(mb: float) -> list[str]:
     from realdocs import real_documents
@@ -55,32 +55,11 @@ def documents(mb: float) -> list[str]:
     return out
 
 
-def config(lakehouse: Path):
-    from pipelines.config import PipelineConfig, SparkSettings
-
-    return PipelineConfig(lakehouse=str(lakehouse), spark=SparkSettings(ui=False, progress=False, driver_memory="3g"))
-
-
 def write_gold(lakehouse: Path, mb: float) -> None:
     """gold.documents holding the documents (what dedup would hand to tokenize)."""
-    from pipelines.catalog import ensure_table
     from pipelines.dedup import GOLD
-    from pipelines.session import get_spark
 
-    cfg = config(lakehouse)
-    spark = get_spark(lakehouse, cfg.spark, app_name="bench-tokenize-gold")
-    ensure_table(spark, GOLD, "bench")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = []
-    for i, text in enumerate(documents(mb)):
-        sha = hashlib.sha256(text.encode()).hexdigest()
-        rows.append({"doc_id": f"d{i:07d}", "source": "bench", "domain": "other", "kind": "text", "path": f"f{i}",
-                     "locator": f"f{i}", "text": text, "content_sha256": sha, "n_bytes": len(text.encode()),
-                     "lang": "en", "quality_tier": "unscored", "cluster_id": f"d{i:07d}", "batch_id": "bench", "deduped_at": now})
-    schema = ", ".join(f"{c.name} {c.type}" for c in GOLD.columns)
-    full = [{c.name: r.get(c.name) for c in GOLD.columns} for r in rows]
-    spark.createDataFrame(full, schema).repartition(8).write.format("delta").mode("append").saveAsTable(GOLD.name)
-    spark.stop()
+    write_documents(lakehouse, GOLD, documents(mb), quality_tier="unscored", cluster_id=lambda d: d)
 
 
 def run_stages(lakehouse: Path) -> dict:

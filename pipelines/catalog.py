@@ -99,6 +99,14 @@ def latest_version(spark, table: str) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]["version"])
 
 
+def read_pinned(spark, table: str, columns: str = "*", where: str | None = None):
+    """`table` at its latest version, pinned (VERSION AS OF): later commits by the same job do not
+    change what this DataFrame reads. Returns (DataFrame, version)."""
+    version = latest_version(spark, table)
+    cond = f" WHERE {where}" if where else ""
+    return spark.sql(f"SELECT {columns} FROM {table} VERSION AS OF {version}{cond}"), version
+
+
 def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
     """Version and operation metrics of the table's latest commit."""
     row = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]

@@ -462,22 +462,29 @@ class PipelineConfig:
         raise ConfigError(f"no source named {name!r}; declared: {', '.join(s.name for s in self.sources)}")
 
 
+def read_yaml(path: str | os.PathLike, what: str) -> dict:
+    """A YAML file whose top level is a mapping (empty file: {}); `what` names it in errors."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {p} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{what} {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{what} {p}: expected a mapping at the top level")
+    return raw
+
+
 def load_config(path: str | os.PathLike | None) -> PipelineConfig:
     """Read and validate a pipeline YAML. `None` gives the defaults with no sources."""
     if path is None:
         return PipelineConfig()
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {p}: expected a mapping at the top level")
+    raw = read_yaml(p, "config file")
     raw.setdefault("base_dir", str(p.resolve().parent))
     return from_dict(PipelineConfig, raw, where=p.name)

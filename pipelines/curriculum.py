@@ -30,9 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
-from pipelines.config import _did_you_mean, from_dict
+from pipelines.config import _did_you_mean, from_dict, read_yaml
 from pipelines.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -135,15 +133,7 @@ class Curriculum:
 
 
 def load_curriculum(path: str | Path) -> Curriculum:
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"curriculum file {p} does not exist") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"curriculum file {p} is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
-    return from_dict(Curriculum, raw, where=p.name)
+    return from_dict(Curriculum, read_yaml(path, "curriculum file"), where=Path(path).name)
 
 
 def largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -191,7 +181,8 @@ def plan_phases(spec: Curriculum, available: dict[str, int]) -> tuple[list[Phase
         plans.append(PhasePlan(p.name, p.share, n, streams))
     for s, k in used.items():
         have = available.get(s, 0)
-        if have and k > have and sum(1 for pl in plans if pl.streams.get(s, {}).get("repeat", 0) > 1) == 0:
+        # named once: a phase that alone repeats the stream has its own warning already
+        if have and k > have and not any(pl.streams.get(s, {}).get("repeat", 0) > 1 for pl in plans):
             warnings.append(f"stream {s}: the phases together take {k:,} of its {have:,} samples: "
                             f"read {k / have:.2f} times over the run")
     return plans, warnings

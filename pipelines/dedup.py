@@ -46,6 +46,7 @@ from pipelines.catalog import (
     last_commit,
     latest_version,
     merge_into,
+    read_pinned,
     set_properties,
 )
 from pipelines.config import DedupSettings, PipelineConfig, config_hash, to_dict
@@ -303,7 +304,7 @@ def _withdraw(spark, current, run_id: str, say) -> int:
     without one): its other documents are released to be deduplicated again. Returns how many left.
 
     `current`: (doc_id, content_sha256) of the documents curation keeps now."""
-    dups = spark.sql(f"SELECT doc_id, content_sha256, cluster_id FROM {DUPLICATES.name} VERSION AS OF {latest_version(spark, DUPLICATES.name)}")
+    dups = read_pinned(spark, DUPLICATES.name, "doc_id, content_sha256, cluster_id")[0]
     gone = dups.join(current, ["doc_id", "content_sha256"], "left_anti").localCheckpoint(eager=True)
     n_gone = gone.count()
     if n_gone:
@@ -311,15 +312,15 @@ def _withdraw(spark, current, run_id: str, say) -> int:
         drop = gone.select("doc_id").unionByName(released).distinct().localCheckpoint(eager=True)
         n_released = drop.count() - n_gone
         delete_matching(spark, drop, DUPLICATES.name, "doc_id", run_id)
-        sigs = spark.sql(f"SELECT doc_id, content_sha256 FROM {SIGNATURES.name} VERSION AS OF {latest_version(spark, SIGNATURES.name)}")
+        sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
             delete_matching(spark, stale, SIGNATURES.name, "doc_id", run_id)
         say(f"dedup: {n_gone} documents left curation or changed; {n_released} cluster members released")
     # gold holds exactly the keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first, so strays show as more gold rows than keepers)
-    keepers = spark.sql(f"SELECT doc_id FROM {DUPLICATES.name} VERSION AS OF {latest_version(spark, DUPLICATES.name)} WHERE is_keeper")
-    gold = spark.sql(f"SELECT doc_id FROM {GOLD.name} VERSION AS OF {latest_version(spark, GOLD.name)}")
+    keepers = read_pinned(spark, DUPLICATES.name, "doc_id", "is_keeper")[0]
+    gold = read_pinned(spark, GOLD.name, "doc_id")[0]
     if n_gone or gold.count() != keepers.count():
         stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
         if stray.count():
@@ -331,7 +332,7 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     """Sign every kept document that lacks a signature of its domain's current scheme."""
     from pyspark.sql import functions as F
 
-    have = spark.sql(f"SELECT doc_id, content_sha256, scheme FROM {SIGNATURES.name} VERSION AS OF {latest_version(spark, SIGNATURES.name)}")
+    have = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256, scheme")[0]
     want = kept.join(F.broadcast(plans_frame(spark, plans).select("domain", "scheme")), "domain")
     todo = want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti").select("doc_id", "domain", "content_sha256", "text")
     signer = make_signer({d: (p.ngram, p.num_perm) for d, p in plans.items()},
@@ -496,7 +497,7 @@ def _refresh_quality(spark, kept, run) -> int:
     """Copy silver's quality columns onto gold rows where they differ (a retrained classifier)."""
     from pyspark.sql import functions as F
 
-    gold = spark.sql(f"SELECT doc_id, {', '.join(QUALITY_COLUMNS)} FROM {GOLD.name} VERSION AS OF {latest_version(spark, GOLD.name)}")
+    gold = read_pinned(spark, GOLD.name, ", ".join(["doc_id", *QUALITY_COLUMNS]))[0]
     now = kept.select("doc_id", *[F.col(c).alias(f"new_{c}") for c in QUALITY_COLUMNS])
     differ = " OR ".join(f"NOT ({c} <=> new_{c})" for c in QUALITY_COLUMNS)
     stale = gold.join(now, "doc_id").where(differ).select("doc_id", *[F.col(f"new_{c}").alias(c) for c in QUALITY_COLUMNS])

@@ -33,6 +33,7 @@ from pipelines.catalog import (
     last_commit,
     latest_version,
     merge_into,
+    read_pinned,
     set_properties,
     sql_str,
 )
@@ -132,11 +133,6 @@ def make_tokenizer(name: str):
 BROADCAST_KEYS = 2_000_000  # up to this many documents to encode, they are picked by a broadcast join
 
 
-def _pinned(spark, spec: TableSpec, columns: str = "*"):
-    version = latest_version(spark, spec.name)
-    return spark.sql(f"SELECT {columns} FROM {spec.name} VERSION AS OF {version}"), version
-
-
 def token_counts(df) -> dict[str, int]:
     """{'tokens.DOMAIN.TIER': n, 'documents.DOMAIN.TIER': n} over rows of gold.tokens (a small aggregate)."""
     from pyspark.sql import functions as F
@@ -162,9 +158,9 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
     encoder(name)  # a bad name fails here, in one sentence, before any Spark work
     logged = to_dict(cfg.tokenize)
     with JobRun(spark, "tokenize", logged, config_hash(logged), owner) as run:
-        gold, gold_version = _pinned(spark, GOLD, "doc_id, source, domain, quality_tier, content_sha256, text")
+        gold, gold_version = read_pinned(spark, GOLD.name, "doc_id, source, domain, quality_tier, content_sha256, text")
         run.inputs.append(Ref(GOLD.name, "table", gold_version))
-        have, tokens_version = _pinned(spark, TOKENS, "doc_id, domain, quality_tier, content_sha256, encoding")
+        have, tokens_version = read_pinned(spark, TOKENS.name, "doc_id, domain, quality_tier, content_sha256, encoding")
 
         with run.phase("plan"):
             # every gold and tokens key once, classified: todo (no tokens, or for other text or
@@ -213,7 +209,7 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
             todo = gold.join(keys.where("state IN ('new', 'replace')").select("doc_id"), "doc_id", "left_semi").repartition(
                 4 * session_cores(spark), "doc_id")
         rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
-                .select(*PASS_THROUGH[:-1], "content_sha256", F.lit(name).alias("encoding"), "n_tokens", "tokens",
+                .select(*PASS_THROUGH, F.lit(name).alias("encoding"), "n_tokens", "tokens",
                         F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
         set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
         # scans split into a few tasks per core, so that a slow batch does not leave a core idle
@@ -241,7 +237,7 @@ def _check_mirrors_gold(spark, gold) -> None:
     """After a run, gold.tokens holds exactly the documents of the gold version it read."""
     from pyspark.sql import functions as F
 
-    tokens, _ = _pinned(spark, TOKENS, "doc_id, 1 AS t")
+    tokens, _ = read_pinned(spark, TOKENS.name, "doc_id, 1 AS t")
     both = gold.select("doc_id", F.lit(1).alias("g")).join(tokens, "doc_id", "full_outer")
     r = both.agg(F.count(F.when(F.col("t").isNull(), 1)).alias("missing"), F.count(F.when(F.col("g").isNull(), 1)).alias("extra")).first()
     if r["missing"] or r["extra"]:

@@ -18,7 +18,7 @@ from pipelines.curate import curate
 from pipelines.curriculum import Curriculum
 from pipelines.dedup import dedup
 from pipelines.errors import ConfigError
-from pipelines.export import export, ordered, read_manifest, verify
+from pipelines.export import export, ordered, verify
 from pipelines.ingest import ingest
 from pipelines.tokenize import encoder, tokenize
 from tests.conftest import spark_settings
@@ -188,4 +188,4 @@ def test_export_refuses_a_share_of_an_empty_stream_and_a_bad_version(spark, buil
 
     with pytest.raises(BrickyardError, match=r"--as-of 99999: gold.tokens has versions 0 to \d+"):
         export(spark, cfg, spec(), out=tmp_path / "e", as_of=99999, quiet=True)
-    assert not (tmp_path / "e").exists() and read_manifest  # nothing half-written
+    assert not (tmp_path / "e").exists()  # nothing half-written
