@@ -7,7 +7,9 @@
     brickyard dedup     --config ...                  silver.documents -> gold.documents (exact + MinHash LSH)
     brickyard tokenize  --config ...                  gold.documents -> gold.tokens (cl100k_base ids)
     brickyard export    --config ... --curriculum SPEC gold.tokens -> MDS shards + manifest [--verify]
-    brickyard catalog   ls | show TABLE | lineage TABLE
+    brickyard train     --config configs/train/NAME.yaml  an export -> a trained MoE, checkpoints, an MLflow run
+    brickyard train     --config ... --from-table gold.tokens --curriculum SPEC [--as-of V]  export, then train
+    brickyard catalog   ls | show TABLE | lineage TABLE | lineage --run MLFLOW_RUN_ID
     brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
 
@@ -22,7 +24,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export", "train"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -87,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", nargs="?", const=True, default=False, metavar="EXPORT_DIR",
                    help="read the export back through StreamingDataset and check it against its manifest; "
                    "with a folder, verify that export only (no Spark)")
+
+    p = sub.add_parser("train", help="train the MoE on an export (or export from gold.tokens first)",
+                       description="Train the model a training config describes on an export, in this process "
+                       "(one CPU or GPU; under torchrun use `python -m training.train`, the same code). "
+                       "Checkpoints resume exactly; the run is logged in MLflow with its export and table versions.")
+    from training.config import add_arguments
+
+    add_arguments(p)
+    g = p.add_argument_group("training from curated tables (exports first, with Spark)")
+    g.add_argument("--from-table", choices=["gold.tokens"], help="export this table with --curriculum, then train on it")
+    g.add_argument("--curriculum", help="curriculum YAML for --from-table")
+    g.add_argument("--as-of", type=int, metavar="VERSION", help="with --from-table: gold.tokens at this Delta version")
+    g.add_argument("--pipeline-config", default=os.environ.get("BRICKYARD_CONFIG"),
+                   help="pipeline YAML for the export's Spark settings (env BRICKYARD_CONFIG)")
 
     p = sub.add_parser("quality", help="the fastText quality classifier",
                        description="Train the quality classifier from catalog tables and register it.")
@@ -170,6 +186,7 @@ def cmd_run(args) -> int:
     spark, root = _spark(args, cfg)
     print(f"lakehouse: {root}")
     t0 = time.time()
+    exported = None
     for stage in STAGES:
         t = time.time()
         if stage == "ingest":
@@ -192,9 +209,16 @@ def cmd_run(args) -> int:
             if not cfg.export.curriculum:
                 print("export: no curriculum configured (set export.curriculum); nothing exported")
                 continue
-            if _export_and_verify(spark, cfg, cfg.resolve(cfg.export.curriculum)):
+            exported = _export(spark, cfg, cfg.resolve(cfg.export.curriculum))
+            if _verify(exported):
                 print("export: the export does not verify; stopping")
                 return 1
+        elif stage == "train":
+            if not cfg.train.config or exported is None:
+                print("train: no training configured (set train.config, and export.curriculum)" if not cfg.train.config
+                      else "train: nothing exported to train on")
+                continue
+            _train_stage(cfg, root, exported)
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
@@ -264,14 +288,56 @@ def cmd_tokenize(args) -> int:
     return 0
 
 
-def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False, verify=True) -> int:
+def _export(spark, cfg, curriculum, out=None, as_of=None, force=False):
     from pipelines.curriculum import load_curriculum
     from pipelines.export import export
 
     spec = load_curriculum(curriculum)
     run_id, status, path, _ = export(spark, cfg, spec, out=out, as_of=as_of, force=force)
     print(f"run {run_id}: {status}: {path}")
+    return path
+
+
+def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False, verify=True) -> int:
+    path = _export(spark, cfg, curriculum, out, as_of, force)
     return _verify(path) if verify else 0
+
+
+def _train_stage(cfg, root, export_dir) -> None:
+    """`brickyard run`'s last stage: the configured training on the export just made, resumed if a
+    checkpoint of the same config is there, a no-op if it is already trained."""
+    from training.config import load_train_config
+    from training.train import train
+
+    tcfg = load_train_config(cfg.resolve(cfg.train.config), lakehouse=str(root))
+    tcfg.data.export = str(export_dir)
+    train(tcfg, resume="auto")
+
+
+def cmd_train(args) -> int:
+    from pipelines.errors import ConfigError
+    from training.config import config_from_args
+    from training.train import train
+
+    tcfg = config_from_args(args)
+    if args.from_table:
+        from pipelines.config import load_config
+        from pipelines.session import get_spark
+
+        if not args.curriculum:
+            raise ConfigError("--from-table needs --curriculum configs/curriculum/NAME.yaml")
+        cfg = load_config(args.pipeline_config)
+        root = tcfg.lakehouse_root()
+        spark = get_spark(root, cfg.spark)
+        try:
+            path = _export(spark, cfg, args.curriculum, as_of=args.as_of)
+        finally:
+            spark.stop()
+        tcfg.data.export = str(path)
+    elif args.curriculum or args.as_of is not None:
+        raise ConfigError("--curriculum and --as-of go with --from-table gold.tokens")
+    result = train(tcfg, resume="yes" if args.resume else "no", fresh=args.fresh)
+    return 0 if result.status in ("succeeded", "noop") else 1
 
 
 def _verify(path) -> int:
@@ -345,7 +411,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -411,6 +411,13 @@ class ExportSettings:
 
 
 @dataclass
+class TrainStageSettings:
+    """`brickyard run`'s last stage: a training config run on the export just made."""
+
+    config: str | None = None  # a training YAML (configs/train/*.yaml), relative to this config file; none: no training
+
+
+@dataclass
 class CatalogSettings:
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
 
@@ -427,6 +434,7 @@ class PipelineConfig:
     dedup: DedupSettings = field(default_factory=DedupSettings)
     tokenize: TokenizeSettings = field(default_factory=TokenizeSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    train: TrainStageSettings = field(default_factory=TrainStageSettings)
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 

@@ -7,6 +7,9 @@ Layout of an export (default `<lakehouse>/exports/<curriculum>-v<tokens version>
     streams/<stream>/index.json         the stream's merged MDS index
     streams/<stream>/part-00000/...     shards written by one Spark task, with their own index
 
+Beside it, `<lakehouse>/exports/<curriculum>` is a link to the newest export of that curriculum
+(what `configs/train/*.yaml` name).
+
 Packing. A stream's documents are put in a fixed pseudo-random order (xxhash64 of doc_id and the
 spec's seed) and their ids, each already ending in end-of-text, are laid end to end. The stream is
 cut into samples of seq_len + 1 tokens; a tail shorter than a sample is left out (counted in the
@@ -280,6 +283,16 @@ def export_root(cfg: PipelineConfig, lakehouse: Path) -> Path:
     return p if p.is_absolute() else lakehouse / p
 
 
+def link_newest(dest: Path, name: str) -> None:
+    """Point `<exports root>/<curriculum name>` at `dest`, so a training config can name the newest
+    export of a curriculum without its version and hash (replaced atomically)."""
+    link = dest.parent / name
+    tmp = dest.parent / f".{name}.link-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(dest.name)
+    os.replace(tmp, link)
+
+
 def read_manifest(path: str | Path) -> dict:
     p = Path(path) / "manifest.json"
     try:
@@ -318,6 +331,8 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
                 run.counts(0, 0)
                 run.noop(f"{dest} already holds this export")
                 run.outputs.append(Ref(xid, "export", None, str(dest)))
+                if out is None:
+                    link_newest(dest, spec.name)
                 say(f"export: {dest} already holds {xid}")
                 return run.run_id, "noop", dest, old
             raise BrickyardError(f"{dest} holds another export ({old.get('export_id')}); choose another --out or pass --force")
@@ -399,6 +414,8 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
+        if out is None:
+            link_newest(dest, spec.name)
 
         n_docs = sum(v["documents"] for v in streams.values())
         n_samples = sum(v["samples"] for v in streams.values())

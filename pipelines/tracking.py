@@ -35,6 +35,8 @@ def open_store(lakehouse: Path):
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Delta dataset sources probe for a Databricks workspace; a local store has none, which is fine
+    logging.getLogger("mlflow.utils.databricks_utils").setLevel(logging.ERROR)
     uri = tracking_uri(lakehouse)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,115 @@
+"""Parallelism, applied to the model from outside (model/ never imports torch.distributed).
+
+One code path for every scale: a single process is a world of one (its own process group on
+127.0.0.1), torchrun gives many. The model is wrapped, innermost first:
+  1. activation checkpointing per block (optional): the block's activations are recomputed in
+     backward instead of kept;
+  2. torch.compile per block (optional, GPU): blocks are identical, so one compiled graph serves all;
+  3. FSDP2 `fully_shard` per block, then on the root (embedding, final norm, head), over a device
+     mesh: 1-D (every rank holds a shard) or 2-D for HSDP (replicate across `dp_replicate` groups,
+     usually nodes, and shard within a group, so the all-gathers stay on the fast links).
+Mixed precision on GPU keeps bf16 parameters for compute and reduces gradients in fp32; on CPU
+everything is fp32. NCCL on GPU, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from pipelines.errors import ConfigError
+from training.config import ParallelSettings
+
+
+@dataclass
+class World:
+    rank: int
+    size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed(settings: ParallelSettings) -> World:
+    """Join torchrun's process group, or make a world of one; pick the device and backend."""
+    if "RANK" not in os.environ:  # a plain process: a world of one, so the code path is the same
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())})
+    rank, size, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    want = settings.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("parallel.device: cuda was asked for, but torch sees no GPU here; use cpu or auto")
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if settings.compile and device.type != "cuda":
+        raise ConfigError("parallel.compile: torch.compile is for GPU runs here; turn it off on CPU")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    if size % settings.dp_replicate:
+        raise ConfigError(f"parallel.dp_replicate: {settings.dp_replicate} replica groups do not divide {size} ranks")
+    return World(rank, size, local, device)
+
+
+def device_mesh(world: World, settings: ParallelSettings):
+    from torch.distributed.device_mesh import init_device_mesh
+
+    if settings.dp_replicate > 1:  # HSDP
+        return init_device_mesh(world.device.type, (settings.dp_replicate, world.size // settings.dp_replicate),
+                                mesh_dim_names=("replicate", "shard"))
+    return init_device_mesh(world.device.type, (world.size,), mesh_dim_names=("shard",))
+
+
+def param_dtype(world: World, settings: ParallelSettings) -> torch.dtype:
+    if settings.mixed_precision == "bf16" or (settings.mixed_precision == "auto" and world.device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+def parallelize(model: torch.nn.Module, world: World, settings: ParallelSettings) -> torch.nn.Module:
+    """Wrap `model` (built on the CPU, identically on every rank) for training on `world`; in place."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = device_mesh(world, settings)
+    mp = MixedPrecisionPolicy(param_dtype=param_dtype(world, settings), reduce_dtype=torch.float32)
+    blocks = model.blocks
+    for i, block in enumerate(blocks):
+        if settings.activation_checkpointing:
+            from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+                checkpoint_wrapper,
+            )
+
+            block = checkpoint_wrapper(block, preserve_rng_state=False)
+        if settings.compile:
+            block = torch.compile(block)
+        # the last block's parameters are needed again at once by the root's backward: keep them
+        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(blocks) - 1)
+        blocks[i] = block
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model
+
+
+def all_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean of `values` over ranks (for logging)."""
+    if dist.get_world_size() > 1:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        values /= dist.get_world_size()
+    return values

@@ -1,0 +1,285 @@
+"""The training loop: an export in, checkpoints and an MLflow run out.
+
+    brickyard train --config configs/train/demo.yaml            one process (CPU or one GPU)
+    torchrun --nproc_per_node 8 -m training.train --config ...  many processes, the same code
+
+Every step: each rank takes its share of the global batch from the phase's loader, runs it in
+micro-batches (inputs = sample[:-1], labels = sample[1:]), with gradient sync only on the last
+one; the gradient norm is taken over all shards and clipped; AdamW steps; the schedule steps.
+The loss is cross-entropy plus the MoE's auxiliary losses at their coefficients
+(`lb_loss_coef`, `z_loss_coef` in the model config), each logged on its own.
+
+Checkpoints and runs: a checkpoint folder belongs to one config (its `identity`). With an
+unfinished checkpoint of the same config there, `--resume` continues it exactly; a finished one
+makes the run a no-op; anything else is refused until `--fresh` (which deletes the folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+
+from pipelines.errors import BrickyardError, ConfigError
+from training import checkpoint
+from training.config import TrainConfig, add_arguments, config_from_args
+from training.data import open_export, phase_at, phase_loader, plan
+from training.parallel import World, all_mean, init_distributed, parallelize
+
+# dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
+PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0,
+               "L40S": 362.0, "L4": 121.0, "A10G": 125.0}
+
+Resume = Literal["no", "yes", "auto"]
+
+
+@dataclass
+class Result:
+    status: str  # succeeded | noop
+    run_id: str | None
+    steps: int
+    tokens: int
+    losses: list[float]  # ce loss of each step this process trained
+    checkpoint: Path | None
+
+
+def peak_flops(device: torch.device, override: float | None) -> float | None:
+    if override:
+        return override * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, tflops in PEAK_TFLOPS.items():  # the longer names first (H100 PCIe before H100)
+        if key in name:
+            return tflops * 1e12
+    return None
+
+
+def lr_factor(step: int, warmup: int, total: int, lr: float, min_lr: float) -> float:
+    """The schedule as a factor of the peak lr at 0-based `step`: linear warmup, then cosine to min_lr."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return (min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))) / lr
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
+    o = cfg.optim
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]  # norm weights
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                                  lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.lr, o.min_lr))
+    return optimizer, scheduler
+
+
+def expert_stats(load: torch.Tensor) -> dict[str, float]:
+    """Per layer: entropy of the expert load (1.0 = perfectly even, normalized by log E) and the largest share."""
+    out = {}
+    E = load.shape[-1]
+    for i, p in enumerate(load):
+        ent = -(p * p.clamp_min(1e-12).log()).sum() / math.log(E) if E > 1 else torch.tensor(1.0)
+        out[f"expert_entropy/layer{i}"] = float(ent)
+        out[f"expert_max_share/layer{i}"] = float(p.max())
+    return out
+
+
+class Progress:
+    """A live line on a terminal, a line every `every` steps otherwise (rank 0 only)."""
+
+    def __init__(self, total_steps: int, every: int, enabled: bool):
+        self.total, self.every, self.enabled = total_steps, every, enabled
+        self.tty = sys.stdout.isatty()
+        self.started = time.perf_counter()
+        self.first_step: int | None = None
+
+    def update(self, step: int, phase: str, tokens: int, loss: float, tok_s: float) -> None:
+        if not self.enabled:
+            return
+        if self.first_step is None:
+            self.first_step = step
+        done = step - self.first_step + 1
+        per_step = (time.perf_counter() - self.started) / done
+        eta = int(per_step * (self.total - step - 1))
+        line = (f"step {step + 1}/{self.total} | phase {phase} | {tokens:,} tokens | loss {loss:.4f} | "
+                f"{tok_s:,.0f} tokens/s | ETA {eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}")
+        if self.tty:
+            print("\r" + line, end="\n" if step + 1 == self.total else "", flush=True)
+        elif (step + 1) % self.every == 0 or step + 1 == self.total:
+            print(line, flush=True)
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(("\n" if self.tty else "") + text, flush=True)
+
+
+def _resume_point(cfg: TrainConfig, world: World, resume: Resume, fresh: bool, total_steps: int) -> Path | None:
+    """The checkpoint to resume from (None: start at step 0), after the checks in the module doc."""
+    root = cfg.checkpoint_dir()
+    if fresh:
+        if world.leader:
+            shutil.rmtree(root, ignore_errors=True)
+        dist.barrier()
+        return None
+    found = checkpoint.latest(root)
+    if found is None:
+        if resume == "yes":
+            raise ConfigError(f"--resume: {root} holds no checkpoint to resume; run without --resume to start")
+        return None
+    state = checkpoint.read_trainer_state(found)
+    if state["identity"] != cfg.identity():
+        raise ConfigError(f"{root} holds checkpoints of another config (step {state['step']}); pass --fresh to delete "
+                          "them and start over, or set checkpoint.dir to another folder")
+    if state["step"] >= total_steps or resume != "no":
+        return found
+    raise ConfigError(f"{root} holds an unfinished run of this config (step {state['step']} of {total_steps}); pass "
+                      "--resume to continue it, or --fresh to start over")
+
+
+def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Result:
+    """Run (or resume) the training `cfg` describes, in this process; every rank calls it."""
+    from model.moe import MoETransformer
+    from model.presets import flops_per_token
+
+    if not cfg.data.export:
+        raise ConfigError("data.export: name the export to train on (a folder made by `brickyard export`)")
+    export_dir, manifest = open_export(cfg.export_dir())
+    model_cfg = cfg.model.build()
+    seq_len = manifest["seq_len"]
+    if model_cfg.max_seq_len < seq_len:
+        raise ConfigError(f"model: max_seq_len {model_cfg.max_seq_len} is shorter than the export's seq_len {seq_len}")
+    if model_cfg.vocab_size <= manifest["eot_id"]:
+        raise ConfigError(f"model: vocab_size {model_cfg.vocab_size} cannot hold the export's {manifest['encoding']} ids "
+                          f"(end-of-text is {manifest['eot_id']})")
+    phases = plan(manifest, cfg.global_batch_size)
+    total_steps = min(phases[-1].last_step, cfg.max_steps or phases[-1].last_step)
+
+    world = init_distributed(cfg.parallel)
+    try:
+        accum = cfg.accumulation(world.size)
+        rank_batch = cfg.global_batch_size // world.size
+        progress = Progress(total_steps, cfg.tracking.log_every, world.leader)
+        start = _resume_point(cfg, world, resume, fresh, total_steps)
+        if start is not None and checkpoint.read_trainer_state(start)["step"] >= total_steps:
+            state = checkpoint.read_trainer_state(start)
+            progress.say(f"train: {cfg.name} is already trained ({state['step']} steps, checkpoint {start}); nothing to do")
+            return Result("noop", state.get("mlflow_run_id"), state["step"], state["tokens"], [], start)
+
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank, before sharding
+        model = MoETransformer(model_cfg)
+        parallelize(model, world, cfg.parallel)
+        optimizer, scheduler = build_optimizer(model, cfg, total_steps)
+        state = {"step": 0, "tokens": 0, "loader": None, "phase": None, "mlflow_run_id": None}
+        if start is not None:
+            state = checkpoint.load(start, model, optimizer, world)
+            scheduler.load_state_dict(state["scheduler"])
+            progress.say(f"train: resuming {cfg.name} at step {state['step']} from {start}")
+        torch.manual_seed(cfg.seed + 1000 * (state["step"] + 1) + world.rank)  # nothing random yet, but per rank
+
+        run_id = None
+        if world.leader:
+            from training import tracking
+
+            run_id = tracking.start(cfg, model_cfg, cfg.lakehouse_root(), export_dir, manifest, state["mlflow_run_id"])
+        fpt = flops_per_token(model_cfg, seq_len)
+        peak = peak_flops(world.device, cfg.peak_tflops)
+        progress.say(f"train: {cfg.name}: {cfg.model.preset} on {world.size} x {world.device.type}, {total_steps} steps of "
+                     f"{cfg.global_batch_size} x {seq_len} tokens ({accum} micro-batches of {cfg.micro_batch_size} per rank); "
+                     "phases " + ", ".join(f"{p.name} steps {p.first_step}-{p.last_step - 1}" for p in phases if p.steps)
+                     + (f"; MLflow run {run_id}" if run_id else ""))
+
+        losses: list[float] = []
+        loader = it = None
+        current = None
+        step, tokens = state["step"], state["tokens"]
+        saved = start
+        while step < total_steps:
+            phase = phase_at(phases, step)
+            if phase is not current:
+                del it, loader
+                loader = phase_loader(export_dir, manifest, phase, cfg.cache_dir(), rank_batch, cfg.data.num_workers,
+                                      cfg.data.num_canonical_nodes)
+                if state["loader"] is not None and state["phase"] == phase.name:
+                    loader.load_state_dict(state["loader"])
+                it, current = iter(loader), phase
+                if step == phase.first_step:
+                    progress.say(f"train: phase {phase.name} starts at step {step}, after {tokens:,} tokens")
+            t0 = time.perf_counter()
+            batch = next(it)["tokens"].to(world.device, non_blocking=True)
+            model.train()
+            sums = torch.zeros(4, device=world.device)  # loss, ce, lb, z
+            load = torch.zeros(model_cfg.n_layers, model_cfg.n_experts, device=world.device)
+            for i, micro in enumerate(batch.split(cfg.micro_batch_size)):
+                model.set_requires_gradient_sync(i == accum - 1)
+                out = model(micro[:, :-1], micro[:, 1:])
+                (out.loss / accum).backward()
+                sums += torch.stack([out.loss, out.ce_loss, out.lb_loss, out.z_loss]).detach().float()
+                load += out.expert_load.float()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            stats = all_mean(torch.cat([sums / accum, (load / accum).flatten()]))
+            if world.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            step += 1
+            tokens += cfg.global_batch_size * seq_len
+            loss, ce, lb, z = (float(v) for v in stats[:4])
+            losses.append(ce)
+            tok_s = cfg.global_batch_size * seq_len / seconds
+            if world.leader:
+                metrics = {"loss": loss, "ce_loss": ce, "lb_loss": lb, "z_loss": z, "lr": lr, "grad_norm": float(norm),
+                           "tokens": tokens, "tokens_per_s": tok_s, "phase": phase.index}
+                if peak:
+                    metrics["mfu"] = fpt * tok_s / (peak * world.size)
+                metrics |= expert_stats(stats[4:].view(model_cfg.n_layers, model_cfg.n_experts))
+                if step % cfg.tracking.log_every == 0 or step == total_steps:
+                    tracking.log(metrics, step)
+            progress.update(step - 1, phase.name, tokens, ce, tok_s)
+            boundary = step == phase.last_step or step == total_steps
+            every = cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0
+            if boundary or every:
+                trainer = {"step": step, "tokens": tokens, "phase": phase.name, "loader": loader.state_dict() if world.leader else None,
+                           "scheduler": scheduler.state_dict(), "identity": cfg.identity(), "mlflow_run_id": run_id,
+                           "export": str(export_dir), "total_steps": total_steps}
+                saved = checkpoint.save(cfg.checkpoint_dir(), step, model, optimizer, trainer, world, cfg.checkpoint.keep)
+                progress.say(f"checkpoint: step {step} -> {saved}")
+        if world.leader:
+            tracking.finish()
+        progress.say(f"train: {cfg.name} done: {step} steps, {tokens:,} tokens"
+                     + (f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "") + (f"; MLflow run {run_id}" if run_id else ""))
+        return Result("succeeded", run_id, step, tokens, losses, saved)
+    finally:
+        dist.destroy_process_group()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        train(config_from_args(args), resume="yes" if args.resume else "no", fresh=args.fresh)
+    except BrickyardError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
