@@ -213,7 +213,9 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args) -> TrainConfig:
-    cfg = load_train_config(args.config, lakehouse=args.lakehouse, max_steps=args.max_steps)
+    if args.lakehouse:  # the flag wins over BRICKYARD_LAKEHOUSE, as in the pipeline commands
+        os.environ["BRICKYARD_LAKEHOUSE"] = str(Path(args.lakehouse).resolve())
+    cfg = load_train_config(args.config, max_steps=args.max_steps)
     if args.export:
         cfg.data.export = str(Path(args.export).resolve())
     return cfg

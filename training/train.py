@@ -165,6 +165,11 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
 
     world = init_distributed(cfg.parallel)
     try:
+        # streaming keeps its sample bookkeeping in shared memory; a killed run leaves it behind and a
+        # new dataset would attach to it. (It clears every such block on this node: one training per node.)
+        from streaming.base.util import clean_stale_shared_memory
+
+        clean_stale_shared_memory()
         accum = cfg.accumulation(world.size)
         rank_batch = cfg.global_batch_size // world.size
         progress = Progress(total_steps, cfg.tracking.log_every, world.leader)

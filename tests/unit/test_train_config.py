@@ -1,0 +1,88 @@
+"""Training settings and the trainer's pure parts: config errors in one sentence, the learning-rate
+schedule, phase plans from a manifest, expert-load statistics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipelines.errors import ConfigError
+from training.config import TrainConfig, load_train_config
+from training.data import phase_at, plan
+from training.train import expert_stats, lr_factor
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "run.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("optim: {lr: -1}", "run.yaml.optim.lr: must be greater than 0, got -1"),
+    ("optim: {lr: 1.0e-3, min_lr: 1.0e-2}", "run.yaml.optim.min_lr: must be between 0 and lr"),
+    ("global_batch_size: 10\nmicro_batch_size: 4", "run.yaml.global_batch_size: 10 is not a multiple of micro_batch_size 4"),
+    ("model: {preset: tinny}", "unknown model preset 'tinny' (did you mean 'tiny'?)"),
+    ("model: {preset: tiny, overrides: {n_layer: 3}}", "unknown model setting 'n_layer' (did you mean 'n_layers'?)"),
+    ("optimizer: {lr: 1}", "unknown key 'optimizer' (did you mean 'optim'?)"),
+    ("parallel: {mixed_precision: fp16}", "expected one of 'auto', 'bf16', 'fp32', got 'fp16'"),
+    ("optim: {betas: [0.9]}", "run.yaml.optim.betas: expected two numbers in [0, 1)"),
+])
+def test_bad_config_values_get_one_clear_sentence(tmp_path, text, message):
+    with pytest.raises(ConfigError) as e:
+        load_train_config(write(tmp_path, text))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused_by_name():
+    cfg = TrainConfig(global_batch_size=8, micro_batch_size=4)
+    assert cfg.accumulation(1) == 2 and cfg.accumulation(2) == 1
+    with pytest.raises(ConfigError, match="does not split into 4 ranks"):
+        cfg.accumulation(4)
+
+
+def test_missing_export_is_one_sentence(tmp_path):
+    from training.train import train
+
+    cfg = load_train_config(write(tmp_path, f"data: {{export: {tmp_path / 'nowhere'}}}"))
+    with pytest.raises(ConfigError, match="does not exist; make one with `brickyard export"):
+        train(cfg)
+
+
+def test_the_checkpoint_identity_ignores_logging_but_not_the_math():
+    a, b = TrainConfig(), TrainConfig()
+    b.tracking.log_every, b.checkpoint.every_steps, b.data.num_workers = 50, 10, 4
+    assert a.identity() == b.identity()
+    b.optim.lr = 1e-3
+    assert a.identity() != b.identity()
+
+
+def test_schedule_warms_up_linearly_then_follows_a_cosine_to_min_lr():
+    f = [lr_factor(s, warmup=10, total=110, lr=4e-4, min_lr=4e-5) for s in range(120)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0)
+    assert f[60] == pytest.approx((4e-5 + (4e-4 - 4e-5) * 0.5) / 4e-4)  # halfway down the cosine
+    assert f[110] == pytest.approx(0.1) and f[119] == pytest.approx(0.1)  # stays at min_lr past the end
+    assert all(x >= y for x, y in zip(f[10:], f[11:], strict=False))
+
+
+def test_phases_become_step_ranges_of_whole_global_batches():
+    manifest = {"seq_len": 256, "phases": [{"name": "broad", "samples": 307}, {"name": "anneal", "samples": 77}]}
+    broad, anneal = plan(manifest, 8)
+    assert (broad.first_step, broad.steps, broad.dropped) == (0, 38, 3)
+    assert (anneal.first_step, anneal.steps, anneal.last_step) == (38, 9, 47)
+    assert broad.tokens == 38 * 8 * 256
+    assert phase_at([broad, anneal], 37) is broad and phase_at([broad, anneal], 38) is anneal
+    with pytest.raises(ConfigError, match="larger than every phase"):
+        plan(manifest, 512)
+
+
+def test_expert_stats_are_one_for_even_load_and_show_the_largest_share():
+    even = torch.full((1, 8), 1 / 8)
+    skew = torch.tensor([[0.65] + [0.05] * 7])
+    assert expert_stats(even)["expert_entropy/layer0"] == pytest.approx(1.0)
+    s = expert_stats(skew)
+    assert s["expert_max_share/layer0"] == pytest.approx(0.65)
+    assert s["expert_entropy/layer0"] == pytest.approx(-(0.65 * math.log(0.65) + 7 * 0.05 * math.log(0.05)) / math.log(8))
