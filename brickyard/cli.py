@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("lineage", help="the runs and tables upstream of a table",
                         description="Show the runs that wrote a table (newest first), what each read, "
                         "and the runs upstream of those tables.")
-    c.add_argument("table", help="schema.table, e.g. bronze.documents")
+    c.add_argument("table", nargs="?", help="schema.table, e.g. bronze.documents")
+    c.add_argument("--run", metavar="MLFLOW_RUN_ID", help="start from a training run: its export, the tables it read, upstream")
     c.add_argument("--runs", type=int, default=5, help="most recent runs to show (default 5)")
     _spark_options(c)
 
@@ -368,13 +369,19 @@ def cmd_catalog(args) -> int:
 
     cfg = _settings(args)
     cfg.spark.progress = False  # small queries: a progress bar would only flicker
-    spark, _ = _spark(args, cfg)
+    spark, root = _spark(args, cfg)
     if args.catalog_command == "ls":
         print(catalog.render_ls(spark))
     elif args.catalog_command == "show":
         print(catalog.render_show(spark, args.table, args.history))
-    else:
+    elif args.run:
+        print(catalog.render_run_lineage(spark, root, args.run))
+    elif args.table:
         print(catalog.render_lineage(spark, args.table, args.runs))
+    else:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError("name a table (brickyard catalog lineage gold.tokens) or a training run (--run MLFLOW_RUN_ID)")
     return 0
 
 

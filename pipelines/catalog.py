@@ -520,15 +520,46 @@ def runs_writing(spark, table: str, limit: int | None = None, version: int | Non
         made = spark.table(LINEAGE.name).where(F.exists("outputs", wrote) & (F.col("status") == "succeeded"))
         if made.limit(1).count():
             return made.orderBy(F.col("started_at").desc()).limit(limit or 1).collect()
+        # a version no run wrote (a commit of table properties only): its data is the newest run's
+        # output at or below it
+        def wrote(o):  # noqa: F811
+            return (o["name"] == table) & (o["version"] <= F.lit(version))
 
     df = spark.table(LINEAGE.name).where(F.exists("outputs", wrote)).orderBy(F.col("started_at").desc())
     return (df.limit(limit) if limit else df).collect()
 
 
-def render_lineage(spark, table: str, runs: int = 5, depth: int = 4) -> str:
-    """The upstream graph of a table: the runs that wrote it, what they read, and so on up."""
+def render_run_lineage(spark, lakehouse, run_id: str, depth: int = 4) -> str:
+    """From a training run (MLflow) back to its export and the tables, at the versions it read."""
+    from pipelines.tracking import open_store
+
+    client = open_store(lakehouse).MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise BrickyardError(f"no MLflow run {run_id!r} in this lakehouse's store") from None
+    tags, params = run.data.tags, run.data.params
+    if tags.get("brickyard.job") != "train":
+        raise BrickyardError(f"MLflow run {run_id} is not a brickyard training run")
+    steps = int(run.data.metrics.get("tokens", 0))
+    lines = [f"training run {run_id} ({run.info.run_name}, {run.info.status}): model {params.get('model.preset')}, "
+             f"{steps:,} tokens trained, loss {run.data.metrics.get('ce_loss', float('nan')):.3f}",
+             f"└─ export {tags.get('brickyard.export_id')} (curriculum {tags.get('brickyard.curriculum')}) "
+             f"at {tags.get('brickyard.export_path')}"]
+    tables = sorted((k.removeprefix("brickyard.table."), int(v)) for k, v in tags.items() if k.startswith("brickyard.table."))
+    for i, (table, version) in enumerate(tables):
+        last = i == len(tables) - 1
+        lines.append(f"   {'└─' if last else '├─'} table {table} v{version}")
+        below = render_lineage(spark, table, 1, depth, version=version).splitlines()[1:]
+        lines += [f"   {'   ' if last else '│  '}{line}" for line in below]
+    return "\n".join(lines)
+
+
+def render_lineage(spark, table: str, runs: int = 5, depth: int = 4, version: int | None = None) -> str:
+    """The upstream graph of a table: the runs that wrote it, what they read, and so on up
+    (`version`: only the run that wrote that version of it)."""
     _require(spark, table)
-    lines = [f"{table} (version {latest_version(spark, table)})"]
+    lines = [f"{table} (version {latest_version(spark, table) if version is None else version})"]
 
     def walk(name: str, prefix: str, level: int, limit: int | None, seen: set[str], version: int | None = None) -> None:
         rows = runs_writing(spark, name, limit, version)
@@ -561,5 +592,5 @@ def render_lineage(spark, table: str, runs: int = 5, depth: int = 4) -> str:
                     pinned = inp["version"] if inp["kind"] == "model" else None
                     walk(inp["name"], prefix + cont + ic, level + 1, 1, seen | {inp["name"]}, pinned)
 
-    walk(table, "", 1, runs, {table})
+    walk(table, "", 1, runs, {table}, version)
     return "\n".join(lines)

@@ -137,7 +137,7 @@ def two_processes(exported, tmp_path_factory):
     return root / "lh", out
 
 
-def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(exported, one_process):
+def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(spark, exported, one_process):
     from mlflow import MlflowClient
 
     _, manifest = exported
@@ -164,6 +164,13 @@ def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(e
     assert f"gold.tokens@v{manifest['tables']['gold.tokens']}" in inputs
     assert {"lb_loss", "grad_norm", "lr", "tokens_per_s", "expert_entropy/layer0", "expert_max_share/layer1"} <= set(r.data.metrics)
     assert 0 < r.data.metrics["expert_entropy/layer0"] <= 1
+
+    # `brickyard catalog lineage --run`: from the run to its export, the table version, and the job that wrote it
+    from pipelines.catalog import render_run_lineage
+
+    text = render_run_lineage(spark, lakehouse, r.info.run_id)
+    assert f"export {Path(exported[0]).name}" in text and f"table gold.tokens v{manifest['tables']['gold.tokens']}" in text
+    assert "tokenize run" in text and "table gold.documents" in text
 
 
 def test_two_process_torchrun_follows_the_one_process_trajectory(one_process, two_processes):
