@@ -259,34 +259,25 @@ def cmd_ingest(args) -> int:
     return 0
 
 
-def cmd_curate(args) -> int:
-    from pipelines.curate import curate
+def _job(module: str, function: str):
+    """A stage command whose job returns (run_id, status, ...)."""
 
-    cfg = _settings(args)
-    spark, _ = _spark(args, cfg)
-    run_id, status, kept, rejected = curate(spark, cfg)
-    print(f"run {run_id}: {status}")
-    return 0
+    def command(args) -> int:
+        import importlib
 
+        job = getattr(importlib.import_module(module), function)
+        cfg = _settings(args)
+        spark, _ = _spark(args, cfg)
+        run_id, status, *_ = job(spark, cfg)
+        print(f"run {run_id}: {status}")
+        return 0
 
-def cmd_dedup(args) -> int:
-    from pipelines.dedup import dedup
-
-    cfg = _settings(args)
-    spark, _ = _spark(args, cfg)
-    run_id, status, keepers, duplicates = dedup(spark, cfg)
-    print(f"run {run_id}: {status}")
-    return 0
+    return command
 
 
-def cmd_tokenize(args) -> int:
-    from pipelines.tokenize import tokenize
-
-    cfg = _settings(args)
-    spark, _ = _spark(args, cfg)
-    run_id, status, docs, tokens = tokenize(spark, cfg)
-    print(f"run {run_id}: {status}")
-    return 0
+cmd_curate = _job("pipelines.curate", "curate")
+cmd_dedup = _job("pipelines.dedup", "dedup")
+cmd_tokenize = _job("pipelines.tokenize", "tokenize")
 
 
 def _export(spark, cfg, curriculum, out=None, as_of=None, force=False):
@@ -307,10 +298,11 @@ def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False
 def _train_stage(cfg, root, export_dir) -> None:
     """`brickyard run`'s last stage: the configured training on the export just made, resumed if a
     checkpoint of the same config is there, a no-op if it is already trained."""
-    from training.config import load_train_config
+    from training.config import load_train_config, use_lakehouse
     from training.train import train
 
-    tcfg = load_train_config(cfg.resolve(cfg.train.config), lakehouse=str(root))
+    use_lakehouse(root)
+    tcfg = load_train_config(cfg.resolve(cfg.train.config))
     tcfg.data.export = str(export_dir)
     train(tcfg, resume="auto")
 

@@ -511,21 +511,18 @@ def runs_writing(spark, table: str, limit: int | None = None, version: int | Non
         return []
     from pyspark.sql import functions as F
 
-    def wrote(o):
-        hit = o["name"] == table
-        # a pinned version (a model): the run that made it, not the no-op runs that found it current
-        return hit if version is None else hit & (o["version"] == F.lit(version))
+    def wrote(match):
+        return lambda o: (o["name"] == table) & match(o["version"])
 
     if version is not None:
-        made = spark.table(LINEAGE.name).where(F.exists("outputs", wrote) & (F.col("status") == "succeeded"))
+        # a pinned version: the run that made it, not the no-op runs that found it current
+        made = spark.table(LINEAGE.name).where(F.exists("outputs", wrote(lambda v: v == F.lit(version))) & (F.col("status") == "succeeded"))
         if made.limit(1).count():
             return made.orderBy(F.col("started_at").desc()).limit(limit or 1).collect()
-        # a version no run wrote (a commit of table properties only): its data is the newest run's
-        # output at or below it
-        def wrote(o):  # noqa: F811
-            return (o["name"] == table) & (o["version"] <= F.lit(version))
-
-    df = spark.table(LINEAGE.name).where(F.exists("outputs", wrote)).orderBy(F.col("started_at").desc())
+    # any version; for a version no run wrote (a commit of table properties only), the runs whose
+    # output is at or below it: the newest of them wrote its data
+    below = (lambda v: v.isNull() | (v <= F.lit(version))) if version is not None else (lambda v: F.lit(True))
+    df = spark.table(LINEAGE.name).where(F.exists("outputs", wrote(below))).orderBy(F.col("started_at").desc())
     return (df.limit(limit) if limit else df).collect()
 
 
@@ -541,9 +538,9 @@ def render_run_lineage(spark, lakehouse, run_id: str, depth: int = 4) -> str:
     tags, params = run.data.tags, run.data.params
     if tags.get("brickyard.job") != "train":
         raise BrickyardError(f"MLflow run {run_id} is not a brickyard training run")
-    steps = int(run.data.metrics.get("tokens", 0))
+    tokens = int(run.data.metrics.get("tokens", 0))
     lines = [f"training run {run_id} ({run.info.run_name}, {run.info.status}): model {params.get('model.preset')}, "
-             f"{steps:,} tokens trained, loss {run.data.metrics.get('ce_loss', float('nan')):.3f}",
+             f"{tokens:,} tokens trained, loss {run.data.metrics.get('ce_loss', float('nan')):.3f}",
              f"└─ export {tags.get('brickyard.export_id')} (curriculum {tags.get('brickyard.curriculum')}) "
              f"at {tags.get('brickyard.export_path')}"]
     tables = sorted((k.removeprefix("brickyard.table."), int(v)) for k, v in tags.items() if k.startswith("brickyard.table."))

@@ -201,6 +201,12 @@ def load_train_config(path: str | os.PathLike, **overrides) -> TrainConfig:
     return from_dict(TrainConfig, raw, where=p.name)
 
 
+def use_lakehouse(path: str | os.PathLike) -> None:
+    """Train in this lakehouse whatever the config says: a --lakehouse flag, or the lakehouse
+    `brickyard run` works in (through BRICKYARD_LAKEHOUSE, so torchrun's ranks see it too)."""
+    os.environ["BRICKYARD_LAKEHOUSE"] = str(Path(path).resolve())
+
+
 def add_arguments(p) -> None:
     """The options of `brickyard train` and `python -m training.train` (the same ones)."""
     p.add_argument("--config", required=True, help="training YAML (configs/train/NAME.yaml)")
@@ -213,8 +219,8 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args) -> TrainConfig:
-    if args.lakehouse:  # the flag wins over BRICKYARD_LAKEHOUSE, as in the pipeline commands
-        os.environ["BRICKYARD_LAKEHOUSE"] = str(Path(args.lakehouse).resolve())
+    if args.lakehouse:
+        use_lakehouse(args.lakehouse)
     cfg = load_train_config(args.config, max_steps=args.max_steps)
     if args.export:
         cfg.data.export = str(Path(args.export).resolve())

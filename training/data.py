@@ -55,8 +55,6 @@ def open_export(path: str | Path) -> tuple[Path, dict]:
     if not p.exists():
         raise ConfigError(f"data.export: {p} does not exist; make one with `brickyard export --curriculum SPEC`")
     root = p.resolve()
-    if not (root / "manifest.json").is_file():
-        raise ConfigError(f"data.export: {p} is not an export (it has no manifest.json)")
     return root, read_manifest(root)
 
 

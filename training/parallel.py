@@ -61,10 +61,10 @@ def init_distributed(settings: ParallelSettings) -> World:
         device = torch.device("cpu")
     if settings.compile and device.type != "cuda":
         raise ConfigError("parallel.compile: torch.compile is for GPU runs here; turn it off on CPU")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
     if size % settings.dp_replicate:
         raise ConfigError(f"parallel.dp_replicate: {settings.dp_replicate} replica groups do not divide {size} ranks")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
     return World(rank, size, local, device)
 
 

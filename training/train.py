@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from pipelines.errors import BrickyardError, ConfigError
-from training import checkpoint
+from training import checkpoint, tracking
 from training.config import TrainConfig, add_arguments, config_from_args
 from training.data import open_export, phase_at, phase_loader, plan
 from training.parallel import World, all_mean, init_distributed, parallelize
@@ -188,12 +188,9 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
             state = checkpoint.load(start, model, optimizer, world)
             scheduler.load_state_dict(state["scheduler"])
             progress.say(f"train: resuming {cfg.name} at step {state['step']} from {start}")
-        torch.manual_seed(cfg.seed + 1000 * (state["step"] + 1) + world.rank)  # nothing random yet, but per rank
 
         run_id = None
         if world.leader:
-            from training import tracking
-
             run_id = tracking.start(cfg, model_cfg, cfg.lakehouse_root(), export_dir, manifest, state["mlflow_run_id"])
         fpt = flops_per_token(model_cfg, seq_len)
         peak = peak_flops(world.device, cfg.peak_tflops)

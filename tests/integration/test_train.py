@@ -116,20 +116,20 @@ def history(lakehouse: Path, key: str) -> dict[int, float]:
     return out
 
 
+def straight_run(exported, root: Path, ranks: int) -> tuple[Path, str]:
+    """The whole curriculum on `ranks` processes in a lakehouse of its own: (lakehouse, stdout)."""
+    out = run(write_config(root / "t.yaml", exported[0]), root / "lh", ranks)
+    return root / "lh", out
+
+
 @pytest.fixture(scope="module")
 def one_process(exported, tmp_path_factory):
-    path, manifest = exported
-    root = tmp_path_factory.mktemp("one")
-    out = run(write_config(root / "t.yaml", path), root / "lh", 1)
-    return root / "lh", out
+    return straight_run(exported, tmp_path_factory.mktemp("one"), 1)
 
 
 @pytest.fixture(scope="module")
 def two_processes(exported, tmp_path_factory):
-    path, _ = exported
-    root = tmp_path_factory.mktemp("two")
-    out = run(write_config(root / "t.yaml", path), root / "lh", 2)
-    return root / "lh", out
+    return straight_run(exported, tmp_path_factory.mktemp("two"), 2)
 
 
 def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(spark, exported, one_process):
