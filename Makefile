@@ -4,13 +4,14 @@
 #   demo   the whole build on the built-in sample (local Spark, ./lakehouse), then the catalog
 #   test   every test (unit, integration on real Spark + Delta, kill-and-rerun)
 #   lint   ruff
+#   notebooks  bring each notebook and its percent-format .py twin back in step after editing either
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.brickyard-installed
 
-.PHONY: setup demo test lint clean-lakehouse
+.PHONY: setup demo test lint notebooks clean-lakehouse
 
 setup: $(STAMP)
 	@$(BIN)/brickyard setup
@@ -32,6 +33,9 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+notebooks: setup
+	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 clean-lakehouse:
 	rm -rf lakehouse

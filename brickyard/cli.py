@@ -9,6 +9,7 @@
     brickyard export    --config ... --curriculum SPEC gold.tokens -> MDS shards + manifest [--verify]
     brickyard train     --config configs/train/NAME.yaml  an export -> a trained MoE, checkpoints, an MLflow run
     brickyard train     --config ... --from-table gold.tokens --curriculum SPEC [--as-of V]  export, then train
+    brickyard report    [--lakehouse DIR] [--as-of TABLE=V]  the notebooks, executed, as one HTML report
     brickyard catalog   ls | show TABLE | lineage TABLE | lineage --run MLFLOW_RUN_ID
     brickyard model     info [PRESET]                 model presets and their parameter counts
     brickyard setup                                   check Java, fetch and cache the Delta jars
@@ -24,7 +25,7 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export", "train"]  # `brickyard run` runs these in order; later stages append themselves here
+STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export", "train", "report"]  # `brickyard run` runs these in order; later stages append themselves here
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -135,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", type=int, default=5, help="most recent runs to show (default 5)")
     _spark_options(c)
 
+    p = sub.add_parser("report", help="run the data-quality notebooks headless and write one HTML report",
+                       description="Execute the notebooks in notebooks/ (catalog, curation funnel, duplicates, "
+                       "tokens and curriculum, training runs) against a lakehouse, without Spark, and write them "
+                       "as one HTML page beside the executed notebooks, under <lakehouse>/reports/.")
+    p.add_argument("--config", default=os.environ.get("BRICKYARD_CONFIG"),
+                   help="pipeline YAML, for its lakehouse setting; env BRICKYARD_CONFIG")
+    p.add_argument("--lakehouse", help="lakehouse root folder (default ./lakehouse); env BRICKYARD_LAKEHOUSE")
+    p.add_argument("--as-of", action="append", metavar="TABLE=VERSION",
+                   help="read a table at a Delta version, repeatable (e.g. gold.tokens=7)")
+    p.add_argument("--export", metavar="EXPORT_ID", help="the export to show (default: the newest)")
+    p.add_argument("--run", metavar="MLFLOW_RUN_ID", help="the training run to show (default: the newest)")
+    p.add_argument("--out", help="folder for the report and the executed notebooks (default <lakehouse>/reports/<time>)")
+
     p = sub.add_parser("model", help="model presets and their sizes",
                        description="Show the model presets and their parameter counts.")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -220,9 +234,31 @@ def cmd_run(args) -> int:
                       else "train: nothing exported to train on")
                 continue
             _train_stage(cfg, root, exported)
+        elif stage == "report":
+            report = _report(root)
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
+    print(f"\nreport: {report}")
+    return 0
+
+
+def _report(root, versions=None, export_id=None, run_id=None, out=None):
+    from brickyard.report import build, check
+
+    path, outcomes = build(root, versions, export_id, run_id, out_dir=out)
+    check(outcomes, path)
+    return path
+
+
+def cmd_report(args) -> int:
+    from brickyard.report import parse_versions
+    from pipelines.config import load_config
+    from pipelines.session import lakehouse_root
+
+    root = lakehouse_root(args.lakehouse, load_config(args.config).lakehouse)
+    path = _report(root, parse_versions(args.as_of), args.export, args.run, args.out)
+    print(f"report: {path}")
     return 0
 
 
@@ -410,7 +446,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

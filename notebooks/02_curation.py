@@ -1,0 +1,80 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Curation funnel
+# What each stage kept, per domain; why documents were turned away; the languages found; the
+# quality scores; and, for every rule, documents it rejected beside the value that failed it.
+
+# %% tags=["parameters"]
+lakehouse = "../lakehouse"  # the lakehouse root
+versions = {}  # pin tables to Delta versions, e.g. {"silver.documents": 5}
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from brickyard import charts
+from pipelines.lakeview import Lakeview
+
+pd.set_option("display.max_colwidth", 90)
+lv = Lakeview(lakehouse, versions)
+
+# %% [markdown]
+# ## Documents and bytes per stage
+# `read` is everything ingest read (bronze plus quarantine); `curated (kept)` passed every rule;
+# `gold` is one keeper per duplicate cluster.
+
+# %%
+funnel = lv.funnel()
+display(funnel.pivot_table(index="domain", columns="stage", values=["documents", "bytes"], observed=True))
+charts.grouped_bars(funnel, "domain", "stage", "documents", "Documents per stage", log=True);
+charts.grouped_bars(funnel, "domain", "stage", "bytes", "Bytes per stage", log=True);
+
+# %% [markdown]
+# ## Why documents were turned away
+# The first rule each rejected document failed (curate), and ingest's quarantine reasons.
+
+# %%
+rejected = lv.rejections()
+display(rejected.pivot_table(index="reason", columns="domain", values="documents", aggfunc="sum", fill_value=0))
+charts.grouped_bars(rejected, "reason", "domain", "documents", "Rejected documents per reason", stacked=True, horizontal=True);
+
+# %% [markdown]
+# ## Languages
+# fastText language ID over every curated document (code is labelled but never rejected for its language).
+
+# %%
+langs = lv.languages()
+display(langs.head(20))
+charts.grouped_bars(langs[langs["lang"].isin(langs.groupby("lang")["documents"].sum().nlargest(15).index)],
+                    "lang", "kind", "documents", "Documents per language (15 most common)", log=True);
+
+# %% [markdown]
+# ## Quality scores
+# The fastText quality classifier's score per domain; the dashed lines are the tier bounds the
+# latest curate run used.
+
+# %%
+tiers = lv.job_config("curate").get("quality_tiers") or {}
+charts.histograms(lv.quality_scores(), "quality_score", "domain", "Quality score by domain",
+                  marks={k: v for k, v in tiers.items() if v > 0});
+
+# %% [markdown]
+# ## Rejected documents, rule by rule
+# A few documents per rule, with the signal value that failed it and the bound it had to meet.
+
+# %%
+display(lv.rejected_examples(per_rule=2, max_chars=300))
