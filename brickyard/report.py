@@ -114,6 +114,7 @@ def render(outcomes: list[Outcome], lakehouse: Path, params: dict, dest: Path) -
     merged.metadata = nbformat.read(str(outcomes[0].executed), as_version=4).metadata
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
+    exporter.log.setLevel("ERROR")  # plots carry no alt text; the section headings say what they show
     body, _ = exporter.from_notebook_node(merged, resources={"metadata": {"name": "brickyard report"}})
     dest.write_text(body, encoding="utf-8")
     return dest

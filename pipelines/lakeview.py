@@ -98,7 +98,7 @@ class Lakeview:
             used[name] = name.replace(".", "__")
             return used[name]
 
-        rewritten = re.sub(r"\b(?:%s)\.\w+\b" % "|".join(LAYERS), alias, query)
+        rewritten = re.sub(r"\b(?:" + "|".join(LAYERS) + r")\.\w+\b", alias, query)
         for name, a in used.items():
             qb.register(a, self.delta(name))
         return to_pandas(pa.table(qb.execute(rewritten).read_all()))

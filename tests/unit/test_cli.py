@@ -6,7 +6,7 @@ import pytest
 from brickyard.cli import build_parser
 
 COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["dedup"], ["tokenize"], ["export"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
-            ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"]]
+            ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"], ["report"], ["train"]]
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "brickyard")
@@ -60,3 +60,18 @@ def test_verifying_a_folder_that_is_not_an_export_is_one_line(tmp_path):
 def test_export_without_a_curriculum_says_what_to_pass():
     r = run_cli("export")
     assert r.returncode == 2 and "name a curriculum: --curriculum" in r.stderr
+
+
+def test_report_on_a_folder_that_is_not_a_lakehouse_is_one_line(tmp_path):
+    r = run_cli("report", "--lakehouse", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"brickyard: error: {tmp_path} is not a brickyard lakehouse (it has no warehouse/ folder); "
+        "run `brickyard run` first or pass the lakehouse root"]
+
+
+def test_report_refuses_a_malformed_version_pin(tmp_path):
+    (tmp_path / "warehouse").mkdir()
+    r = run_cli("report", "--lakehouse", str(tmp_path), "--as-of", "gold.tokens:7")
+    assert r.returncode == 2
+    assert "--as-of 'gold.tokens:7': expected TABLE=VERSION, e.g. gold.tokens=7" in r.stderr
