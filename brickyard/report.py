@@ -102,6 +102,7 @@ def render(outcomes: list[Outcome], lakehouse: Path, params: dict, dest: Path) -
     parts = []
     for o in outcomes:
         nb = nbformat.read(str(o.executed), as_version=4)
+        merged.metadata = merged.metadata or nb.metadata
         title = _title(nb)
         anchor = title.replace(" ", "-")
         parts.append(f"- [{title}](#{anchor})" + (f" (**failed**: {html.escape(o.error)})" if o.error else ""))
@@ -111,7 +112,6 @@ def render(outcomes: list[Outcome], lakehouse: Path, params: dict, dest: Path) -
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The notebooks behind each section are "
               f"beside this file.\n\n" + "\n".join(parts))
     merged.cells.insert(0, nbformat.v4.new_markdown_cell(header))
-    merged.metadata = nbformat.read(str(outcomes[0].executed), as_version=4).metadata
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     exporter.log.setLevel("ERROR")  # plots carry no alt text; the section headings say what they show
@@ -127,7 +127,12 @@ def build(lakehouse: Path, versions: dict[str, int] | None = None, export_id: st
     from pipelines.lakeview import Lakeview
 
     lakehouse = Path(lakehouse).resolve()
-    Lakeview(lakehouse, versions)  # a lakehouse and versions that cannot be read fail here, in one sentence
+    # a lakehouse, versions, export or run that cannot be read fails here, in one sentence
+    lv = Lakeview(lakehouse, versions)
+    if export_id:
+        lv.manifest(export_id)
+    if run_id and run_id not in set(lv.training_runs()["run_id"]):
+        raise BrickyardError(f"no training run {run_id} in this lakehouse's MLflow store")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out_dir = Path(out_dir) if out_dir else lakehouse / "reports" / stamp
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -120,10 +120,11 @@ class Lakeview:
                          "last_write": pd.to_datetime(last.get("timestamp"), unit="ms", utc=True),
                          "last_operation": last.get("operation", ""),
                          "comment": dt.metadata().description or ""})
-        order = {layer: i for i, layer in enumerate(LAYERS)}
         df = pd.DataFrame(rows)
-        return df.sort_values(["layer", "table"], key=lambda s: s.map(order) if s.name == "layer" else s,
-                              ignore_index=True) if len(df) else df
+        if df.empty:
+            return df
+        df["_order"] = df["layer"].map({layer: i for i, layer in enumerate(LAYERS)}).fillna(len(LAYERS))
+        return df.sort_values(["_order", "table"], ignore_index=True).drop(columns="_order")
 
     # --- runs and lineage --------------------------------------------------------------------
     def runs(self, limit: int = 20) -> pd.DataFrame:
@@ -152,7 +153,7 @@ class Lakeview:
         """The config of the job's latest successful run (empty if it never ran)."""
         if not self.has("ops.lineage"):
             return {}
-        df = self.sql(f"SELECT config FROM ops.lineage WHERE job = '{job}' AND status = 'succeeded' "
+        df = self.sql(f"SELECT config FROM ops.lineage WHERE job = {_literal(job)} AND status = 'succeeded' "
                       "ORDER BY started_at DESC LIMIT 1")
         return json.loads(df["config"].iloc[0] or "{}") if len(df) else {}
 
@@ -197,7 +198,8 @@ class Lakeview:
         A rule's bound is the one the latest curate run used (its config's `rules` over the defaults)."""
         from pipelines.filters import configure
 
-        rules = {r.name: r for r in configure(self.job_config("curate").get("rules") or {})}
+        curate = self.job_config("curate")
+        rules = {r.name: r for r in configure(curate.get("rules") or {})}
         df = self.sql(
             "SELECT domain, path, reject_reason AS rule, signals, lang, lang_score, license, text FROM ("
             "SELECT *, row_number() OVER (PARTITION BY reject_reason ORDER BY doc_id) AS k FROM silver.documents "
@@ -212,7 +214,7 @@ class Lakeview:
                                                        f"<= {_fmt(rule.max)}" if rule.max is not None else "") if b))
             elif row.rule == "language":
                 values.append(f"lang = {row.lang} ({_fmt(row.lang_score)})")
-                bounds.append(", ".join(self.job_config("curate").get("languages") or []) or "any")
+                bounds.append(", ".join(curate.get("languages") or []) or "any")
             elif row.rule == "license":
                 values.append(f"license = {row.license}")
                 bounds.append("allowed licences")
@@ -276,7 +278,7 @@ class Lakeview:
 
     def manifest(self, export_id: str | None = None) -> dict | None:
         """An export's manifest from ops.exports: the given one, else the newest (None if none)."""
-        where = f"WHERE export_id = '{export_id}'" if export_id else ""
+        where = f"WHERE export_id = {_literal(export_id)}" if export_id else ""
         df = self.sql(f"SELECT manifest FROM ops.exports {where} ORDER BY created_at DESC LIMIT 1")
         if df.empty:
             if export_id:
@@ -285,6 +287,11 @@ class Lakeview:
         return json.loads(df["manifest"].iloc[0])
 
     # --- training runs (MLflow) ---------------------------------------------------------------
+    def _has_store(self) -> bool:
+        from pipelines.tracking import tracking_uri
+
+        return not tracking_uri(self.root).startswith("sqlite:") or (self.root / "mlflow" / "mlflow.db").exists()
+
     def _mlflow(self):
         import logging
         import warnings
@@ -301,10 +308,7 @@ class Lakeview:
     def training_runs(self) -> pd.DataFrame:
         """Training runs in the lakehouse's MLflow store, newest first."""
         cols = ["run_id", "run_name", "experiment", "status", "start", "export_id", "steps", "final_ce_loss", "tables"]
-        db = self.root / "mlflow" / "mlflow.db"
-        from pipelines.tracking import tracking_uri
-
-        if tracking_uri(self.root).startswith("sqlite:") and not db.exists():
+        if not self._has_store():
             return pd.DataFrame(columns=cols)
         client = self._mlflow()
         exps = {e.experiment_id: e.name for e in client.search_experiments()}
@@ -348,6 +352,11 @@ class Lakeview:
 
 
 # --- pure helpers (unit-tested) ----------------------------------------------------------------
+def _literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _node(ref: dict) -> str:
     kind = ref.get("kind") or "table"
     return ref["name"] if kind == "table" else f"{kind}:{ref['name']}"

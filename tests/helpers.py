@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import sysconfig
 from pathlib import Path
@@ -48,3 +49,9 @@ def write_jsonl(path: Path, records: list, compress: str | None = None) -> None:
 
         data = zstandard.ZstdCompressor().compress(data)
     path.write_bytes(data)
+
+
+def clean_env() -> dict:
+    """This process's environment without the MLflow store earlier tests pointed MLflow at (a
+    subprocess then uses its own lakehouse's store)."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}

@@ -5,7 +5,6 @@ report; then the notebooks' reader is checked against Spark on the same Delta ta
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.lakeview import Lakeview
+from tests.helpers import clean_env
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -54,10 +54,6 @@ optim: {lr: 3.0e-3, min_lr: 3.0e-4, warmup_steps: 3}
 tracking: {experiment: rt, log_every: 1}
 """
 
-
-def clean_env() -> dict:
-    """This process's environment without the MLflow store earlier tests pointed MLflow at."""
-    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +132,11 @@ def test_a_report_pins_versions_and_a_failing_notebook_is_reported_not_hidden(bu
     from pipelines.errors import BrickyardError
 
     lakehouse, _, _ = built
+    # an export or run the lakehouse lacks is refused before any notebook runs
+    with pytest.raises(BrickyardError, match="no export rt-v0-x'y in ops.exports"):
+        build(lakehouse, export_id="rt-v0-x'y", out_dir=tmp_path / "no-export", quiet=True)
+    with pytest.raises(BrickyardError, match="no training run abc in this lakehouse's MLflow store"):
+        build(lakehouse, run_id="abc", out_dir=tmp_path / "no-run", quiet=True)
     # pinned: the catalog notebook shows gold.tokens at version 1, not its latest
     latest = Lakeview(lakehouse).version("gold.tokens")
     assert latest > 1

@@ -22,7 +22,7 @@ from pipelines.export import export
 from pipelines.ingest import ingest
 from pipelines.tokenize import tokenize
 from tests.conftest import spark_settings
-from tests.helpers import copy_stdlib_package
+from tests.helpers import clean_env, copy_stdlib_package
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -92,10 +92,6 @@ def descendants(pid: int) -> list[int]:
             todo.append(c)
     return out
 
-
-def clean_env() -> dict:
-    """This process's environment without the MLflow store earlier tests pointed MLflow at."""
-    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 
 
 def run(config: Path, lakehouse: Path, ranks: int, *extra: str) -> str:

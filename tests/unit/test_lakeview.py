@@ -18,6 +18,7 @@ from pipelines.errors import BrickyardError  # noqa: E402
 from pipelines.lakeview import (  # noqa: E402
     Edge,
     Lakeview,
+    _literal,
     phase_starts,
     planned_vs_exported,
     stream_counts,
@@ -131,3 +132,7 @@ def test_every_notebook_has_its_twin_in_step_and_declares_the_lakehouse():
 
 def test_notebooks_are_found_beside_the_package():
     assert NOTEBOOKS == Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def test_strings_in_queries_are_quoted():
+    assert _literal("it's") == "'it''s'"
