@@ -148,7 +148,10 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
     if wanted:
         set_properties(spark, spec.name, wanted)
     for cname, cond in spec.checks.items():
-        if f"delta.constraints.{cname.lower()}" not in current:
+        have = current.get(f"delta.constraints.{cname.lower()}")
+        if have is not None and have != cond:  # the spec changed the rule (a wider set of values)
+            spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
+        if have != cond:
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
 
 

@@ -162,7 +162,7 @@ def _positive(where: str, name: str, value: int | float | None) -> None:
 # The pipeline config
 # ---------------------------------------------------------------------------------------------
 
-SourceKind = Literal["jsonl", "parquet", "text", "code", "sample"]
+SourceKind = Literal["jsonl", "parquet", "text", "code", "warc", "sample"]
 
 DEFAULT_DOMAINS = ["web", "code", "books", "docs", "papers", "wiki", "legal", "math", "other"]
 
@@ -182,6 +182,9 @@ class SourceConfig:
     text_field: str = "text"  # jsonl / parquet: the field holding the document
     id_field: str | None = None  # jsonl / parquet: a stable record id, else the line / row number
     license: str | None = None  # code / text: override the licence read from the tree
+    # warc: a blocklist file of domains and ~URL substrings (see pipelines.web.UrlRules); relative
+    # paths are relative to the config file
+    url_blocklist: str | None = None
     # sample: megabytes to take from each part (0 leaves a part out)
     parts: dict[str, float] = field(default_factory=dict)
 
@@ -209,6 +212,8 @@ class SourceConfig:
                 raise ConfigError(f"{where}: a {self.kind} source needs a 'path'")
             if self.parts:
                 raise ConfigError(f"{where}.parts: only the sample source has parts")
+        if self.url_blocklist is not None and self.kind != "warc":
+            raise ConfigError(f"{where}.url_blocklist: only a warc source has a URL blocklist")
 
 
 @dataclass
@@ -450,6 +455,13 @@ class PipelineConfig:
                     f"{where}.sources[{i}].domain: unknown domain {s.domain!r}{hint}; "
                     f"declared domains: {', '.join(self.domains)} (add it under 'domains')"
                 )
+            if s.url_blocklist is not None:
+                from pipelines.web import UrlRules  # local: keeps config free of reader imports
+
+                try:
+                    UrlRules.load(self.resolve(s.url_blocklist))
+                except ConfigError as e:
+                    raise ConfigError(f"{where}.sources[{i}].url_blocklist: {e}") from None
         for d in self.dedup.domains:
             if d not in self.domains:
                 hint = _did_you_mean(d, self.domains)

@@ -6,14 +6,21 @@ Python worker):
 2. identify the language (fastText lid.176; recorded for code too, but code is exempt),
 3. measure every signal (`pipelines.signals`),
 4. redact PII and secrets with typed placeholders (`pipelines.pii`),
-5. decide (`pipelines.filters`): text in a configured language above the minimum score; code under
-   an allowed licence (else `license:<id>`); then the heuristic rules in their stated order.
-   `reject_reason` is the first failing rule, `failed_rules` all of them.
+5. decide (`pipelines.filters`): a web page is the newest capture of its URL (else
+   `url_duplicate`); text in a configured language above the minimum score; code under an allowed
+   licence (else `license:<id>`); then the heuristic rules in their stated order. `reject_reason`
+   is the first failing rule, `failed_rules` all of them.
 6. score quality with the newest registered classifier (`pipelines.quality`), if there is one.
 
+URL dedup: among bronze documents with the same normalized URL (web sources record it in their
+metadata), the newest capture (WARC-Date; then doc_id) is the one judged on its merits; every older
+capture is rejected as `url_duplicate`. This is decided over all of bronze on each run, so a newer
+capture that arrives in a later batch supersedes a page already kept: the older one is judged again
+here and dedup then takes it out of gold.
+
 Rejected documents stay in silver (keep = false) so notebooks can look at them. Only bronze rows
-that are new or whose content changed since they were curated are processed; a rerun with nothing
-new is a recorded no-op. `ops.filter_stats` explains every rejected document: per run and domain,
+that are new, whose content changed since they were curated, or whose URL-duplicate standing
+changed are processed; a rerun with nothing new is a recorded no-op. `ops.filter_stats` explains every rejected document: per run and domain,
 documents and bytes in, kept, and dropped per first failing rule (plus every rule that failed).
 Silver's quality columns are kept current: rows scored by another classifier version are rescored,
 and tiers that disagree with the config's thresholds are refreshed.
@@ -103,6 +110,7 @@ FILTER_STATS = TableSpec(
     checks={"counted_as_known": "counted_as IN ('input', 'kept', 'first_failure', 'any_failure')"},
 )
 
+URL_DUPLICATE = "url_duplicate"
 IN_FIELDS = ["doc_id", "source", "domain", "format", "path", "locator", "text", "content_sha256",
              "code_language", "license", "is_vendored", "is_generated"]
 OUT_SCHEMA = (
@@ -119,6 +127,8 @@ def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> 
     text = normalize_code(rec["text"]) if kind == "code" else normalize_text(rec["text"])
     signals = code_signals(text, rec["path"]) if kind == "code" else text_signals(text)
     failed = []
+    if rec.get("superseded_by"):
+        failed.append(URL_DUPLICATE)
     if kind == "text" and (lang not in settings["languages"] or score < settings["min_lang_score"]):
         failed.append("language")
     if kind == "code" and (rec["license"] or "NOASSERTION") not in settings["licenses"]:
@@ -236,6 +246,23 @@ def classifier(spark, cfg: PipelineConfig) -> dict | None:
             "name": model.name, "uri": model.uri}
 
 
+def url_standing(bronze):
+    """(doc_id, superseded_by) for every bronze document that has a normalized URL: superseded_by
+    is the newest capture of the same URL (latest fetch date, then smallest doc_id), null for that
+    newest capture itself."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    url = F.col("metadata")["url_normalized"]
+    pages = bronze.where((url.isNotNull()) & (url != "")).select(
+        "doc_id", url.alias("url"), F.expr("try_to_timestamp(metadata['fetch_date'])").alias("fetched")
+    )
+    newest = F.first("doc_id").over(Window.partitionBy("url").orderBy(F.col("fetched").desc_nulls_last(), "doc_id"))
+    return pages.select("doc_id", newest.alias("newest")).select(
+        "doc_id", F.when(F.col("newest") != F.col("doc_id"), F.col("newest")).alias("superseded_by")
+    )
+
+
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
     from pyspark.sql import functions as F
 
@@ -260,11 +287,22 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         # pinned to a version: a plan over the live table would be invalidated (and recomputed against
         # the new rows) by this run's own MERGE, which would empty everything computed after it
         silver_version = latest_version(spark, SILVER.name)
-        done = spark.sql(f"SELECT doc_id, bronze_sha256 AS content_sha256 FROM {SILVER.name} VERSION AS OF {silver_version}")
+        judged = spark.sql(
+            f"SELECT doc_id, bronze_sha256 AS content_sha256, array_contains(failed_rules, '{URL_DUPLICATE}') AS was_superseded "
+            f"FROM {SILVER.name} VERSION AS OF {silver_version}"
+        )
+        standing = url_standing(bronze)
+        changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").select("doc_id")
+        flipped = standing.join(judged, "doc_id").where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id")
         # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
         # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
         tasks = 4 * session_cores(spark)
-        todo = bronze.join(done, ["doc_id", "content_sha256"], "left_anti").select(*IN_FIELDS).repartition(tasks, "doc_id")
+        todo = (
+            bronze.join(changed.union(flipped).distinct(), "doc_id", "left_semi")
+            .join(standing, "doc_id", "left")
+            .select(*IN_FIELDS, "superseded_by")
+            .repartition(tasks, "doc_id")
+        )
         silver = (
             todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
             .select(

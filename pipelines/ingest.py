@@ -49,7 +49,7 @@ DOCUMENTS = TableSpec(
         Column("doc_id", "STRING", "Stable id: sha256 of source name and locator (32 hex chars)", nullable=False),
         Column("source", "STRING", "Name of the declared source", nullable=False),
         Column("domain", "STRING", "Domain of the source: web, code, books, docs, legal, ...", nullable=False),
-        Column("format", "STRING", "Reader: jsonl, parquet, text or code", nullable=False),
+        Column("format", "STRING", "Reader: jsonl, parquet, text, code or warc", nullable=False),
         Column("path", "STRING", "File the document came from, relative to the source root", nullable=False),
         Column("locator", "STRING", "Where in the source: path, path:LINE, path@OFFSET, path#row=N or id:ID", nullable=False),
         Column("text", "STRING", "The document text as read (UTF-8)", nullable=False),
@@ -66,7 +66,7 @@ DOCUMENTS = TableSpec(
     checks={
         "n_bytes_positive": "n_bytes > 0",
         "sha256_hex": "length(content_sha256) = 64",
-        "format_known": "format IN ('jsonl', 'parquet', 'text', 'code')",
+        "format_known": "format IN ('jsonl', 'parquet', 'text', 'code', 'warc')",
     },
 )
 
@@ -81,7 +81,7 @@ QUARANTINE = TableSpec(
         Column("doc_id", "STRING", "The id the record would have had", nullable=False),
         Column("source", "STRING", "Name of the declared source", nullable=False),
         Column("domain", "STRING", "Domain of the source", nullable=False),
-        Column("format", "STRING", "Reader: jsonl, parquet, text or code", nullable=False),
+        Column("format", "STRING", "Reader: jsonl, parquet, text, code or warc", nullable=False),
         Column("path", "STRING", "File, relative to the source root", nullable=False),
         Column("locator", "STRING", "Where in the source", nullable=False),
         Column("reason", "STRING", "Reason code: malformed_json, invalid_utf8, binary, too_large, ...", nullable=False),
@@ -121,7 +121,7 @@ RECORD_SCHEMA = ", ".join(f"{f} {_RECORD_TYPES.get(f, 'STRING')}" for f in RECOR
 UNIT_SCHEMA = (
     "source STRING, domain STRING, format STRING, file STRING, path STRING, size BIGINT, "
     "mtime_ns BIGINT, start BIGINT, end BIGINT, text_field STRING, id_field STRING, "
-    "license STRING, problem STRING, part INT"
+    "license STRING, problem STRING, url_blocklist STRING, part INT"
 )
 
 
@@ -326,4 +326,4 @@ def _quarantine_duplicate_ids(records):
 
 def _unit_tuple(u: Unit) -> tuple:
     return (u.source, u.domain, u.format, u.file, u.path, u.size, u.mtime_ns, u.start, u.end,
-            u.text_field, u.id_field, u.license, u.problem)
+            u.text_field, u.id_field, u.license, u.problem, u.url_blocklist)

@@ -215,9 +215,12 @@ class Lakeview:
             elif row.rule == "language":
                 values.append(f"lang = {row.lang} ({_fmt(row.lang_score)})")
                 bounds.append(", ".join(curate.get("languages") or []) or "any")
-            elif row.rule == "license":
+            elif row.rule.startswith("license:"):
                 values.append(f"license = {row.license}")
-                bounds.append("allowed licences")
+                bounds.append(", ".join(curate.get("licenses") or []) or "allowed licences")
+            elif row.rule == "url_duplicate":
+                values.append("a newer capture of this URL exists")
+                bounds.append("the newest capture of its URL")
             else:
                 values.append("")
                 bounds.append("")

@@ -174,7 +174,7 @@ class Unit:
 
     source: str
     domain: str
-    format: str  # jsonl / parquet / text / code
+    format: str  # jsonl / parquet / text / code / warc
     file: str  # absolute path of the file on disk
     path: str  # logical path: relative to the source root, prefixed for sample parts
     size: int = 0
@@ -185,6 +185,7 @@ class Unit:
     id_field: str | None = None
     license: str | None = None
     problem: str | None = None  # set at listing time: symlink / unreadable
+    url_blocklist: str | None = None  # warc: the blocklist file (absolute path)
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -299,6 +300,10 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield from read_jsonl(unit, max_doc_bytes, max_file_bytes)
     elif unit.format == "parquet":
         yield from read_parquet(unit, max_doc_bytes)
+    elif unit.format == "warc":
+        from pipelines.web import read_warc, url_rules
+
+        yield from read_warc(unit, max_doc_bytes, url_rules(unit.url_blocklist))
     else:
         yield from read_file(unit, max_doc_bytes, max_file_bytes)
 

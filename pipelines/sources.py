@@ -23,6 +23,7 @@ from pathlib import Path
 from pipelines.config import PipelineConfig, SourceConfig
 from pipelines.errors import ConfigError
 from pipelines.readers import LICENSE_FILE, Unit, license_id
+from pipelines.web import WEB_INCLUDE
 
 DEFAULT_INCLUDE = {
     "jsonl": ["*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.ndjson", "*.ndjson.gz", "*.ndjson.zst",
@@ -30,6 +31,7 @@ DEFAULT_INCLUDE = {
     "parquet": ["*.parquet"],
     "text": ["*"],
     "code": ["*"],
+    "warc": WEB_INCLUDE,
 }
 SKIP_DIRS = {"__pycache__"}
 LICENSE_READ_BYTES = 256 * 1024
@@ -93,7 +95,7 @@ def nearest_license(rel: str, licenses: dict[str, str]) -> str:
 
 def units_for_tree(
     source: SourceConfig, fmt: str, root: Path, include: list[str], exclude: list[str],
-    domain: str, prefix: str, chunk_bytes: int,
+    domain: str, prefix: str, chunk_bytes: int, url_blocklist: str | None = None,
 ) -> list[Unit]:
     files = list(walk_files(root, include, exclude))
     licenses = {}
@@ -105,7 +107,7 @@ def units_for_tree(
         lic = source.license or (nearest_license(rel, licenses) if fmt == "code" else None)
         base = dict(
             source=source.name, domain=domain, format=fmt, file=entry.path, path=prefix + rel,
-            text_field=source.text_field, id_field=source.id_field, license=lic,
+            text_field=source.text_field, id_field=source.id_field, license=lic, url_blocklist=url_blocklist,
         )
         if entry.is_symlink():
             units.append(Unit(**base, problem="symlink"))
@@ -161,7 +163,8 @@ def list_units(cfg: PipelineConfig, source: SourceConfig) -> list[Unit]:
         root, include = path.parent, [path.name]
     else:
         root = path
-    return units_for_tree(source, source.kind, root, include, source.exclude, source.domain, "", chunk)
+    blocklist = str(cfg.resolve(source.url_blocklist)) if source.url_blocklist else None
+    return units_for_tree(source, source.kind, root, include, source.exclude, source.domain, "", chunk, blocklist)
 
 
 def assign_partitions(units: list[Unit], n: int) -> list[int]:
