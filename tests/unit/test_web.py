@@ -200,3 +200,16 @@ def test_a_warc_source_in_config_finds_warc_and_wet_files_and_checks_its_blockli
         config(url_blocklist="nowhere.txt")
     with pytest.raises(ConfigError, match="only a warc source has a URL blocklist"):
         SourceConfig(name="t", kind="text", path="x", url_blocklist="block.txt").validate("config.sources[0]")
+
+
+def test_a_malformed_header_in_an_uncompressed_warc_costs_that_record_only(pages, tmp_path):
+    recs = [(f"https://docs.example.org/{p.name}", "200 OK", "text/html; charset=utf-8", p.read_bytes(), "response") for p in pages[:4]]
+    data = warc_bytes(recs, gzip_members=False)
+    starts = [m.start() for m in re.finditer(rb"WARC/1\.[01]\r\n", data)]  # warcinfo, then the 4 pages
+    data = data[:starts[3]] + b"WARQ/1.1\r\n" + data[starts[3] + 10:]  # the third page's version line
+    path = tmp_path / "plain.warc"
+    path.write_bytes(data)
+    out = read(path)
+    assert [r["reason"] for r in out] == [None, None, "malformed", None]
+    assert [r["locator"] for r in out] == [f"plain.warc@{s}" for s in starts[1:]]
+    assert "first line: WARQ/1.1" in out[2]["detail"]
