@@ -149,10 +149,15 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
         set_properties(spark, spec.name, wanted)
     for cname, cond in spec.checks.items():
         have = current.get(f"delta.constraints.{cname.lower()}")
-        if have is not None and have != cond:  # the spec changed the rule (a wider set of values)
+        if have is not None and not _same_sql(have, cond):  # the spec changed the rule (a wider set of values)
             spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
-        if have != cond:
+        if have is None or not _same_sql(have, cond):
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
+
+
+def _same_sql(stored: str, wanted: str) -> bool:
+    """Delta stores a constraint's expression re-spaced (`length ( x ) = 64`): compare without spaces."""
+    return "".join(stored.split()) == "".join(wanted.split())
 
 
 def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true",

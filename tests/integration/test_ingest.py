@@ -153,6 +153,22 @@ def test_tables_carry_comments_governance_properties_and_constraints(spark, make
         )
 
 
+def test_a_table_keeps_its_constraints_as_they_are_and_takes_a_changed_one(spark):
+    from dataclasses import replace
+
+    spec = catalog.TableSpec(name="ops.t_rules", comment="A table for this test", layer="ops", pii="none", producer="test",
+                             columns=(catalog.Column("kind", "STRING", "A kind"),), checks={"kind_known": "kind IN ('a', 'b')"})
+    catalog.ensure_table(spark, spec, "data-platform")
+    version = catalog.latest_version(spark, spec.name)
+    catalog.ensure_table(spark, spec, "data-platform")  # Delta stores the rule re-spaced: still the same rule
+    assert catalog.latest_version(spark, spec.name) == version
+    with pytest.raises(Exception, match="(?i)kind_known"):
+        spark.sql("INSERT INTO ops.t_rules VALUES ('c')")
+    catalog.ensure_table(spark, replace(spec, checks={"kind_known": "kind IN ('a', 'b', 'c')"}), "data-platform")
+    spark.sql("INSERT INTO ops.t_rules VALUES ('c')")
+    assert spark.table("ops.t_rules").count() == 1
+
+
 def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
     cfg = make_config({"name": "t_missing", "kind": "text", "path": "does-not-exist"})
     with pytest.raises(ConfigError, match="does not exist"):
