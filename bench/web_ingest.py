@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.ingest_throughput import best_of  # noqa: E402
+
 HTML = REPO / ".cache/corpora/python-doc/usr/share/doc/python3.11/html"
 
 
@@ -62,15 +64,6 @@ def readers_loop(units, max_doc_bytes: int) -> int:
     from pipelines.readers import read_unit
 
     return sum(1 for u in units for _ in read_unit(u, max_doc_bytes, 1 << 40))
-
-
-def best_of(repeat: int, fn):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main() -> int:
