@@ -149,9 +149,9 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
         set_properties(spark, spec.name, wanted)
     for cname, cond in spec.checks.items():
         have = current.get(f"delta.constraints.{cname.lower()}")
-        if have is not None and not _same_sql(have, cond):  # the spec changed the rule (a wider set of values)
-            spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
         if have is None or not _same_sql(have, cond):
+            if have is not None:  # the spec changed the rule (a wider set of values)
+                spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
 
 

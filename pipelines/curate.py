@@ -20,8 +20,9 @@ here and dedup then takes it out of gold.
 
 Rejected documents stay in silver (keep = false) so notebooks can look at them. Only bronze rows
 that are new, whose content changed since they were curated, or whose URL-duplicate standing
-changed are processed; a rerun with nothing new is a recorded no-op. `ops.filter_stats` explains every rejected document: per run and domain,
-documents and bytes in, kept, and dropped per first failing rule (plus every rule that failed).
+changed are processed; a rerun with nothing new is a recorded no-op. `ops.filter_stats` explains
+every rejected document: per run and domain, documents and bytes in, kept, and dropped per first
+failing rule (plus every rule that failed).
 Silver's quality columns are kept current: rows scored by another classifier version are rescored,
 and tiers that disagree with the config's thresholds are refreshed.
 """

@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pipelines.errors import ConfigError
+from pipelines.readers import _bad, _doc
 
 WEB_INCLUDE = ["*.warc", "*.warc.gz", "*.wet", "*.wet.gz"]
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -253,8 +254,6 @@ def read_warc(unit, max_doc_bytes: int, rules: UrlRules | None = None) -> Iterat
     """Every record of one WARC or WET file, as documents and quarantine entries (see the module doc)."""
     from warcio.archiveiterator import ArchiveIterator
 
-    from pipelines.readers import _bad, _doc
-
     with open(unit.file, "rb") as f:
         gzipped = f.read(2) == GZIP_MAGIC[:2]
         pos, done = 0, set()  # done: offsets of records already handed out
@@ -264,7 +263,7 @@ def read_warc(unit, max_doc_bytes: int, rules: UrlRules | None = None) -> Iterat
             try:
                 for record in it:
                     loc = f"{unit.path}@{it.offset}"
-                    out = _record(unit, record, loc, max_doc_bytes, rules, _doc, _bad)
+                    out = _record(unit, record, loc, max_doc_bytes, rules)
                     done.add(it.offset)
                     if out is not None:
                         yield out
@@ -297,7 +296,7 @@ def _cut_short(record) -> bool:
     return getattr(record.raw_stream, "limit", 0) > 0
 
 
-def _record(unit, record, loc: str, max_doc_bytes: int, rules: UrlRules | None, _doc, _bad) -> dict | None:
+def _record(unit, record, loc: str, max_doc_bytes: int, rules: UrlRules | None) -> dict | None:
     kind = record.rec_type
     if kind not in ("response", "conversion"):
         return None

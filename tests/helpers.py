@@ -1,4 +1,5 @@
-"""Test inputs built from real files that every Python installation carries."""
+"""Test inputs built from real files: those every Python installation carries, and real HTML pages
+(the Python documentation's Debian package, or the HTML manuals installed under /usr/share/doc)."""
 
 from __future__ import annotations
 
