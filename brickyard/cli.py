@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "in one Spark session, then print the catalog.")
     _spark_options(p)
     p.add_argument("--source", action="append", help="ingest only this source (repeatable)")
+    p.add_argument("--until", choices=STAGES, help="stop after this stage (e.g. --until export: the data build only)")
 
     p = sub.add_parser("ingest", help="read the declared sources into bronze.documents",
                        description="Read the config's sources into bronze.documents; what cannot be "
@@ -136,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", type=int, default=5, help="most recent runs to show (default 5)")
     _spark_options(c)
 
+    p = sub.add_parser("forget", help="delete documents from every layer; mark exports that hold them stale",
+                       description="Delete the chosen documents from bronze, silver and gold (documents, quarantine, "
+                       "signatures, duplicate clusters, tokens), mark every export built from a table version that "
+                       "holds them stale in ops.exports, and record the run in ops.lineage. Clusters that lose a "
+                       "member are dissolved and clustered again by the next dedup.")
+    sel = p.add_mutually_exclusive_group(required=True)
+    sel.add_argument("--source", help="every document (and quarantine row) of this source")
+    sel.add_argument("--doc-id", action="append", metavar="ID", help="this document (repeat for more)")
+    sel.add_argument("--where", metavar="SQL", help="the documents of bronze.documents this condition selects")
+    p.add_argument("--vacuum", action="store_true", help="then rewrite the tables without them and remove the old "
+                   "files (REORG ... PURGE, VACUUM RETAIN 0 HOURS): older table versions can no longer be read")
+    _spark_options(p)
+
     p = sub.add_parser("report", help="run the data-quality notebooks headless and write one HTML report",
                        description="Execute the notebooks in notebooks/ (catalog, curation funnel, duplicates, "
                        "tokens and curriculum, training runs) against a lakehouse, without Spark, and write them "
@@ -201,8 +215,9 @@ def cmd_run(args) -> int:
     spark, root = _spark(args, cfg)
     print(f"lakehouse: {root}")
     t0 = time.time()
-    exported = None
-    for stage in STAGES:
+    exported = report = None
+    stages = STAGES[: STAGES.index(args.until) + 1] if args.until else STAGES
+    for stage in stages:
         t = time.time()
         if stage == "ingest":
             ingest(spark, cfg, args.source)
@@ -239,7 +254,8 @@ def cmd_run(args) -> int:
         print(f"{stage}: done in {time.time() - t:.1f}s\n")
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
-    print(f"\nreport: {report}")
+    if report is not None:
+        print(f"\nreport: {report}")
     return 0
 
 
@@ -392,6 +408,16 @@ def cmd_export(args) -> int:
     return _export_and_verify(spark, cfg, curriculum, args.out, args.as_of, args.force, bool(args.verify))
 
 
+def cmd_forget(args) -> int:
+    from pipelines.forget import forget
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    r = forget(spark, cfg, source=args.source, doc_ids=args.doc_id, where=args.where, vacuum=args.vacuum)
+    print(f"run {r.run_id}: {r.status}")
+    return 0
+
+
 def cmd_catalog(args) -> int:
     from pipelines import catalog
 
@@ -446,7 +472,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,6 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("brickyard: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        from pipelines.errors import storage_failure
+
+        sentence = storage_failure(e, f"brickyard {args.command}")
+        if sentence is None:
+            raise
+        print(f"brickyard: error: {sentence}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -107,20 +108,61 @@ def read_pinned(spark, table: str, columns: str = "*", where: str | None = None)
     return spark.sql(f"SELECT {columns} FROM {table} VERSION AS OF {version}{cond}"), version
 
 
+def table_checksum(df, columns: list[str]) -> str:
+    """An order-free checksum of a frame's rows over `columns`: `ROWS:SUM`, where SUM adds up the
+    first 60 bits of each row's sha256. Two tables with the same rows have the same checksum, however
+    their files are laid out; it scales (one aggregate), and it is not meant to resist forgery."""
+    from pyspark.sql import functions as F
+
+    cells = [F.coalesce(F.col(c).cast("string"), F.lit("\u2400")) for c in columns]  # null shown as ␀
+    digest = F.sha2(F.concat_ws("\u241f", *cells), 256)
+    row = df.select(F.conv(F.substring(digest, 1, 15), 16, 10).cast("decimal(38,0)").alias("h")).agg(
+        F.count("*").alias("n"), F.coalesce(F.sum("h"), F.lit(0)).alias("s")).first()
+    return f"{row['n']}:{row['s']}"
+
+
 def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
     """Version and operation metrics of the table's latest commit."""
     row = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]
     return int(row["version"]), dict(row["operationMetrics"] or {})
 
 
+# (JVM session id, what was ensured): governance checked once per session and spec, so the jobs of
+# one `brickyard run` (or a test session) do not re-read every table's properties before each job
+_ENSURED: set[tuple] = set()
+
+
+def _session_key(spark) -> str:
+    try:
+        return spark._jsparkSession.sessionUUID()
+    except Exception:  # Spark Connect has no JVM handle: check every time
+        return ""
+
+
+def forget_ensured() -> None:
+    """Make the next `ensure_table` check the tables again (after changing them by hand)."""
+    _ENSURED.clear()
+
+
 def ensure_schema(spark, name: str) -> None:
+    key = (_session_key(spark), "schema", name)
+    if key in _ENSURED:
+        return
     # checked first: the Hive metastore logs an error with a trace for IF NOT EXISTS on an existing one
     if not spark.catalog.databaseExists(name):
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name} COMMENT {sql_str(SCHEMAS.get(name, ''))}")
+    if key[0]:
+        _ENSURED.add(key)
 
 
 def ensure_table(spark, spec: TableSpec, owner: str) -> None:
-    """Create the table if missing; keep its governance properties and constraints in place."""
+    """Create the table if missing; keep its governance properties and constraints in place.
+
+    Checked once per Spark session for a given spec and owner; `forget_ensured` resets that."""
+    key = (_session_key(spark), spec.name, spec.ddl_columns(), tuple(sorted(spec.checks.items())),
+           spec.comment, spec.layer, spec.pii, spec.producer, owner)
+    if key in _ENSURED:
+        return
     ensure_schema(spark, spec.schema)
     props = {
         f"{PROP}layer": spec.layer,
@@ -131,7 +173,9 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
         "delta.enableChangeDataFeed": "true",
     }
     if not table_exists(spark, spec.name):
-        props_sql = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in props.items())
+        # a new table gets its CHECK constraints with its first commit (no ALTER per rule)
+        create = {**props, **{f"delta.constraints.{c.lower()}": cond for c, cond in spec.checks.items()}}
+        props_sql = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in create.items())
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS {spec.name} (\n  {spec.ddl_columns()}\n) USING delta "
             f"COMMENT {sql_str(spec.comment)} TBLPROPERTIES ({props_sql})"
@@ -153,6 +197,8 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
             if have is not None:  # the spec changed the rule (a wider set of values)
                 spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
             spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
+    if key[0]:
+        _ENSURED.add(key)
 
 
 def _same_sql(stored: str, wanted: str) -> bool:
@@ -337,7 +383,13 @@ class JobRun:
 
     def __enter__(self) -> JobRun:
         ensure_table(self.spark, LINEAGE, self.owner)
-        mark_killed_runs(self.spark, self.job)
+        other = mark_killed_runs(self.spark, self.job)
+        if other is not None:
+            raise BrickyardError(
+                f"{self.job} is already running on this lakehouse (run {other['run_id']}, process {other['pid']}, "
+                f"started {other['started_at']:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish, then run it again "
+                "if there is still work to do"
+            )
         self._write(first=True)
         # every Delta commit made during the run names it in the table's history
         self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", f"brickyard {self.job} {self.run_id}")
@@ -353,6 +405,13 @@ class JobRun:
                     f"{self.job} lost track of records: {self.rows_in} read but {self.rows_out} out + "
                     f"{self.rows_rejected} rejected + {self.rows_quarantined} quarantined = {balance}"
                 )
+        if exc is not None and not isinstance(exc, BrickyardError) and _is_conflict(exc):
+            exc = BrickyardError(
+                f"{self.job} lost a race: another run committed to the same Delta table while this one ran "
+                f"({_conflict_name(exc)}); what this run committed before stands and nothing is half-written, "
+                f"so run {self.job} again to finish"
+            )
+            exc_type = None  # raise the sentence in place of Delta's trace
         if exc is not None:
             self.status = "failed"
             self.message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
@@ -394,14 +453,29 @@ def _literal(value, typ: str) -> str:
     raise TypeError(typ)
 
 
-def mark_killed_runs(spark, job: str) -> int:
-    """Runs of `job` still `running` whose driver process on this host is gone were killed."""
+_CONFLICT = re.compile(r"\b(Concurrent[A-Za-z]*Exception|ProtocolChangedException|MetadataChangedException)\b")
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """Delta's optimistic concurrency refused a commit (another writer got there first)."""
+    return bool(_CONFLICT.search(f"{type(exc).__name__}: {str(exc)[:2000]}"))
+
+
+def _conflict_name(exc: BaseException) -> str:
+    m = _CONFLICT.search(f"{type(exc).__name__}: {str(exc)[:2000]}")
+    return m.group(1) if m else type(exc).__name__
+
+
+def mark_killed_runs(spark, job: str):
+    """Runs of `job` still `running` on this host: those whose driver process is gone were killed
+    (and are marked so); returns one whose process is alive (a thread of this process included),
+    or None. Runs on other hosts cannot be probed; Delta's conflict checks cover them."""
     from pipelines.session import hostname
 
     rows = (
         spark.table(LINEAGE.name)
         .where(f"job = {sql_str(job)} AND status = 'running' AND host = {sql_str(hostname())}")
-        .select("run_id", "pid")
+        .select("run_id", "pid", "started_at")
         .collect()
     )
     dead = [r["run_id"] for r in rows if not _alive(r["pid"])]
@@ -415,7 +489,7 @@ def mark_killed_runs(spark, job: str) -> int:
             ),
             "mark killed runs",
         )
-    return len(dead)
+    return next((r for r in rows if _alive(r["pid"])), None)
 
 
 def _alive(pid: int | None) -> bool:

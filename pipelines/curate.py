@@ -45,6 +45,7 @@ from pipelines.catalog import (
     set_properties,
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.faults import fault_pause
 from pipelines.filters import configure, evaluate
 from pipelines.ingest import DOCUMENTS as BRONZE
 from pipelines.pii import redact
@@ -264,6 +265,39 @@ def url_standing(bronze):
     )
 
 
+def filter_stats(rows):
+    """ops.filter_stats rows for curated silver rows: per run (their batch_id) and domain."""
+    from pyspark.sql import functions as F
+
+    def shape(df, rule, counted_as):
+        return df.select(F.col("batch_id").alias("run_id"), "domain", rule.alias("rule"), F.lit(counted_as).alias("counted_as"),
+                         "documents", "bytes")
+
+    def tally(df, *keys):
+        return df.groupBy("batch_id", "domain", *keys).agg(
+            F.count("*").alias("documents"), F.coalesce(F.sum("n_bytes"), F.lit(0)).cast("bigint").alias("bytes"))
+
+    rejected = rows.where("NOT keep")
+    return (
+        shape(tally(rows), F.lit("*"), "input")
+        .unionByName(shape(tally(rows.where("keep")), F.lit("*"), "kept"))
+        .unionByName(shape(tally(rejected, "reject_reason"), F.col("reject_reason"), "first_failure"))
+        .unionByName(shape(tally(rejected.withColumn("rule", F.explode("failed_rules")), "rule"), F.col("rule"), "any_failure"))
+    )
+
+
+def _recover_filter_stats(spark, silver_version: int) -> list[str]:
+    """A curate killed between its silver commit and its statistics left rows with no statistics:
+    write them now, under that run's id, so the funnel still adds up. Returns the runs recovered."""
+    silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}")
+    counted = spark.table(FILTER_STATS.name).selectExpr("run_id AS batch_id").distinct()
+    missing = [r["batch_id"] for r in silver.select("batch_id").distinct().join(counted, "batch_id", "left_anti").collect()]
+    if missing:
+        rows = silver.where(silver["batch_id"].isin(missing))
+        filter_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+    return sorted(missing)
+
+
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
     from pyspark.sql import functions as F
 
@@ -288,6 +322,10 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         # pinned to a version: a plan over the live table would be invalidated (and recomputed against
         # the new rows) by this run's own MERGE, which would empty everything computed after it
         silver_version = latest_version(spark, SILVER.name)
+        recovered = _recover_filter_stats(spark, silver_version)
+        if recovered:
+            run.metrics["filter_stats_recovered"] = ",".join(recovered)
+            say(f"curate: filter statistics recorded for {len(recovered)} earlier run(s) killed after writing silver")
         judged = spark.sql(
             f"SELECT doc_id, bronze_sha256 AS content_sha256, array_contains(failed_rules, '{URL_DUPLICATE}') AS was_superseded "
             f"FROM {SILVER.name} VERSION AS OF {silver_version}"
@@ -330,7 +368,9 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
             rescored, retiered = apply_quality(spark, cfg, q, run)
             run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
             run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
-            if rescored or retiered:
+            if recovered:
+                run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+            if rescored or retiered or recovered:
                 say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
                 return run.run_id, "succeeded", 0, 0
             run.noop("no new or changed bronze documents")
@@ -341,22 +381,10 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
         merge_into(spark, silver, SILVER.name, "doc_id", run.run_id)
         version, _ = last_commit(spark, SILVER.name)
         run.outputs.append(Ref(SILVER.name, "table", version))
-
-        def stat(df, rule, counted_as):
-            return df.groupBy("domain").agg(F.count("*").alias("documents"), F.coalesce(F.sum("n_bytes"), F.lit(0)).alias("bytes")).select(
-                F.lit(run.run_id).alias("run_id"), "domain", rule.alias("rule"), F.lit(counted_as).alias("counted_as"), "documents", "bytes")
+        fault_pause("curate:after-silver")
 
         per_rule = silver.where("NOT keep")
-        stats = (
-            stat(silver, F.lit("*"), "input")
-            .unionByName(stat(silver.where("keep"), F.lit("*"), "kept"))
-            .unionByName(per_rule.groupBy("domain", "reject_reason").agg(F.count("*").alias("documents"), F.sum("n_bytes").alias("bytes"))
-                         .select(F.lit(run.run_id).alias("run_id"), "domain", F.col("reject_reason").alias("rule"), F.lit("first_failure").alias("counted_as"), "documents", "bytes"))
-            .unionByName(per_rule.select("domain", "n_bytes", F.explode("failed_rules").alias("rule")).groupBy("domain", "rule")
-                         .agg(F.count("*").alias("documents"), F.sum("n_bytes").alias("bytes"))
-                         .select(F.lit(run.run_id).alias("run_id"), "domain", "rule", F.lit("any_failure").alias("counted_as"), "documents", "bytes"))
-        )
-        stats.write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+        filter_stats(silver).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
         run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
         reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
         silver.unpersist()

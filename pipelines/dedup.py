@@ -51,6 +51,7 @@ from pipelines.catalog import (
 )
 from pipelines.config import DedupSettings, PipelineConfig, config_hash, to_dict
 from pipelines.curate import SILVER
+from pipelines.faults import fault_pause
 from pipelines.session import session_cores
 
 SIGNATURES = TableSpec(
@@ -480,6 +481,7 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
         # between leaves gold rows that the next run's check removes before it starts again
         with run.phase("write"):
             merge_into(spark, gold_rows, GOLD.name, "doc_id", run.run_id)
+            fault_pause("dedup:after-gold")
             merge_into(spark, placed, DUPLICATES.name, "doc_id", run.run_id)
         with run.phase("refresh_quality"):
             refreshed = _refresh_quality(spark, kept, run)

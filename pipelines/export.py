@@ -49,6 +49,7 @@ from pipelines.catalog import Column, JobRun, Ref, TableSpec, ensure_table, late
 from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.curriculum import Curriculum, plan_phases
 from pipelines.errors import BrickyardError
+from pipelines.faults import fault_pause
 from pipelines.tokenize import TOKENS
 
 FORMAT = "brickyard-mds/1"
@@ -328,6 +329,11 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
         if (dest / "manifest.json").exists() and not force:
             old = read_manifest(dest)
             if old.get("export_id") == xid:
+                if not spark.table(EXPORTS.name).where(f"export_id = {sql_str(xid)}").limit(1).count():
+                    # a run killed after its files were in place and before its row was written
+                    _record(spark, dest, old)
+                    run.metrics["recorded_after_kill"] = xid
+                    say(f"export: {xid} was written by run {old.get('run_id')} but not recorded; recorded it in {EXPORTS.name}")
                 run.counts(0, 0)
                 run.noop(f"{dest} already holds this export")
                 run.outputs.append(Ref(xid, "export", None, str(dest)))
@@ -416,15 +422,12 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
         os.replace(tmp, dest)
         if out is None:
             link_newest(dest, spec.name)
+        fault_pause("export:after-files")
 
         n_docs = sum(v["documents"] for v in streams.values())
         n_samples = sum(v["samples"] for v in streams.values())
         n_tokens = n_samples * L
-        row = [(xid, spec.name, spec_hash(spec), str(dest), version, manifest["encoding"], spec.seq_len, n_samples, n_tokens,
-                "current", json.dumps(manifest, sort_keys=True), run.run_id)]
-        (spark.createDataFrame(row, ", ".join(f"{c.name} {c.type}" for c in EXPORTS.columns[:-1]))
-         .withColumn("created_at", F.current_timestamp())
-         .write.format("delta").mode("append").saveAsTable(EXPORTS.name))
+        _record(spark, dest, manifest)
         run.outputs.append(Ref(xid, "export", None, str(dest)))
         run.outputs.append(Ref(EXPORTS.name, "table", latest_version(spark, EXPORTS.name)))
         run.counts(n_docs, n_docs)
@@ -435,6 +438,20 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
             mix = ", ".join(f"{s} {v['samples']:,} ({v['proportion']:.1%})" for s, v in p.streams.items())
             say(f"  phase {p.name}: {p.samples:,} samples: {mix}")
         return run.run_id, "succeeded", dest, manifest
+
+
+def _record(spark, dest: Path, manifest: dict) -> None:
+    """The export's row in ops.exports, from its manifest."""
+    from pyspark.sql import functions as F
+
+    spec = manifest["curriculum"]
+    n_samples = sum(v["samples"] for v in manifest["streams"].values())
+    row = [(manifest["export_id"], spec["name"], manifest["spec_hash"], str(dest), manifest["tables"][TOKENS.name],
+            manifest["encoding"], manifest["seq_len"], n_samples, n_samples * manifest["sample_tokens"], "current",
+            json.dumps(manifest, sort_keys=True), manifest["run_id"])]
+    (spark.createDataFrame(row, ", ".join(f"{c.name} {c.type}" for c in EXPORTS.columns[:-1]))
+     .withColumn("created_at", F.current_timestamp())
+     .write.format("delta").mode("append").saveAsTable(EXPORTS.name))
 
 
 def _eot(encoding: str) -> int:

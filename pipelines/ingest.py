@@ -16,8 +16,6 @@ The job, in order:
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 
 from pipelines.catalog import (
@@ -34,6 +32,7 @@ from pipelines.catalog import (
     table_properties,
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
+from pipelines.faults import fault_pause
 from pipelines.readers import RECORD_FIELDS, Unit, read_unit
 from pipelines.session import default_parallelism
 from pipelines.sources import assign_partitions, list_units
@@ -136,13 +135,6 @@ class IngestResult:
     updated: int
     files_read: int
     files_skipped: int
-
-
-def fault_pause(point: str) -> None:
-    """Test hook: with BRICKYARD_FAULT_PAUSE=<point>, announce the point and wait to be killed."""
-    if os.environ.get("BRICKYARD_FAULT_PAUSE") == point:
-        print(f"fault-pause: {point}", flush=True)
-        time.sleep(3600)
 
 
 def make_reader(max_doc_bytes: int, max_file_bytes: int, batch_rows: int, batch_bytes: int = 32 << 20):

@@ -40,6 +40,7 @@ from pipelines.catalog import (
 from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.dedup import GOLD
 from pipelines.errors import BrickyardError, ConfigError
+from pipelines.faults import fault_pause
 from pipelines.session import scoped_conf, session_cores
 
 TOKENS = TableSpec(
@@ -216,6 +217,7 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
         with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):
             rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
         version, _ = last_commit(spark, TOKENS.name)
+        fault_pause("tokenize:after-write")
         with run.phase("check"):
             written = spark.sql(f"SELECT domain, quality_tier, n_tokens FROM {TOKENS.name} VERSION AS OF {version} "
                                 f"WHERE batch_id = '{run.run_id}'")

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import re
+import selectors
 import shutil
+import signal
+import subprocess
+import sys
 import sysconfig
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -59,6 +65,40 @@ def clean_env() -> dict:
     """This process's environment without the MLflow store earlier tests pointed MLflow at (a
     subprocess then uses its own lakehouse's store)."""
     return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+def start_brickyard(args: list[str], log, pause: str | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """A `brickyard` command in its own process group (so that a kill takes its JVM too); with
+    `pause`, the job stops at that fault point (see pipelines/faults.py) and waits to be killed."""
+    env = dict(clean_env(), PYTHONUNBUFFERED="1")
+    env.pop("BRICKYARD_FAULT_PAUSE", None)
+    if pause:
+        env["BRICKYARD_FAULT_PAUSE"] = pause
+    return subprocess.Popen([sys.executable, "-m", "brickyard", *args], stdout=subprocess.PIPE, stderr=log, text=True,
+                            env=env, cwd=cwd, start_new_session=True)
+
+
+def kill_at(proc: subprocess.Popen, point: str, timeout: float = 400) -> str:
+    """Wait for the job to announce the fault point, then SIGKILL its whole process group (JVM
+    too). Returns what it printed; fails the test if it never got there."""
+    import pytest
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline, seen = time.time() + timeout, []
+    while time.time() < deadline:
+        if sel.select(timeout=1):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith(f"fault-pause: {point}"):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+                return "".join(seen)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"the job never reached {point}; it printed: {''.join(seen)[-2000:]}")
 
 
 REPO = Path(__file__).resolve().parents[1]

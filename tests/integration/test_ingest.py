@@ -160,6 +160,7 @@ def test_a_table_keeps_its_constraints_as_they_are_and_takes_a_changed_one(spark
                              columns=(catalog.Column("kind", "STRING", "A kind"),), checks={"kind_known": "kind IN ('a', 'b')"})
     catalog.ensure_table(spark, spec, "data-platform")
     version = catalog.latest_version(spark, spec.name)
+    catalog.forget_ensured()  # check the table again rather than trust this session's memory of it
     catalog.ensure_table(spark, spec, "data-platform")  # Delta stores the rule re-spaced: still the same rule
     assert catalog.latest_version(spark, spec.name) == version
     with pytest.raises(Exception, match="(?i)kind_known"):
@@ -205,3 +206,36 @@ def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehous
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith(f"brickyard: error: The lakehouse {lakehouse} is in use by another brickyard process")
     assert "Traceback" not in r.stderr and "Derby" not in r.stderr
+
+
+def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whole(spark, make_config, tmp_path):
+    """Two ingests at once against one lakehouse: the second stops with one sentence before it
+    writes anything; the first finishes, and its next run finds nothing left to do."""
+    import threading
+
+    from pyspark.sql import functions as F
+
+    from pipelines.errors import BrickyardError
+
+    src = tmp_path / "src"
+    for pkg in ("email", "http", "json", "xml"):
+        copy_stdlib_package(src, pkg)
+    cfg = make_config({"name": "t_twice", "kind": "code", "path": str(src), "domain": "code"})
+    catalog.ensure_table(spark, catalog.LINEAGE, "data-platform")
+    before = {r.run_id for r in spark.table("ops.lineage").where("job = 'ingest'").select("run_id").collect()}
+    first: dict = {}
+    worker = threading.Thread(target=lambda: first.update(result=ingest(spark, cfg, quiet=True)))
+    worker.start()
+    deadline = time.time() + 120
+    while not spark.table("ops.lineage").where(f"job = 'ingest' AND status = 'running' AND pid = {os.getpid()}").count():
+        assert worker.is_alive() and time.time() < deadline, "the first ingest never showed as running"
+        time.sleep(0.2)
+    with pytest.raises(BrickyardError, match=r"^ingest is already running on this lakehouse \(run \S+, process \d+, started .*\); wait for it"):
+        ingest(spark, cfg, quiet=True)
+    worker.join(timeout=300)
+    assert first["result"].status == "succeeded"
+    runs = spark.table("ops.lineage").where("job = 'ingest'").where(~F.col("run_id").isin(list(before))).collect()
+    assert [r.status for r in runs] == ["succeeded"]  # the refused run wrote nothing, not even its lineage row
+    docs = spark.table("bronze.documents").where("source = 't_twice'")
+    assert docs.count() == docs.select("doc_id").distinct().count() == first["result"].inserted > 0
+    assert ingest(spark, cfg, quiet=True).status == "noop"

@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import yaml
 
 from pipelines.config import load_config
 from pipelines.readers import read_unit
 from pipelines.sources import list_units
-from tests.helpers import copy_stdlib_package, real_metadata_texts, write_jsonl
+from tests.helpers import (
+    copy_stdlib_package,
+    kill_at,
+    real_metadata_texts,
+    start_brickyard,
+    write_jsonl,
+)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def start_ingest(config, lakehouse, log, pause=None):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("BRICKYARD_FAULT_PAUSE", None)
-    if pause:
-        env["BRICKYARD_FAULT_PAUSE"] = pause
-    cmd = [sys.executable, "-m", "brickyard", "ingest", "--config", str(config), "--lakehouse", str(lakehouse),
-           "--master", "local[2]", "--no-progress", "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.memory=1g"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True)
-
-
-def kill_at(proc, point, timeout=240):
-    """Wait for the job to announce the fault point, then SIGKILL its whole process group (JVM too)."""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline, seen = time.time() + timeout, []
-    while time.time() < deadline:
-        if sel.select(timeout=1):
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if line.startswith(f"fault-pause: {point}"):
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=60)
-                return
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"the job never reached {point}; it printed: {''.join(seen)[-2000:]}")
+    return start_brickyard(["ingest", "--config", str(config), "--lakehouse", str(lakehouse), "--master", "local[2]",
+                            "--no-progress", "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.memory=1g"],
+                           log, pause)
 
 
 def test_ingest_killed_at_any_point_completes_on_rerun_without_duplicates(spark, tmp_path):

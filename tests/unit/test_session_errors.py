@@ -85,3 +85,48 @@ def test_a_hand_filled_jar_folder_is_used(tmp_path, monkeypatch):
     for name in ("io.delta_delta-spark_4.2_2.13-4.4.0.jar", "io.delta_delta-storage-4.4.0.jar"):
         (tmp_path / name).write_bytes(b"PK")
     assert [p.name for p in jars.cached_jars()] == sorted(os.listdir(tmp_path))
+
+
+def test_a_nearly_full_lakehouse_is_refused_before_any_job_starts(tmp_path, monkeypatch):
+    import shutil
+
+    from pipelines.session import check_free_space
+
+    check_free_space(tmp_path)  # the default floor: this machine has room
+    free_mb = shutil.disk_usage(tmp_path).free / 2**20
+    monkeypatch.setenv("BRICKYARD_MIN_FREE_MB", str(free_mb * 2))
+    with pytest.raises(BrickyardError, match=r"lakehouse .* has [\d,]+ MB free on its filesystem, below the [\d,]+ MB a job needs"):
+        check_free_space(tmp_path)
+
+
+def test_a_storage_failure_mid_job_is_one_sentence_from_the_cli(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from brickyard import cli
+    from pipelines.errors import storage_failure
+
+    # the OS error itself, and the text Spark passes up from the JVM, inside a chain of exceptions
+    disk_full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "part-0.parquet"))
+    jvm = RuntimeError("An error occurred while calling o81.saveAsTable.\n: org.apache.spark.SparkException: Job aborted\n"
+                       "Caused by: java.io.IOException: Read-only file system")
+    try:
+        try:
+            raise disk_full
+        except OSError as inner:
+            raise RuntimeError("task failed") from inner
+    except RuntimeError as outer:
+        chained = outer
+    assert "storage is full" in storage_failure(chained)
+    assert "storage is read-only" in storage_failure(jvm)
+    assert storage_failure(ValueError("no such column: qualty")) is None
+
+    def full(args):
+        raise chained
+
+    monkeypatch.setitem(cli.COMMANDS, "tokenize", full)
+    assert cli.main(["tokenize"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("brickyard: error: brickyard tokenize stopped because the lakehouse's storage is full;")
+    monkeypatch.setitem(cli.COMMANDS, "tokenize", lambda args: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["tokenize"])

@@ -1,0 +1,174 @@
+"""Forget: delete documents from every layer, mark the exports that hold them stale, record it.
+
+    brickyard forget --source NAME | --doc-id ID [--doc-id ID ...] | --where SQL  [--vacuum]
+
+The selection is made on `bronze.documents` (a `--where` predicate is SQL over its columns). The
+chosen documents are deleted from bronze.documents, bronze.quarantine (with `--source`, every
+quarantine row of that source too: their snippets are raw data), silver.documents,
+silver.signatures, silver.duplicates, gold.documents and gold.tokens, one Delta commit per table.
+
+Clusters: a forgotten document may have been a cluster's keeper, or the link that joined it. As
+dedup does when curation drops a document, every cluster that loses a member is dissolved: its
+other members leave silver.duplicates (and gold and gold.tokens, where they were the keeper) and
+the next `brickyard dedup` clusters them again, so a duplicate of a forgotten keeper can take its
+place. Their signatures stay and are reused.
+
+Exports: each current export in `ops.exports` is checked against the version of gold.tokens it
+was built from (time travel); one that holds a forgotten document becomes `stale` (so does one
+whose version can no longer be read). Its shards are not deleted: re-export, and delete the old
+folder.
+
+Deleted rows stay in older table versions, in deletion-vector-marked files and in the change data
+feed until those files are removed. `--vacuum` rewrites the touched tables without them
+(`REORG TABLE ... APPLY (PURGE)`) and then removes every file no longer in the latest version
+(`VACUUM ... RETAIN 0 HOURS`): after that, time travel to a version before the forget fails.
+
+The files a source was read from stay in `ops.source_files`, so an unchanged file is not read
+again by the next ingest; remove the source from the config to stop reading it for good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.catalog import (
+    JobRun,
+    Ref,
+    delete_matching,
+    latest_version,
+    sql_str,
+    table_exists,
+)
+from pipelines.config import PipelineConfig, config_hash
+from pipelines.errors import BrickyardError
+
+# the tables keyed by doc_id, upstream first
+LAYERS = ("bronze.documents", "bronze.quarantine", "silver.documents", "silver.signatures",
+          "silver.duplicates", "gold.documents", "gold.tokens")
+
+
+@dataclass
+class ForgetResult:
+    run_id: str
+    status: str
+    documents: int
+    deleted: dict[str, int] = field(default_factory=dict)
+    released: int = 0
+    stale_exports: list[str] = field(default_factory=list)
+
+
+def selection_sql(source: str | None, doc_ids: list[str] | None, where: str | None) -> str:
+    """The predicate on bronze.documents for exactly one of the three selectors."""
+    given = [x for x in (source, doc_ids, where) if x]
+    if len(given) != 1:
+        raise BrickyardError("forget: name what to forget with exactly one of --source, --doc-id or --where")
+    if source:
+        return f"source = {sql_str(source)}"
+    if doc_ids:
+        return f"doc_id IN ({', '.join(sql_str(d) for d in doc_ids)})"
+    return f"({where})"
+
+
+def forget(spark, cfg: PipelineConfig, source: str | None = None, doc_ids: list[str] | None = None,
+           where: str | None = None, vacuum: bool = False, quiet: bool = False) -> ForgetResult:
+    from pyspark.errors import AnalysisException
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    predicate = selection_sql(source, doc_ids, where)
+    if not table_exists(spark, "bronze.documents"):
+        raise BrickyardError("forget: this lakehouse has no bronze.documents yet; nothing to forget")
+    present = [t for t in LAYERS if table_exists(spark, t)]
+    bronze_version = latest_version(spark, "bronze.documents")
+    try:
+        chosen = spark.sql(
+            f"SELECT doc_id FROM bronze.documents VERSION AS OF {bronze_version} WHERE {predicate}"
+        ).localCheckpoint(eager=True)
+    except AnalysisException as e:
+        raise BrickyardError(f"forget --where {where!r}: not a valid condition on bronze.documents "
+                             f"({str(e).splitlines()[0][:200]})") from None
+    settings = {"source": source, "doc_ids": doc_ids, "where": where, "vacuum": vacuum}
+    with JobRun(spark, "forget", settings, config_hash(settings), cfg.catalog.owner) as run:
+        run.inputs.append(Ref("bronze.documents", "table", bronze_version, predicate))
+        n = chosen.count()
+        n_quarantine = (spark.table("bronze.quarantine").where(predicate if source else "false").count()
+                        if source and "bronze.quarantine" in present else 0)
+        say(f"forget: {n} documents match {predicate}" + (f", and {n_quarantine} quarantine rows" if n_quarantine else ""))
+        if n == 0 and n_quarantine == 0:
+            run.counts(0, 0)
+            run.noop(f"no document matches {predicate}")
+            return ForgetResult(run.run_id, "noop", 0)
+
+        # 1. exports built from a version of gold.tokens that holds any of them
+        stale = _stale_exports(spark, chosen) if table_exists(spark, "ops.exports") else []
+        if stale:
+            spark.sql(f"UPDATE ops.exports SET status = 'stale' WHERE export_id IN ({', '.join(sql_str(x) for x in stale)})")
+            run.outputs.append(Ref("ops.exports", "table", latest_version(spark, "ops.exports")))
+            say(f"forget: {len(stale)} exports marked stale: {', '.join(stale)}")
+
+        # 2. clusters that lose a member are dissolved; their other members are released
+        released = spark.createDataFrame([], "doc_id STRING")
+        if "silver.duplicates" in present:
+            dups = spark.sql(f"SELECT doc_id, cluster_id FROM silver.duplicates VERSION AS OF {latest_version(spark, 'silver.duplicates')}")
+            touched = dups.join(chosen, "doc_id", "left_semi").select("cluster_id").distinct()
+            released = (dups.join(touched, "cluster_id", "left_semi").select("doc_id")
+                        .join(chosen, "doc_id", "left_anti").localCheckpoint(eager=True))
+        n_released = released.count()
+
+        # 3. delete, downstream first: a run killed half way leaves no orphan below a parent
+        deleted: dict[str, int] = {}
+        for table in reversed(present):
+            gone = chosen.unionByName(released) if table in ("silver.duplicates", "gold.documents", "gold.tokens") else chosen
+            before = latest_version(spark, table)
+            delete_matching(spark, gone, table, "doc_id", run.run_id)
+            if table == "bronze.quarantine" and source:
+                spark.sql(f"DELETE FROM bronze.quarantine WHERE source = {sql_str(source)}")
+            deleted[table] = _deleted_since(spark, table, before)
+            if latest_version(spark, table) != before:
+                run.outputs.append(Ref(table, "table", latest_version(spark, table)))
+        say("forget: deleted " + ", ".join(f"{t} {k}" for t, k in deleted.items() if k)
+            + (f"; {n_released} duplicates released to be clustered again by the next dedup" if n_released else ""))
+
+        if vacuum:
+            _purge(spark, [t for t in present if deleted.get(t)] + (["ops.exports"] if stale else []), say)
+        run.counts(n + n_quarantine, n + n_quarantine)
+        run.metrics.update({f"deleted.{t}": k for t, k in deleted.items()})
+        run.metrics.update(released=n_released, exports_stale=len(stale), vacuumed=int(vacuum))
+        return ForgetResult(run.run_id, "succeeded", n, deleted, n_released, stale)
+
+
+def _stale_exports(spark, chosen) -> list[str]:
+    """Current exports whose gold.tokens version holds a chosen document (or cannot be read)."""
+    from pyspark.errors import AnalysisException
+
+    out = []
+    for row in spark.sql("SELECT export_id, tokens_version FROM ops.exports WHERE status = 'current'").collect():
+        try:
+            hit = (spark.sql(f"SELECT doc_id FROM gold.tokens VERSION AS OF {int(row['tokens_version'])}")
+                   .join(chosen, "doc_id", "left_semi").limit(1).count())
+        except AnalysisException:  # the version was vacuumed away: it cannot be shown clean
+            hit = 1
+        if hit:
+            out.append(row["export_id"])
+    return out
+
+
+def _deleted_since(spark, table: str, before: int) -> int:
+    """Rows deleted by the commits after version `before` (from Delta's operation metrics)."""
+    total = 0
+    for r in spark.sql(f"DESCRIBE HISTORY {table}").where(f"version > {before}").collect():
+        m = r["operationMetrics"] or {}
+        total += int(m.get("numTargetRowsDeleted") or m.get("numDeletedRows") or 0)
+    return total
+
+
+def _purge(spark, tables: list[str], say) -> None:
+    key = "spark.databricks.delta.retentionDurationCheck.enabled"
+    old = spark.conf.get(key, "true")
+    spark.conf.set(key, "false")
+    try:
+        for t in tables:
+            spark.sql(f"REORG TABLE {t} APPLY (PURGE)")
+            spark.sql(f"VACUUM {t} RETAIN 0 HOURS")
+        say(f"forget: vacuumed {', '.join(tables)}: their older versions can no longer be read")
+    finally:
+        spark.conf.set(key, old)
