@@ -16,7 +16,7 @@ from tests.helpers import (
     write_jsonl,
 )
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
 
 
 def start_ingest(config, lakehouse, log, pause=None):

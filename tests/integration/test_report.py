@@ -17,7 +17,7 @@ import pytest
 from pipelines.lakeview import Lakeview
 from tests.helpers import clean_env, kill_at, start_brickyard
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
 
 REPO = Path(__file__).resolve().parents[2]
 TITLES = ["Catalog overview", "Curation funnel", "Duplicates", "Tokens and curriculum", "Training runs"]
