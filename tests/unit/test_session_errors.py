@@ -130,3 +130,13 @@ def test_a_storage_failure_mid_job_is_one_sentence_from_the_cli(tmp_path, monkey
     monkeypatch.setitem(cli.COMMANDS, "tokenize", lambda args: (_ for _ in ()).throw(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["tokenize"])
+
+
+def test_a_delta_commit_conflict_is_recognised_by_its_exception_name():
+    from pipelines.catalog import _conflict_name, _is_conflict
+
+    jvm = RuntimeError("An error occurred while calling o212.sql.\n: io.delta.exceptions.ConcurrentAppendException: "
+                       "[DELTA_CONCURRENT_APPEND] Files were added to the root of the table by a concurrent update.")
+    assert _is_conflict(jvm) and _conflict_name(jvm) == "ConcurrentAppendException"
+    assert _conflict_name(RuntimeError("io.delta.exceptions.MetadataChangedException: the table changed")) == "MetadataChangedException"
+    assert not _is_conflict(ValueError("no such column: ConcurrentThing"))
