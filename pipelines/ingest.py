@@ -11,11 +11,13 @@ The job, in order:
    unchanged ones left alone. Then the quarantine entries, then the file manifest. Each is an
    atomic Delta commit, so a run killed at any point leaves no partial rows visible, and running
    it again completes it (files whose manifest entry was not committed are simply read again, and
-   the MERGE finds their documents already there).
+   the MERGE finds their documents already there). A file written to while it was read gets no
+   manifest entry either (see `read_unit`), so it too is read again next run.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from pipelines.catalog import (
@@ -33,7 +35,7 @@ from pipelines.catalog import (
 )
 from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.faults import fault_pause
-from pipelines.readers import RECORD_FIELDS, Unit, read_unit
+from pipelines.readers import CHANGED, RECORD_FIELDS, Unit, read_unit
 from pipelines.session import default_parallelism
 from pipelines.sources import assign_partitions, list_units
 
@@ -181,8 +183,9 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
     with JobRun(spark, "ingest", settings, config_hash(settings), owner) as run:
         # 1. list
         units: list[Unit] = []
+        skipped: Counter = Counter()
         for s in sources:
-            found = list_units(cfg, s)
+            found = list_units(cfg, s, skipped)
             units.extend(found)
             run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
         # 2. skip files read before, unchanged
@@ -195,8 +198,10 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
         todo = [u for u in units if (u.source, u.path) in fresh]
         n_files = len({(u.source, u.path) for u in units})
         n_fresh = len(fresh)
-        run.metrics.update(files_listed=n_files, files_read=n_fresh, files_skipped=n_files - n_fresh)
-        say(f"ingest: {n_files} files in {len(sources)} sources, {n_fresh} new or changed")
+        run.metrics.update(files_listed=n_files, files_read=n_fresh, files_skipped=n_files - n_fresh,
+                           **{f"passed_over.{k}": v for k, v in sorted(skipped.items())})
+        passed = f" (passed over: {', '.join(f'{v} {k}' for k, v in sorted(skipped.items()))})" if skipped else ""
+        say(f"ingest: {n_files} files in {len(sources)} sources, {n_fresh} new or changed{passed}")
         if not todo:
             run.counts(0, 0)
             run.noop("no new or changed files")
@@ -266,10 +271,12 @@ def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: boo
         per_file = records.groupBy("source", "path").agg(
             F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
             F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).alias("quarantined"),
+            F.max(F.col("reason") == CHANGED).alias("changed"),
         )
         files = (
             listed.join(F.broadcast(spark.createDataFrame(sorted(fresh), "source STRING, path STRING")), ["source", "path"])
             .join(per_file, ["source", "path"], "left")
+            .where(F.coalesce("changed", F.lit(False)) == F.lit(False))  # read again next run
             .select(
                 "source", "path", "size", "mtime_ns",
                 F.coalesce("documents", F.lit(0)).alias("documents"),

@@ -19,6 +19,8 @@ Quarantine reasons:
     unreadable          the file cannot be opened or its compressed stream is cut short or corrupt
     symlink             a symbolic link (never followed: it could lead outside the source root)
     file_too_large      a compressed file inflating past `max_file_bytes` (the rest is not read)
+    bad_name            a file name that is not valid UTF-8 (not read; shown with \\xNN escapes)
+    changed_while_read  the file's size or mtime moved between listing and the end of its reading
     duplicate_id        a second record with the same id in one batch (the job adds these)
 
 Blank lines in JSONL files are not records and are not counted.
@@ -290,8 +292,18 @@ def _utf8_problem(data: bytes) -> str | None:
 
 
 def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[dict]:
+    """Every record of one unit: documents and quarantine entries.
+
+    A file whose size or mtime differs, after reading, from what the listing saw was written to
+    while ingest ran: a whole-file document is replaced by one `changed_while_read` entry (its
+    text may be torn); a multi-record file keeps the records read and gets that entry too. Ingest
+    records no `ops.source_files` row for such a file, so the next run reads it again.
+    """
     if unit.problem == "symlink":
         yield _bad(unit, unit.path, "symlink", "symbolic links are not followed (one could lead outside the source root)")
+        return
+    if unit.problem == "bad_name":
+        yield _bad(unit, unit.path, "bad_name", "the file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it")
         return
     if unit.problem:
         yield _bad(unit, unit.path, "unreadable", unit.problem)
@@ -305,7 +317,31 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
 
         yield from read_warc(unit, max_doc_bytes, url_rules(unit.url_blocklist))
     else:
-        yield from read_file(unit, max_doc_bytes, max_file_bytes)
+        records = list(read_file(unit, max_doc_bytes, max_file_bytes))  # one record
+        if (change := changed_since_listing(unit)) is None:
+            yield from records
+        else:
+            yield _bad(unit, unit.path, CHANGED, change, n_bytes=sum(r["n_bytes"] or 0 for r in records))
+        return
+    if (change := changed_since_listing(unit)) is not None:
+        one_of_several = unit.format == "parquet" or unit.end >= 0  # a row group, a byte range
+        yield _bad(unit, f"{unit.path}#changed" + (f"@{unit.start}" if one_of_several else ""), CHANGED, change)
+
+
+CHANGED = "changed_while_read"
+
+
+def changed_since_listing(unit: Unit) -> str | None:
+    """None when the file still has the size and mtime the listing saw, else what changed."""
+    try:
+        st = file_stat(unit.file)
+    except OSError as e:
+        return f"the file went away while it was read: {e.strerror or e}"
+    if st.st_size != unit.size:
+        return f"the file changed while it was read: {unit.size} bytes when listed, {st.st_size} after reading"
+    if st.st_mtime_ns != unit.mtime_ns:
+        return "the file changed while it was read: its modification time moved"
+    return None
 
 
 def _read_whole(file: str, size: int, limit: int, file_limit: int) -> tuple[bytes, int]:
@@ -366,8 +402,9 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         yield _bad(unit, loc, "unreadable", f"the file cannot be read: {e.strerror or e}")
         return
     if len(data) > max_doc_bytes:
-        size = f"{total} bytes" if total > 0 else "more than that"
-        yield _bad(unit, loc, "too_large", f"{size} (decompressed) is over the {max_doc_bytes}-byte document limit", data[:SNIPPET_CHARS], max(total, len(data)))
+        detail = (f"{total} bytes (decompressed) is over the {max_doc_bytes}-byte document limit" if total > 0
+                  else f"it decompresses to more than the {max_doc_bytes}-byte document limit (not inflated further)")
+        yield _bad(unit, loc, "too_large", detail, data[:SNIPPET_CHARS], max(total, len(data)))
         return
     if b"\x00" in data[:BINARY_SNIFF]:
         yield _bad(unit, loc, "binary", "the file has NUL bytes in its first 8 KiB", data)

@@ -6,7 +6,12 @@ units in parallel (see `pipelines.ingest`). Only file names and sizes pass throu
 
 Rules while walking:
 - symbolic links are never followed; a linked file becomes a `symlink` quarantine entry
-- hidden files and folders (`.git`, ...) and `__pycache__` are skipped
+- a file whose name is not valid UTF-8 becomes a `bad_name` quarantine entry (its path shown with
+  \\xNN escapes); it is not read
+- hidden files and folders (`.git`, ...) and `__pycache__` are skipped, and so are files that are
+  neither regular files nor links (pipes, sockets, devices: opening a pipe would wait forever);
+  the skips are counted by kind (`skipped` of `list_units`), and ingest records the counts in
+  its lineage metrics
 - `include` / `exclude` are glob patterns on the path relative to the source root, in which `*`
   also crosses folders (`*.py` matches `a/b/c.py`)
 - code trees: each file takes the licence of the nearest licence file (LICENSE, COPYING, ...) in
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,8 +47,12 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
-def walk_files(root: Path, include: list[str], exclude: list[str]) -> Iterable[tuple[str, os.DirEntry]]:
-    """(relative path, entry) for each file under root, without following links, sorted."""
+def walk_files(root: Path, include: list[str], exclude: list[str],
+               skipped: Counter | None = None) -> Iterable[tuple[str, os.DirEntry]]:
+    """(relative path, entry) for each file under root, without following links, sorted.
+    `skipped` counts what is passed over: hidden entries, special files that `include` matches,
+    and folders that cannot be listed."""
+    skipped = Counter() if skipped is None else skipped
     stack = [root]
     cut = len(str(root).rstrip(os.sep)) + 1
     while stack:
@@ -50,19 +60,32 @@ def walk_files(root: Path, include: list[str], exclude: list[str]) -> Iterable[t
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
+            skipped["unlistable_folder"] += 1
             continue
         subdirs = []
         for e in entries:
             if e.name.startswith("."):
+                skipped["hidden"] += 1
                 continue
             rel = e.path[cut:].replace(os.sep, "/")
             if e.is_dir(follow_symlinks=False):
                 if e.name not in SKIP_DIRS:
                     subdirs.append(Path(e.path))
-            elif e.is_file(follow_symlinks=False) or e.is_symlink():
-                if _matches(rel, include) and not _matches(rel, exclude):
+            elif _matches(rel, include) and not _matches(rel, exclude):
+                if e.is_file(follow_symlinks=False) or e.is_symlink():
                     yield rel, e
+                else:
+                    skipped["special_file"] += 1
         stack.extend(reversed(subdirs))
+
+
+def printable_name(rel: str) -> str | None:
+    """None for a path that is valid UTF-8, else the path with each undecodable byte as \\xNN."""
+    try:
+        rel.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def license_map(root: Path, rels: list[str]) -> dict[str, str]:
@@ -96,14 +119,19 @@ def nearest_license(rel: str, licenses: dict[str, str]) -> str:
 def units_for_tree(
     source: SourceConfig, fmt: str, root: Path, include: list[str], exclude: list[str],
     domain: str, prefix: str, chunk_bytes: int, url_blocklist: str | None = None,
+    skipped: Counter | None = None,
 ) -> list[Unit]:
-    files = list(walk_files(root, include, exclude))
+    files = list(walk_files(root, include, exclude, skipped))
     licenses = {}
     if fmt == "code":  # licence files count even where `include` leaves them out
         names = [r for r, _ in walk_files(root, ["*"], exclude) if LICENSE_FILE.match(r.rsplit("/", 1)[-1])]
         licenses = license_map(root, names)
     units = []
     for rel, entry in files:
+        if (shown := printable_name(rel)) is not None:  # Spark and Delta hold UTF-8 strings only
+            units.append(Unit(source=source.name, domain=domain, format=fmt, file="", path=prefix + shown,
+                              problem="bad_name"))
+            continue
         lic = source.license or (nearest_license(rel, licenses) if fmt == "code" else None)
         base = dict(
             source=source.name, domain=domain, format=fmt, file=entry.path, path=prefix + rel,
@@ -149,7 +177,7 @@ def split_unit(unit: Unit, chunk_bytes: int) -> list[Unit]:
     return [unit]
 
 
-def list_units(cfg: PipelineConfig, source: SourceConfig) -> list[Unit]:
+def list_units(cfg: PipelineConfig, source: SourceConfig, skipped: Counter | None = None) -> list[Unit]:
     chunk = cfg.ingest.jsonl_chunk_bytes
     if source.kind == "sample":
         from pipelines.sample import sample_units
@@ -164,7 +192,7 @@ def list_units(cfg: PipelineConfig, source: SourceConfig) -> list[Unit]:
     else:
         root = path
     blocklist = str(cfg.resolve(source.url_blocklist)) if source.url_blocklist else None
-    return units_for_tree(source, source.kind, root, include, source.exclude, source.domain, "", chunk, blocklist)
+    return units_for_tree(source, source.kind, root, include, source.exclude, source.domain, "", chunk, blocklist, skipped)
 
 
 def assign_partitions(units: list[Unit], n: int) -> list[int]:

@@ -1,5 +1,6 @@
 import gzip
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -215,3 +216,36 @@ def test_an_oversized_compressed_document_is_too_large_not_a_bomb(tmp_path, name
     (tmp_path / name).write_bytes(packed)
     [r] = read(unit_for(tmp_path / name, "text"), max_doc=100_000, max_file=1 << 30)
     assert r["reason"] == "too_large"
+
+
+def test_a_file_that_changed_after_listing_is_quarantined_not_read_torn(tmp_path):
+    p = tmp_path / "growing.txt"
+    p.write_text("the first version of the text\n")
+    u = unit_for(p, "text")
+    [doc] = read(u)
+    assert doc["kind"] == "doc"
+    with p.open("a") as f:
+        f.write("a line written after the listing\n")
+    [r] = read(u)
+    assert r["kind"] == "quarantine" and r["reason"] == "changed_while_read" and r["locator"] == "growing.txt"
+    assert "bytes when listed" in r["detail"]
+    p.unlink()
+    [r] = read(u)
+    assert r["reason"] in ("unreadable", "changed_while_read")
+
+
+def test_a_jsonl_file_that_changed_keeps_its_records_and_gets_one_marker(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_jsonl(p, [{"text": "one"}, {"text": "two"}])
+    u = unit_for(p, "jsonl")
+    os.utime(p, ns=(u.mtime_ns + 10**9, u.mtime_ns + 10**9))
+    docs, bad = by_kind(read(u))
+    assert [d["text"] for d in docs] == ["one", "two"]
+    assert [(b["reason"], b["locator"]) for b in bad] == [("changed_while_read", "a.jsonl#changed")]
+    assert "modification time" in bad[0]["detail"]
+
+
+def test_a_name_that_is_not_utf8_is_one_quarantine_entry():
+    u = Unit(source="t", domain="other", format="text", file="", path="caf\\xe9.txt", problem="bad_name")
+    [r] = read(u)
+    assert r["reason"] == "bad_name" and r["path"] == "caf\\xe9.txt"

@@ -1,4 +1,5 @@
 import os
+from collections import Counter
 
 from pipelines.config import SourceConfig
 from pipelines.readers import Unit
@@ -31,6 +32,23 @@ def test_exclude_patterns_cross_folders(tmp_path):
     src = SourceConfig(name="repo", kind="code", path=str(tmp_path))
     units = units_for_tree(src, "code", tmp_path, ["*"], ["*tool.py", "*.txt"], "code", "", 1 << 20)
     assert units and not any(u.path.endswith(("tool.py", ".txt")) for u in units)
+
+
+def test_names_that_are_not_utf8_pipes_and_hidden_entries(tmp_path):
+    (tmp_path / "ok.txt").write_text("fine")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), "wb") as f:  # Latin-1, not UTF-8
+        f.write(b"text")
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / ".env").write_text("SECRET=1")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "x.txt").write_text("x")
+    skipped = Counter()
+    src = SourceConfig(name="t", kind="text", path=str(tmp_path))
+    units = {u.path: u for u in units_for_tree(src, "text", tmp_path, ["*"], [], "other", "", 1 << 20, skipped=skipped)}
+    assert set(units) == {"ok.txt", "caf\\xe9.txt"}
+    assert units["caf\\xe9.txt"].problem == "bad_name" and units["caf\\xe9.txt"].file == ""
+    assert units["caf\\xe9.txt"].path.encode("utf-8")  # a string Spark can hold
+    assert skipped == {"hidden": 2, "special_file": 1}
 
 
 def test_partitions_are_balanced_by_size():
