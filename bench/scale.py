@@ -376,8 +376,11 @@ def run_size(size_mb: int, staged: Path, keep: bool) -> list[dict]:
             proc = subprocess.run([sys.executable, __file__, "--child", stage, "--config", str(config)],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
-                sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-                raise SystemExit(f"{size_mb} MB: the {stage} stage failed (exit {proc.returncode})")
+                log = workdir.parent / f"failed-{size_mb}mb-{stage}.log"
+                log.write_text(proc.stdout + proc.stderr)
+                said = [x for x in proc.stderr.splitlines() if x.strip() and not x.startswith(("\t", " "))]
+                sys.stderr.write("\n".join(said[-15:]) + "\n")
+                raise SystemExit(f"{size_mb} MB: the {stage} stage failed (exit {proc.returncode}); its output is in {log}")
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"  {size_mb} MB {stage}: {r['seconds']:.1f} s", flush=True)
             results.append(r)

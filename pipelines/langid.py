@@ -50,4 +50,7 @@ def identify(texts: list[str]) -> tuple[list[str], list[float]]:
         return [], []
     lines = [" ".join(t[:MAX_CHARS].split()) for t in texts]  # fastText reads one line per text
     labels, probs = get_model().predict(lines, k=1)
-    return [lab[0].removeprefix("__label__") if lab else "und" for lab in labels], [float(p[0]) if len(p) else 0.0 for p in probs]
+    # fastText's softmax can come out a hair above 1 (1.00004 on confident German text): clamp, so
+    # that silver's lang_score stays a probability (its CHECK constraint holds it to [0, 1])
+    return ([lab[0].removeprefix("__label__") if lab else "und" for lab in labels],
+            [min(1.0, max(0.0, float(p[0]))) if len(p) else 0.0 for p in probs])

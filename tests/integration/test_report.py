@@ -1,6 +1,8 @@
 """`brickyard run` end to end on a small built-in sample, in a lakehouse of its own (its own Spark
 driver, Derby metastore and MLflow store), through every stage including training and the
-report; then the notebooks' reader is checked against Spark on the same Delta tables."""
+report, interrupted by SIGKILLs inside every data stage; then the notebooks' reader is checked
+against Spark on the same Delta tables, the same build runs on a standalone cluster, and a source
+is forgotten."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.config import load_config
 from pipelines.lakeview import Lakeview
+from pipelines.readers import read_unit
+from pipelines.sources import list_units
 from tests.helpers import clean_env, kill_at, start_brickyard
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
@@ -59,14 +64,15 @@ tracking: {experiment: rt, log_every: 1}
 
 
 # each a window between two commits of one job, or after its last commit (pipelines/faults.py)
-KILLS = ("curate:after-silver", "dedup:after-gold", "tokenize:after-write", "export:after-files")
+KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "dedup:after-gold",
+         "tokenize:after-write", "export:after-files")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(lakehouse, report path, stdout) of a `brickyard run` over a ~1.5 MB sample, interrupted:
-    the driver is SIGKILLed inside curate, dedup, tokenize and export in turn, and a last
-    `brickyard run` finishes the build; the tests below judge what that leaves."""
+    the driver is SIGKILLed twice inside ingest, then inside curate, dedup, tokenize and export in
+    turn, and a last `brickyard run` finishes the build; the tests below judge what that leaves."""
     root = tmp_path_factory.mktemp("run")
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM), ("train.yaml", TRAIN)):
         (root / name).write_text(text)
@@ -74,7 +80,8 @@ def built(tmp_path_factory):
     run = ["run", *config]
     # after a stage is killed, the next command runs it again to its end, then the next stage is
     # killed (commands of one stage each after dedup: a whole `run` would repeat every no-op stage)
-    steps = (("run", "curate:after-silver"), ("run", "dedup:after-gold"), ("dedup", None),
+    steps = (("run", "ingest:after-read"), ("run", "ingest:after-documents"),
+             ("run", "curate:after-silver"), ("run", "dedup:after-gold"), ("dedup", None),
              ("tokenize", "tokenize:after-write"), ("export", "export:after-files"))
     with open(root / "killed-runs.log", "w") as log:
         for command, point in steps:
@@ -208,6 +215,24 @@ def test_a_run_killed_in_each_stage_finishes_on_rerun_with_nothing_twice_and_eve
     bronze, silver, dups, gold, tokens = (t(n) for n in ("bronze.documents", "silver.documents", "silver.duplicates",
                                                          "gold.documents", "gold.tokens"))
     ids = lambda df: {r.doc_id for r in df.select("doc_id").collect()}  # noqa: E731
+
+    # ingest, killed after reading and again after its documents commit: bronze holds exactly what
+    # the pure readers make of the sources, each record once
+    cfg = load_config(lakehouse.parent / "pipeline.yaml")
+    expected = {"doc": set(), "quarantine": set()}
+    for s in cfg.sources:
+        for u in list_units(cfg, s):
+            for r in read_unit(u, cfg.ingest.max_doc_bytes, cfg.ingest.max_file_bytes):
+                expected[r["kind"]].add(r["doc_id"])
+    assert ids(bronze) == expected["doc"] and ids(t("bronze.quarantine")) == expected["quarantine"]
+    files = t("ops.source_files")
+    assert files.count() == files.select("source", "path").distinct().count()
+    ingests = lineage.where("job = 'ingest'").orderBy("started_at").collect()
+    assert [r.status for r in ingests[:3]] == ["killed", "killed", "succeeded"]
+    assert "killed" in ingests[0].message
+    # the second kill came after the documents commit: the rerun found every document unchanged
+    assert ingests[2].metrics["inserted"] == "0" and ingests[2].metrics["unchanged"] == str(len(expected["doc"]))
+    assert ingests[2].rows_in == ingests[2].rows_out + ingests[2].rows_quarantined
     # conservation down the layers: every bronze document judged once; every kept one placed once;
     # one keeper per cluster in gold; every gold document tokenized
     assert ids(silver) == ids(bronze)

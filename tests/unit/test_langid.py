@@ -29,3 +29,9 @@ def test_english_prose_and_one_load_per_process():
     assert langs == ["en"] and scores[0] > 0.65
     assert get_model() is get_model()
     assert identify([]) == ([], [])
+
+
+def test_scores_are_probabilities_even_where_fasttext_rounds_above_one():
+    langs, scores = identify(["Das ist ein Test. " * 50, "The quick brown fox jumps over the lazy dog. " * 50])
+    assert langs == ["de", "en"]
+    assert all(0.0 <= s <= 1.0 for s in scores) and scores[0] > 0.99
