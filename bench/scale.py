@@ -38,7 +38,10 @@ is not counted. Printed for each stage:
 - the driver's peak Python memory (ru_maxrss of the process) and the JVM's peak heap in use (in
   local mode the JVM is driver and executors at once, bounded by spark.driver_memory).
 Then how each stage's time and the driver's memory grow from the smallest size to the largest:
-time ratio over input ratio (1.0 is linear) and memory ratio (1.0 is flat).
+time ratio over input ratio (1.0 is linear) and memory ratio (1.0 is flat), and each stage's time
+split along the line through the two sizes into a fixed part (a fresh driver's first Spark jobs,
+Python workers loading their models, table set-up, lineage) and a marginal rate in MB/s. The
+results are kept in .cache/scale/results.json; `--show` prints them again.
 
 Curate accepts code without a recognised licence here (NOASSERTION, LicenseRef-unknown): most
 site-packages trees keep their licence in a dist-info folder beside the code, and the benchmark
@@ -244,10 +247,10 @@ def floor_dedup(spark, cfg, mb_in: float) -> tuple[float, float]:
 
 
 def floor_tokenize(spark, cfg, mb_in: float, cores: int) -> tuple[float, float]:
-    import tiktoken
+    from pipelines.tokenize import encoder
 
     texts = [r["text"] for r in sample_texts(spark.table("gold.documents"), mb_in)]
-    enc = tiktoken.get_encoding(cfg.tokenize.encoding)
+    enc = encoder(cfg.tokenize.encoding)
     t = time.perf_counter()
     enc.encode_ordinary_batch(texts, num_threads=cores)
     return sum(len(x.encode()) for x in texts) / 1e6, time.perf_counter() - t
@@ -399,19 +402,23 @@ def report(size_mb: int, results: list[dict]) -> None:
         share = (r["input_mb"] / floor_rate) / r["seconds"]
         outcome = {k: v for k, v in r.items() if k in ("documents", "quarantined", "kept", "rejected", "keepers",
                                                         "duplicates", "tokens", "samples")}
-        print(f"{r['stage']:<9} {r['input_mb']:9.1f} {r['seconds']:9.1f} {rate:7.2f} {floor_rate:12.2f} {share:13.2f}"
+        print(f"{r['stage']:<9} {r['input_mb']:9.1f} {r['seconds']:9.1f} {rate:7.2f} {floor_rate:12.2f} {share:13.3f}"
               f" {r['driver_rss_mb']:15.0f} {r['jvm_heap_mb']:13.0f}   {outcome}")
     total = sum(r["seconds"] for r in results)
     print(f"whole build: {total:.0f} s, {results[0]['input_mb'] / total:.2f} MB of bronze text per second")
 
 
 def growth(small: tuple[int, list[dict]], large: tuple[int, list[dict]]) -> None:
+    """Time ratio over input ratio, memory ratios, and each stage's time split as fixed + marginal:
+    the line through the two sizes, t = fixed + MB / marginal rate."""
     print(f"\ngrowth from {small[0]} MB to {large[0]} MB (time ratio / input ratio: 1.0 is linear; memory ratio: 1.0 is flat)")
-    print("stage      input ratio   time ratio   time / input   driver RSS ratio   JVM heap ratio")
+    print("stage      input ratio   time ratio   time / input   driver RSS ratio   JVM heap ratio   fixed s   marginal MB/s")
     for a, b in zip(small[1], large[1], strict=True):
         ir, tr = b["input_mb"] / a["input_mb"], b["seconds"] / a["seconds"]
+        slope = (b["seconds"] - a["seconds"]) / (b["input_mb"] - a["input_mb"])
+        fixed = a["seconds"] - slope * a["input_mb"]
         print(f"{a['stage']:<9} {ir:12.2f} {tr:12.2f} {tr / ir:14.2f} {b['driver_rss_mb'] / a['driver_rss_mb']:18.2f}"
-              f" {b['jvm_heap_mb'] / max(a['jvm_heap_mb'], 1):16.2f}")
+              f" {b['jvm_heap_mb'] / max(a['jvm_heap_mb'], 1):16.2f} {fixed:9.1f} {1 / slope if slope > 0 else float('inf'):15.2f}")
     ta, tb = sum(r["seconds"] for r in small[1]), sum(r["seconds"] for r in large[1])
     ir = large[1][0]["input_mb"] / small[1][0]["input_mb"]
     print(f"whole build   {ir:10.2f} {tb / ta:12.2f} {tb / ta / ir:14.2f}")
@@ -423,7 +430,15 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep each size's lakehouse under .cache/scale/run-<size>mb")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--show", action="store_true", help="print the last run's results again, running nothing")
     args = ap.parse_args()
+    if args.show:
+        runs = [(int(k), v) for k, v in json.loads((REPO / ".cache" / "scale" / "results.json").read_text()).items()]
+        for run in runs:
+            report(*run)
+        if len(runs) > 1:
+            growth(runs[0], runs[-1])
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.config)))
         return 0
@@ -448,6 +463,9 @@ def main() -> int:
         report(*runs[-1])
     if len(runs) > 1:
         growth(runs[0], runs[-1])
+    out = REPO / ".cache" / "scale" / "results.json"
+    out.write_text(json.dumps({str(size): results for size, results in runs}, indent=1))
+    print(f"\nresults: {out.relative_to(REPO)} (`--show` prints them again)")
     return 0
 
 
