@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from pathlib import Path
 
 
@@ -35,3 +36,34 @@ def write_documents(lakehouse: Path, spec, texts: list[str], **extra) -> None:
     schema = ", ".join(f"{c.name} {c.type}" for c in spec.columns)
     spark.createDataFrame(rows, schema).repartition(8).write.format("delta").mode("append").saveAsTable(spec.name)
     spark.stop()
+
+
+class PeakHeap:
+    """While open, samples the driver JVM's heap in use every half second; `mb` is the peak (in
+    local mode the JVM is driver and executors at once)."""
+
+    def __init__(self, spark):
+        self.runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.peak = max(self.peak, self.runtime.totalMemory() - self.runtime.freeMemory())
+            except Exception:  # the session is gone
+                return
+            self.stop.wait(0.5)
+
+    @property
+    def mb(self) -> float:
+        return self.peak / 2**20
+
+    def __enter__(self) -> PeakHeap:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()

@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 MAX_BYTES = 16 * 1024
 
-from benchlake import config, write_documents  # noqa: E402
+from benchlake import PeakHeap, config, write_documents  # noqa: E402
 
 
 def documents(n: int) -> list[str]:
@@ -88,31 +87,16 @@ def run_dedup(lakehouse: Path) -> dict:
 
     cfg = config(lakehouse)
     spark = get_spark(lakehouse, cfg.spark, app_name="bench-dedup")
-    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
-    peak = {"heap": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            try:
-                peak["heap"] = max(peak["heap"], runtime.totalMemory() - runtime.freeMemory())
-            except Exception:
-                return
-            stop.wait(0.5)
-
-    watcher = threading.Thread(target=sample, daemon=True)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    watcher.start()
-    t = time.perf_counter()
-    run_id, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
-    seconds = time.perf_counter() - t
-    stop.set()
-    watcher.join()
+    with PeakHeap(spark) as heap:
+        t = time.perf_counter()
+        run_id, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
+        seconds = time.perf_counter() - t
     metrics = spark.table("ops.lineage").where(f"run_id = '{run_id}'").first()["metrics"]
     spark.stop()
     return {"seconds": seconds, "keepers": keepers, "duplicates": duplicates, "status": status,
             "driver_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": rss_before / 1024,
-            "jvm_heap_mb": peak["heap"] / 2**20, "phases": {k: v for k, v in metrics.items() if k.startswith("seconds.")}}
+            "jvm_heap_mb": heap.mb, "phases": {k: v for k, v in metrics.items() if k.startswith("seconds.")}}
 
 
 def baseline(texts: list[str], threshold: float) -> tuple[float, int]:

@@ -60,17 +60,19 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 CORPORA = REPO / ".cache" / "corpora"
 STAGES = ["ingest", "curate", "dedup", "tokenize", "export"]
 SEQ_LEN = 1024
 SAMPLE_MB = 16  # each floor is measured on about this much of the stage's input
+
+from benchlake import PeakHeap  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,37 @@ def floor_export(samples: int, workdir: Path) -> tuple[int, float]:
     return n, seconds
 
 
+def run_stage(spark, cfg, stage: str) -> dict:
+    """The stage's job, as `brickyard run` calls it; returns its outcome."""
+    if stage == "ingest":
+        from pipelines.ingest import ingest
+
+        r = ingest(spark, cfg, quiet=True)
+        return {"status": r.status, "documents": r.documents, "quarantined": r.quarantined}
+    elif stage == "curate":
+        from pipelines.curate import curate
+
+        _, status, kept, rejected = curate(spark, cfg, quiet=True)
+        return {"status": status, "kept": kept, "rejected": rejected}
+    elif stage == "dedup":
+        from pipelines.dedup import dedup
+
+        _, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
+        return {"status": status, "keepers": keepers, "duplicates": duplicates}
+    elif stage == "tokenize":
+        from pipelines.tokenize import tokenize
+
+        _, status, docs, tokens = tokenize(spark, cfg, quiet=True)
+        return {"status": status, "documents": docs, "tokens": tokens}
+    elif stage == "export":
+        from pipelines.curriculum import load_curriculum
+        from pipelines.export import export
+
+        _, status, path, manifest = export(spark, cfg, load_curriculum(cfg.resolve(cfg.export.curriculum)), quiet=True)
+        return {"status": status, "samples": sum(p["samples"] for p in manifest["phases"])}
+    raise ValueError(stage)
+
+
 def child(stage: str, config: Path) -> dict:
     from pipelines.config import load_config
     from pipelines.session import get_spark
@@ -282,59 +315,18 @@ def child(stage: str, config: Path) -> dict:
     workdir = config.parent
     spark = get_spark(Path(cfg.lakehouse), cfg.spark, app_name=f"bench-scale-{stage}")
     cores = spark.sparkContext.defaultParallelism
-    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()
-    peak = {"heap": 0}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                peak["heap"] = max(peak["heap"], runtime.totalMemory() - runtime.freeMemory())
-            except Exception:
-                return
-            stop.wait(0.5)
-
     if stage == "export":  # the budget: every gold token once
         from pyspark.sql import functions as F
 
         tokens = spark.table("gold.tokens").agg(F.sum(F.col("n_tokens").cast("bigint"))).first()[0] or 0
         write_curriculum(workdir, int(tokens))
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    t = time.perf_counter()
-    out: dict = {"stage": stage}
-    if stage == "ingest":
-        from pipelines.ingest import ingest
-
-        r = ingest(spark, cfg, quiet=True)
-        out |= {"status": r.status, "documents": r.documents, "quarantined": r.quarantined}
-    elif stage == "curate":
-        from pipelines.curate import curate
-
-        _, status, kept, rejected = curate(spark, cfg, quiet=True)
-        out |= {"status": status, "kept": kept, "rejected": rejected}
-    elif stage == "dedup":
-        from pipelines.dedup import dedup
-
-        _, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
-        out |= {"status": status, "keepers": keepers, "duplicates": duplicates}
-    elif stage == "tokenize":
-        from pipelines.tokenize import tokenize
-
-        _, status, docs, tokens = tokenize(spark, cfg, quiet=True)
-        out |= {"status": status, "documents": docs, "tokens": tokens}
-    elif stage == "export":
-        from pipelines.curriculum import load_curriculum
-        from pipelines.export import export
-
-        _, status, path, manifest = export(spark, cfg, load_curriculum(cfg.resolve(cfg.export.curriculum)), quiet=True)
-        out |= {"status": status, "samples": sum(p["samples"] for p in manifest["phases"])}
-    out["seconds"] = time.perf_counter() - t
-    stop.set()
-    watcher.join()
+    with PeakHeap(spark) as heap:
+        t = time.perf_counter()
+        out = {"stage": stage} | run_stage(spark, cfg, stage)
+        out["seconds"] = time.perf_counter() - t
     out["driver_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["jvm_heap_mb"] = peak["heap"] / 2**20
+    out["jvm_heap_mb"] = heap.mb
     out["cores"] = cores
 
     bronze = spark.table("bronze.documents")
