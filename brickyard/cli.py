@@ -219,6 +219,9 @@ def cmd_run(args) -> int:
     stages = STAGES[: STAGES.index(args.until) + 1] if args.until else STAGES
     for stage in stages:
         t = time.time()
+        if stage in ("curate", "quality", "dedup") and cfg.tokenize.table == "bronze.documents":
+            print(f"{stage}: skipped: tokenize reads bronze.documents (tokenize.table), so no curated table is on the way to the export")
+            continue
         if stage == "ingest":
             ingest(spark, cfg, args.source)
         elif stage == "curate":

@@ -396,6 +396,9 @@ class TokenizeSettings:
     """`brickyard tokenize` (see pipelines.tokenize)."""
 
     encoding: str = "cl100k_base"  # a tiktoken encoding; cl100k_base (GPT-4's, DBRX's) ships offline
+    # the documents tokenized: gold (curated, deduplicated), or bronze (as ingested: a raw-data
+    # baseline to measure curation against; its tokens are unredacted and have no quality tier)
+    table: Literal["gold.documents", "bronze.documents"] = "gold.documents"
 
     def validate(self, where: str) -> None:
         import tiktoken

@@ -12,7 +12,8 @@ A spec is YAML (see `configs/curriculum/`):
       - {name: broad, share: 0.9, mix: {text_high: 0.3, text_rest: 0.5, code: 0.2}}
       - {name: anneal, share: 0.1, mix: {text_high: 0.6, code: 0.4}}
 
-Empty `domains` or `tiers` select every domain or tier. Streams may not overlap: a document belongs
+Empty `domains`, `tiers` or `sources` select every domain, tier or source (`sources` names the
+pipeline's declared sources, e.g. to hold some out of training). Streams may not overlap: a document belongs
 to at most one stream, so a stream's samples are its own. `mix` values are token shares. Samples
 have a fixed length, so a token share is a sample share: each phase's samples are divided among
 its streams by largest remainders, and the realized shares differ from the requested ones by less
@@ -39,22 +40,25 @@ SHARE_TOLERANCE = 1e-6  # how far shares may be from adding up to 1 (YAML decima
 
 @dataclass
 class StreamSpec:
-    """Rows of gold.tokens by domain and quality tier; an empty list selects all."""
+    """Rows of gold.tokens by domain, quality tier and source; an empty list selects all."""
 
     domains: list[str] = field(default_factory=list)
     tiers: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
     def overlaps(self, other: StreamSpec) -> bool:
         def meet(a: list[str], b: list[str]) -> bool:
             return not a or not b or bool(set(a) & set(b))
 
-        return meet(self.domains, other.domains) and meet(self.tiers, other.tiers)
+        return (meet(self.domains, other.domains) and meet(self.tiers, other.tiers)
+                and meet(self.sources, other.sources))
 
     def condition(self) -> str:
         """A Spark SQL condition on gold.tokens."""
         from pipelines.catalog import sql_str
 
-        parts = [f"{col} IN ({', '.join(sql_str(v) for v in vals)})" for col, vals in (("domain", self.domains), ("quality_tier", self.tiers)) if vals]
+        parts = [f"{col} IN ({', '.join(sql_str(v) for v in vals)})"
+                 for col, vals in (("domain", self.domains), ("quality_tier", self.tiers), ("source", self.sources)) if vals]
         return " AND ".join(parts) or "true"
 
 
@@ -96,7 +100,7 @@ class Curriculum:
             for b in names[i + 1:]:
                 if self.streams[a].overlaps(self.streams[b]):
                     raise ConfigError(f"{where}.streams: {a} and {b} overlap (a document could belong to both); "
-                                      "give them different domains or different tiers")
+                                      "give them different domains, tiers or sources")
         if not self.phases:
             raise ConfigError(f"{where}.phases: declare at least one phase")
         seen = set()

@@ -50,7 +50,7 @@ from pipelines.config import PipelineConfig, config_hash, to_dict
 from pipelines.curriculum import Curriculum, plan_phases
 from pipelines.errors import BrickyardError
 from pipelines.faults import fault_pause
-from pipelines.tokenize import TOKENS
+from pipelines.tokenize import TOKENS, tokens_spec
 
 FORMAT = "brickyard-mds/1"
 ORDER_BUCKETS = 64  # prefix sums run per (stream, bucket); part of the format, as it fixes the order
@@ -83,7 +83,13 @@ EXPORTS = TableSpec(
 
 
 def spec_hash(spec: Curriculum) -> str:
-    return config_hash(spec)
+    """The spec's identity. A stream's empty `sources` (a later setting) is left out, so a spec
+    written before it existed keeps its export ids."""
+    d = to_dict(spec)
+    for stream in d["streams"].values():
+        if not stream["sources"]:
+            del stream["sources"]
+    return config_hash(d)
 
 
 def export_id(spec: Curriculum, tokens_version: int) -> str:
@@ -314,7 +320,7 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
     from pipelines.session import session_cores, session_lakehouse
 
     owner = cfg.catalog.owner
-    ensure_table(spark, TOKENS, owner)
+    ensure_table(spark, tokens_spec(cfg), owner)
     ensure_table(spark, EXPORTS, owner)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     latest = latest_version(spark, TOKENS.name)
@@ -343,7 +349,7 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
                 return run.run_id, "noop", dest, old
             raise BrickyardError(f"{dest} holds another export ({old.get('export_id')}); choose another --out or pass --force")
         try:
-            tokens = spark.sql(f"SELECT doc_id, domain, quality_tier, encoding, n_tokens, tokens FROM {TOKENS.name} VERSION AS OF {version}")
+            tokens = spark.sql(f"SELECT doc_id, source, domain, quality_tier, encoding, n_tokens, tokens FROM {TOKENS.name} VERSION AS OF {version}")
         except Exception as e:
             raise BrickyardError(f"cannot read gold.tokens version {version} ({str(e).splitlines()[0][:200]}); "
                                  "its files may have been vacuumed") from None

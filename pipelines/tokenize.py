@@ -11,6 +11,11 @@ Work happens on the workers, in Arrow batches: the encoder is loaded once per Py
 each batch is one `encode_ordinary_batch` call. Spark runs one task per core, so each call uses one
 thread.
 
+`tokenize.table: bronze.documents` tokenizes the documents as ingested instead, with no curation
+and no dedup: the raw baseline that an experiment compares curated data against. Those tokens
+carry no quality tier, and the table is then marked as holding unredacted text (`brickyard.pii`).
+Everything below holds for either table; "gold" means the table tokenized.
+
 Incremental: a run tokenizes the gold documents that have no tokens yet, or whose text or encoding
 changed; it drops the tokens of documents that left gold, and copies gold's domain and quality tier
 onto rows where they changed (a retrained classifier), without encoding again. After a run
@@ -21,6 +26,8 @@ tokenizes it again). Token counts per domain and quality tier go to the run's me
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from pipelines.catalog import (
     Column,
@@ -134,6 +141,11 @@ def make_tokenizer(name: str):
 BROADCAST_KEYS = 2_000_000  # up to this many documents to encode, they are picked by a broadcast join
 
 
+def tokens_spec(cfg: PipelineConfig) -> TableSpec:
+    """gold.tokens as this config makes it: tokens of bronze are tokens of unredacted text."""
+    return TOKENS if cfg.tokenize.table == GOLD.name else replace(TOKENS, pii="raw")
+
+
 def token_counts(df) -> dict[str, int]:
     """{'tokens.DOMAIN.TIER': n, 'documents.DOMAIN.TIER': n} over rows of gold.tokens (a small aggregate)."""
     from pyspark.sql import functions as F
@@ -151,16 +163,20 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
     """Run the tokenize job. Returns (run_id, status, documents tokenized, tokens written)."""
     from pyspark.sql import functions as F
 
+    from pipelines.ingest import DOCUMENTS
+
     owner = cfg.catalog.owner
-    ensure_table(spark, GOLD, owner)
-    ensure_table(spark, TOKENS, owner)
+    source = {GOLD.name: GOLD, DOCUMENTS.name: DOCUMENTS}[cfg.tokenize.table]
+    ensure_table(spark, source, owner)
+    ensure_table(spark, tokens_spec(cfg), owner)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     name = cfg.tokenize.encoding
     encoder(name)  # a bad name fails here, in one sentence, before any Spark work
     logged = to_dict(cfg.tokenize)
     with JobRun(spark, "tokenize", logged, config_hash(logged), owner) as run:
-        gold, gold_version = read_pinned(spark, GOLD.name, "doc_id, source, domain, quality_tier, content_sha256, text")
-        run.inputs.append(Ref(GOLD.name, "table", gold_version))
+        tier = "quality_tier" if source is GOLD else "CAST(NULL AS STRING) AS quality_tier"
+        gold, gold_version = read_pinned(spark, source.name, f"doc_id, source, domain, {tier}, content_sha256, text")
+        run.inputs.append(Ref(source.name, "table", gold_version))
         have, tokens_version = read_pinned(spark, TOKENS.name, "doc_id, domain, quality_tier, content_sha256, encoding")
 
         with run.phase("plan"):
@@ -190,7 +206,7 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
             if n_gone or n_moved:
                 run.outputs.append(Ref(TOKENS.name, "table", latest_version(spark, TOKENS.name)))
                 say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
-                _check_mirrors_gold(spark, gold)
+                _check_mirrors_gold(spark, gold, source.name)
                 return run.run_id, "succeeded", 0, 0
             run.noop("every gold document is tokenized")
             say("tokenize: nothing new")
@@ -212,7 +228,8 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
         rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
                 .select(*PASS_THROUGH, F.lit(name).alias("encoding"), "n_tokens", "tokens",
                         F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
-        set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+        set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id,
+                                            "brickyard.tokenized_table": source.name})
         # scans split into a few tasks per core, so that a slow batch does not leave a core idle
         with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):
             rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
@@ -224,7 +241,7 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
             counts = token_counts(written)
             n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
             n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
-            _check_mirrors_gold(spark, gold)
+            _check_mirrors_gold(spark, gold, source.name)
         run.outputs.append(Ref(TOKENS.name, "table", version))
         run.counts(n_todo, n_docs)
         run.metrics.update(counts | {"tokens": n_tokens, "replaced": n_stale})
@@ -235,13 +252,13 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
         return run.run_id, "succeeded", n_docs, n_tokens
 
 
-def _check_mirrors_gold(spark, gold) -> None:
-    """After a run, gold.tokens holds exactly the documents of the gold version it read."""
+def _check_mirrors_gold(spark, gold, name: str = GOLD.name) -> None:
+    """After a run, gold.tokens holds exactly the documents of the version of `name` it read."""
     from pyspark.sql import functions as F
 
     tokens, _ = read_pinned(spark, TOKENS.name, "doc_id, 1 AS t")
     both = gold.select("doc_id", F.lit(1).alias("g")).join(tokens, "doc_id", "full_outer")
     r = both.agg(F.count(F.when(F.col("t").isNull(), 1)).alias("missing"), F.count(F.when(F.col("g").isNull(), 1)).alias("extra")).first()
     if r["missing"] or r["extra"]:
-        raise BrickyardError(f"gold.tokens does not mirror gold.documents after tokenizing: {r['missing']} documents "
+        raise BrickyardError(f"gold.tokens does not mirror {name} after tokenizing: {r['missing']} documents "
                              f"without tokens, {r['extra']} tokens rows without a document")

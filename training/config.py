@@ -112,6 +112,27 @@ class CheckpointSettings:
 
 
 @dataclass
+class EvalSettings:
+    """Validation loss on held-out samples, logged as `val_loss` (and `train_flops` beside it).
+
+    `data` is a NumPy file of token ids shaped (samples, seq_len + 1), the export's sample layout:
+    the loss is the mean cross-entropy of every next token in it, the MoE's auxiliary losses left
+    out. Each rank scores its own slice, so the sample count is cut to a multiple of
+    world size x micro_batch_size."""
+
+    data: str | None = None  # a .npy file; relative to the config file; none: no validation
+    every_steps: int = 0  # also validate every N steps (always at step 0 and at the end); 0: only those
+    max_samples: int | None = None  # use only the first N samples
+
+    def validate(self, where: str) -> None:
+        if self.every_steps < 0:
+            raise ConfigError(f"{where}.every_steps: must be 0 or more, got {self.every_steps}")
+        _positive(where, "max_samples", self.max_samples)
+        if self.data is not None and not str(self.data).endswith(".npy"):
+            raise ConfigError(f"{where}.data: expected a .npy file of token samples, got {self.data!r}")
+
+
+@dataclass
 class TrackingSettings:
     experiment: str = "brickyard-train"
     run_name: str | None = None  # default: the config's name
@@ -135,6 +156,7 @@ class TrainConfig:
     optim: OptimSettings = field(default_factory=OptimSettings)
     parallel: ParallelSettings = field(default_factory=ParallelSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     peak_tflops: float | None = None  # per device, for MFU; default: known GPUs' dense bf16 peak, none on CPU
     base_dir: str = "."  # where relative paths resolve; set by load_train_config to the file's folder
@@ -182,7 +204,7 @@ class TrainConfig:
     def identity(self) -> str:
         """What a checkpoint must agree with to be resumed: everything that changes the math."""
         d = to_dict(self)
-        for k in ("tracking", "checkpoint", "base_dir", "lakehouse"):
+        for k in ("tracking", "checkpoint", "eval", "base_dir", "lakehouse"):
             d.pop(k)
         d["data"].pop("num_workers")
         d["data"].pop("cache")

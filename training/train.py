@@ -21,7 +21,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +49,7 @@ class Result:
     tokens: int
     losses: list[float]  # ce loss of each step this process trained
     checkpoint: Path | None
+    evals: list[tuple[int, int, float]] = field(default_factory=list)  # (step, tokens, val_loss) of each validation
 
 
 def peak_flops(device: torch.device, override: float | None) -> float | None:
@@ -80,6 +81,42 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, o.warmup_steps, total_steps, o.lr, o.min_lr))
     return optimizer, scheduler
+
+
+def load_eval_samples(cfg: TrainConfig, seq_len: int, world: World) -> torch.Tensor | None:
+    """This rank's slice of the validation samples (see EvalSettings), or None without eval.data."""
+    import numpy as np
+
+    if not cfg.eval.data:
+        return None
+    path = cfg.resolve(cfg.eval.data)
+    try:
+        samples = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"eval.data: cannot read {path} as a NumPy array ({e})") from None
+    if samples.ndim != 2 or samples.shape[1] != seq_len + 1:
+        raise ConfigError(f"eval.data: {path} holds an array shaped {samples.shape}; expected (samples, {seq_len + 1}) "
+                          f"for the export's seq_len {seq_len}")
+    unit = world.size * cfg.micro_batch_size
+    n = min(len(samples), cfg.eval.max_samples or len(samples)) // unit * unit
+    if n == 0:
+        raise ConfigError(f"eval.data: {path} has {len(samples)} samples, fewer than one micro-batch per rank ({unit})")
+    per_rank = n // world.size
+    mine = np.asarray(samples[world.rank * per_rank:(world.rank + 1) * per_rank], dtype=np.int64)
+    return torch.from_numpy(mine)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, samples: torch.Tensor, micro: int, device: torch.device) -> float:
+    """Mean next-token cross-entropy over every rank's samples (each rank holds as many)."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    batches = samples.split(micro)
+    for b in batches:
+        b = b.to(device)
+        total += model(b[:, :-1], b[:, 1:]).ce_loss.float()
+    model.train()
+    return float(all_mean((total / len(batches)).reshape(1)))
 
 
 def expert_stats(load: torch.Tensor) -> dict[str, float]:
@@ -199,7 +236,19 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
                      "phases " + ", ".join(f"{p.name} steps {p.first_step}-{p.last_step - 1}" for p in phases if p.steps)
                      + (f"; MLflow run {run_id}" if run_id else ""))
 
+        eval_samples = load_eval_samples(cfg, seq_len, world)
+        evals: list[tuple[int, int, float]] = []
+
+        def validate(at_step: int, at_tokens: int) -> None:
+            val = evaluate(model, eval_samples, cfg.micro_batch_size, world.device)
+            evals.append((at_step, at_tokens, val))
+            if world.leader:
+                tracking.log({"val_loss": val, "train_flops": fpt * at_tokens}, at_step)
+            progress.say(f"validation: step {at_step}, {at_tokens:,} tokens: loss {val:.4f}")
+
         losses: list[float] = []
+        if eval_samples is not None and state["step"] == 0:
+            validate(0, 0)
         loader = it = None
         current = None
         step, tokens = state["step"], state["tokens"]
@@ -250,6 +299,8 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
                 if step % cfg.tracking.log_every == 0 or step == total_steps:
                     tracking.log(metrics, step)
             progress.update(step - 1, phase.name, tokens, ce, tok_s)
+            if eval_samples is not None and (step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)):
+                validate(step, tokens)
             boundary = step == phase.last_step or step == total_steps
             every = cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0
             if boundary or every:
@@ -262,7 +313,7 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
             tracking.finish()
         progress.say(f"train: {cfg.name} done: {step} steps, {tokens:,} tokens"
                      + (f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "") + (f"; MLflow run {run_id}" if run_id else ""))
-        return Result("succeeded", run_id, step, tokens, losses, saved)
+        return Result("succeeded", run_id, step, tokens, losses, saved, evals)
     finally:
         dist.destroy_process_group()
 

@@ -48,6 +48,26 @@ def test_bad_spec_values_get_one_clear_message(over, message):
         make(**over)
 
 
+def test_streams_can_select_sources_and_split_by_them_do_not_overlap():
+    s = make(streams={"train": {"sources": ["wiki", "books"]}, "held": {"sources": ["heldout_wiki"]}},
+             phases=[{"name": "a", "share": 1.0, "mix": {"train": 1.0}}])
+    assert s.streams["train"].condition() == "source IN ('wiki', 'books')"
+    with pytest.raises(ConfigError, match="a and b overlap"):
+        make(streams={"a": {"sources": ["wiki"]}, "b": {"domains": ["docs"], "sources": ["wiki", "x"]}})
+
+
+def test_a_spec_without_sources_keeps_the_export_id_it_had_before_sources_existed():
+    from pipelines.config import config_hash, to_dict
+    from pipelines.export import spec_hash
+
+    s = make()
+    before = to_dict(s)
+    for stream in before["streams"].values():
+        del stream["sources"]  # the spec's form before streams could select sources
+    assert spec_hash(s) == config_hash(before)
+    assert spec_hash(make(streams={"text": {"domains": ["docs"], "sources": ["a"]}, "code": {"domains": ["code"]}})) != spec_hash(s)
+
+
 def test_streams_split_by_tier_do_not_overlap():
     s = make(streams={"hi": {"domains": ["docs"], "tiers": ["high"]}, "rest": {"domains": ["docs"], "tiers": ["low", "unscored"]}},
              phases=[{"name": "a", "share": 1.0, "mix": {"hi": 0.5, "rest": 0.5}}])

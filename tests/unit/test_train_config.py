@@ -29,6 +29,9 @@ def write(tmp_path, text: str):
     ("optimizer: {lr: 1}", "unknown key 'optimizer' (did you mean 'optim'?)"),
     ("parallel: {mixed_precision: fp16}", "expected one of 'auto', 'bf16', 'fp32', got 'fp16'"),
     ("optim: {betas: [0.9]}", "run.yaml.optim.betas: expected two numbers in [0, 1)"),
+    ("eval: {data: val.bin}", "run.yaml.eval.data: expected a .npy file of token samples, got 'val.bin'"),
+    ("eval: {data: val.npy, every_steps: -1}", "run.yaml.eval.every_steps: must be 0 or more, got -1"),
+    ("eval: {data: val.npy, max_samples: 0}", "run.yaml.eval.max_samples: must be greater than 0, got 0"),
 ])
 def test_bad_config_values_get_one_clear_sentence(tmp_path, text, message):
     with pytest.raises(ConfigError) as e:
@@ -54,6 +57,7 @@ def test_missing_export_is_one_sentence(tmp_path):
 def test_the_checkpoint_identity_ignores_logging_but_not_the_math():
     a, b = TrainConfig(), TrainConfig()
     b.tracking.log_every, b.checkpoint.every_steps, b.data.num_workers = 50, 10, 4
+    b.eval.data, b.eval.every_steps = "val.npy", 5  # validation reads the model, it never changes it
     assert a.identity() == b.identity()
     b.optim.lr = 1e-3
     assert a.identity() != b.identity()
@@ -86,3 +90,59 @@ def test_expert_stats_are_one_for_even_load_and_show_the_largest_share():
     s = expert_stats(skew)
     assert s["expert_max_share/layer0"] == pytest.approx(0.65)
     assert s["expert_entropy/layer0"] == pytest.approx(-(0.65 * math.log(0.65) + 7 * 0.05 * math.log(0.05)) / math.log(8))
+
+
+def _world(rank: int = 0, size: int = 1):
+    from training.parallel import World
+
+    return World(rank=rank, size=size, local_rank=rank, device=torch.device("cpu"))
+
+
+def test_validation_samples_are_split_over_ranks_in_whole_micro_batches(tmp_path):
+    import numpy as np
+
+    from training.train import load_eval_samples
+
+    np.save(tmp_path / "val.npy", np.arange(11 * 9, dtype=np.int32).reshape(11, 9))
+    cfg = load_train_config(write(tmp_path, "micro_batch_size: 2\nglobal_batch_size: 4\neval: {data: val.npy}"))
+    one = load_eval_samples(cfg, 8, _world())
+    assert one.shape == (10, 9) and one.dtype == torch.int64  # 11 cut to whole micro-batches
+    a, b = load_eval_samples(cfg, 8, _world(0, 2)), load_eval_samples(cfg, 8, _world(1, 2))
+    assert a.shape == b.shape == (4, 9)  # 11 cut to a multiple of 2 ranks x 2
+    assert torch.equal(torch.cat([a, b]), one[:8])
+    with pytest.raises(ConfigError, match=r"shaped \(11, 9\); expected \(samples, 17\) for the export's seq_len 16"):
+        load_eval_samples(cfg, 16, _world())
+    cfg.eval.data = "missing.npy"
+    with pytest.raises(ConfigError, match="eval.data: cannot read"):
+        load_eval_samples(cfg, 8, _world())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_validation_loss_is_the_mean_cross_entropy_without_the_aux_losses():
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    from model.moe import MoETransformer
+    from model.presets import get_preset
+    from training.train import evaluate
+
+    torch.manual_seed(0)
+    model = MoETransformer(get_preset("tiny", d_model=32, n_layers=1, vocab_size=512, max_seq_len=16))
+    samples = torch.randint(0, 512, (6, 17))
+    with torch.no_grad():
+        logits = model(samples[:, :-1]).logits
+    expected = F.cross_entropy(logits.reshape(-1, 512), samples[:, 1:].reshape(-1)).item()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        got = evaluate(model, samples, micro=2, device=torch.device("cpu"))
+    finally:
+        dist.destroy_process_group()
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert model.training  # left in training mode for the next step
