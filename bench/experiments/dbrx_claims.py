@@ -37,7 +37,10 @@ Ratios (per seed, then mean and spread over the seeds):
   run's tokens (linear interpolation between validations; DBRX's claim reads as 0.5 or less);
 - claim 2: training FLOPs the MoE needs to reach a dense model's final validation loss / that
   dense model's FLOPs (DBRX's claim reads as about 0.5).
-A run that never reaches the other's final loss gets no ratio (printed as "not reached").
+Both are a cost ratio at equal loss. When the run being measured never comes down to the
+baseline's final loss, the ratio is read the other way round: all it spent over what the baseline
+spent to reach the measured run's final loss (a ratio above 1: the baseline was the cheaper).
+Neither reaching the other's end gives no ratio ("not reached").
 
 Output in the workdir: results.md (the table, the settings, the table versions, the limits),
 results.json, claim1.png, claim2.png, and an MLflow run `summary` holding all of them. Rerunning
@@ -144,12 +147,16 @@ def stage_corpus(parts: list[Part], setup: Setup, out: Path, validation_sources:
 
     done = out / "staged.json"
     if done.exists():
-        return json.loads(done.read_text())
+        staged = json.loads(done.read_text())
+        if (staged.get("mb"), staged.get("holdout")) != (setup.mb, setup.holdout):
+            raise SystemExit(f"{out.parent} holds a corpus of {staged.get('mb')} MB (held out: {staged.get('holdout')}); "
+                             f"pass another --workdir for {setup.mb} MB")
+        return staged
     shutil.rmtree(out, ignore_errors=True)
     listing = {p.name: pool_files(p) for p in parts if p.root.is_dir()}
     parts = [p for p in parts if p.name in listing]
     frac = fractions(parts, listing, setup.mb)
-    staged: dict = {"train": {}, "heldout": {}}
+    staged: dict = {"mb": setup.mb, "holdout": setup.holdout, "train": {}, "heldout": {}}
     for p in parts:
         licences = [str(f.relative_to(p.root)) for f in p.root.rglob("*") if LICENSE_FILE.match(f.name) and f.is_file()] \
             if p.kind == "code" else []
@@ -271,8 +278,11 @@ def build_validation(work: Path, setup: Setup, threshold: float, sources: dict[s
     from pipelines.lakeview import Lakeview
 
     out = work / "val.npy"
+    made_for = {"seq_len": setup.seq_len, "val_samples": setup.val_samples, "micro_batch": setup.micro_batch}
     if out.exists() and (work / "val.json").exists():
-        return json.loads((work / "val.json").read_text())
+        info = json.loads((work / "val.json").read_text())
+        if info.get("made_for") == made_for:  # the lakehouses only grow; the held-out files are fixed
+            return info
     cur, raw = Lakeview(work / "curated"), Lakeview(work / "raw")
     wanted = [f"heldout_{s}" for kind in sources.values() for s in kind]
     names = ", ".join(f"'{s}'" for s in wanted)
@@ -324,7 +334,7 @@ def build_validation(work: Path, setup: Setup, threshold: float, sources: dict[s
     arr = np.stack(samples)
     np.save(out, arr)
     info = {"samples": int(arr.shape[0]), "tokens": int(arr.size), "held_out_documents": int(len(held)),
-            "dropped_duplicates": dropped, "composition": composition, "threshold": threshold}
+            "dropped_duplicates": dropped, "composition": composition, "threshold": threshold, "made_for": made_for}
     (work / "val.json").write_text(json.dumps(info, indent=1))
     say(f"validation: {arr.shape[0]} samples of {width} tokens from {sum(c['documents'] for c in composition.values())} "
         f"documents; dropped {dropped['exact']} exact and {dropped['near']} near duplicates of training documents")
@@ -343,6 +353,11 @@ def model_overrides(setup: Setup, arm: str) -> dict:
             "lb_loss_coef": 0.05 if experts > 1 else 0.0}
 
 
+def setup_id(setup: Setup) -> str:
+    """Names the settings a run was made with, so a rerun with other settings never mixes runs."""
+    return hashlib.sha256(json.dumps(setup.__dict__, sort_keys=True, default=list).encode()).hexdigest()[:12]
+
+
 def train_config(work: Path, setup: Setup, arm: str, seed: int, exports: dict[str, Path]) -> Path:
     name = f"{arm}-s{seed}"
     side = ARMS[arm][0]
@@ -356,10 +371,10 @@ def train_config(work: Path, setup: Setup, arm: str, seed: int, exports: dict[st
         "micro_batch_size": setup.micro_batch,
         "seed": seed,
         "optim": {"lr": setup.lr, "min_lr": setup.lr / 10, "warmup_steps": max(1, setup.steps // 8)},
-        "checkpoint": {"dir": str(work / "checkpoints" / name), "keep": 1},
+        "checkpoint": {"keep": 1},  # <lakehouse>/checkpoints/<name>-<config identity>: other settings, other folder
         "eval": {"data": str(work / "val.npy"), "every_steps": setup.eval_every},
         "tracking": {"experiment": EXPERIMENT, "run_name": name, "log_every": max(1, setup.steps // 16),
-                     "tags": {"arm": arm, "seed": str(seed), "export": side}},
+                     "tags": {"arm": arm, "seed": str(seed), "export": side, "setup": setup_id(setup)}},
     })
 
 
@@ -369,7 +384,7 @@ def run_training(config: Path, env: dict) -> None:
 
 def curves(tracking_uri: str, setup: Setup) -> dict[str, dict]:
     """{run name: {tokens: [...], flops: [...], val_loss: [...], run_id}} from MLflow: the newest
-    finished run of each name."""
+    finished run of each name made with these settings."""
     import mlflow
 
     from model.presets import flops_per_token, get_preset
@@ -381,8 +396,8 @@ def curves(tracking_uri: str, setup: Setup) -> dict[str, dict]:
         fpt = flops_per_token(get_preset("tiny", **model_overrides(setup, arm)), setup.seq_len)
         for seed in setup.seeds:
             name = f"{arm}-s{seed}"
-            runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}' AND attributes.status = 'FINISHED'",
-                                      order_by=["attributes.start_time DESC"], max_results=1)
+            runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}' AND attributes.status = 'FINISHED' "
+                                      f"AND tags.setup = '{setup_id(setup)}'", order_by=["attributes.start_time DESC"], max_results=1)
             if not runs:
                 raise SystemExit(f"no finished MLflow run named {name} in experiment {EXPERIMENT}")
             hist = sorted(client.get_metric_history(runs[0].info.run_id, "val_loss"), key=lambda m: m.step)
@@ -406,8 +421,15 @@ def reach(xs: list[float], losses: list[float], target: float) -> float | None:
 
 
 def ratio(curve: dict, baseline: dict, axis: str) -> float | None:
+    """`curve`'s cost over `baseline`'s at equal validation loss, along `axis` (tokens or FLOPs):
+    what `curve` spends to reach the baseline's final loss over what the baseline spent; when
+    `curve` never gets there, what `curve` spent in all over what the baseline spent to reach
+    `curve`'s final loss (then above 1). None when neither curve reaches the other's end."""
     at = reach(curve[axis], curve["val_loss"], baseline["val_loss"][-1])
-    return None if at is None else at / baseline[axis][-1]
+    if at is not None:
+        return at / baseline[axis][-1]
+    back = reach(baseline[axis], baseline["val_loss"], curve["val_loss"][-1])
+    return None if not back else curve[axis][-1] / back
 
 
 def spread(values: list[float | None]) -> dict:
@@ -476,7 +498,9 @@ def report(work: Path, setup: Setup, runs: dict, val: dict, staged: dict, export
         "",
         f"Seeds {', '.join(map(str, setup.seeds))}; {setup.steps} steps of {setup.global_batch} x {setup.seq_len} tokens "
         f"({tokens:,} training tokens per run); validation on {val['samples']} held-out samples "
-        f"({val['tokens']:,} tokens). Whole experiment: {seconds / 60:.1f} min.",
+        f"({val['tokens']:,} tokens). Whole experiment: {seconds / 60:.1f} min." + ("" if seconds else " (Report redone from MLflow.)"),
+        "Ratios are cost at equal validation loss (below 1: the MoE, or curated data, is the cheaper; above 1: read the "
+        "other way round, see the module doc).",
         "",
         "| comparison | ratio per seed | mean | spread (min-max) | DBRX's claim |",
         "|---|---|---|---|---|",
@@ -545,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=float, help="megabytes of source text (default 200)")
     ap.add_argument("--steps", type=int, help="training steps per run (default 48)")
     ap.add_argument("--seeds", help="comma-separated seeds (default 0,1)")
+    ap.add_argument("--report-only", action="store_true", help="only redo the ratios, the tables and the plots from the "
+                    "workdir's MLflow runs")
     args = ap.parse_args(argv)
     setup = SMOKE if args.smoke else FULL
     if args.mb:
@@ -572,8 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BRICKYARD_"))}
     env["MLFLOW_TRACKING_URI"] = tracking_uri
-    brickyard("run", "--config", str(curated_cfg), "--until", "export", env=env)
-    brickyard("run", "--config", str(raw_cfg), "--until", "export", env=env)
+    if not args.report_only:
+        brickyard("run", "--config", str(curated_cfg), "--until", "export", env=env)
+        brickyard("run", "--config", str(raw_cfg), "--until", "export", env=env)
     exports = {"curated": newest_export(work / "curated"), "raw": newest_export(work / "raw")}
 
     from pipelines.config import load_config
@@ -581,9 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     val = build_validation(work, setup, load_config(curated_cfg).dedup.threshold, val_sources)
     for seed in setup.seeds:
         for arm in ARMS:
-            run_training(train_config(work, setup, arm, seed, exports), env)
+            if not args.report_only:
+                run_training(train_config(work, setup, arm, seed, exports), env)
     runs = curves(tracking_uri, setup)
-    results = report(work, setup, runs, val, staged, exports, time.time() - t0)
+    results = report(work, setup, runs, val, staged, exports, 0 if args.report_only else time.time() - t0)
     files = plots(work, runs)
     summary = log_summary(tracking_uri, work, results, [work / "results.md", work / "results.json", *files])
     say("\n" + (work / "results.md").read_text())

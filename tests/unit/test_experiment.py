@@ -34,7 +34,11 @@ def test_ratios_compare_against_the_baselines_final_loss(claims):
     curated = {"tokens": [0, 100, 200], "flops": [0, 1e9, 2e9], "val_loss": [10.0, 6.0, 5.0]}
     raw = {"tokens": [0, 100, 200], "flops": [0, 1e9, 2e9], "val_loss": [10.0, 8.0, 6.0]}
     assert claims.ratio(curated, raw, "tokens") == pytest.approx(0.5)  # raw's 6.0 reached at 100 of 200 tokens
-    assert claims.ratio(raw, curated, "flops") is None  # raw never comes down to 5.0
+    # raw never comes down to curated's 5.0: read the other way, its 2e9 FLOPs over curated's 1e9 to reach 6.0
+    assert claims.ratio(raw, curated, "flops") == pytest.approx(2.0)
+    # a run that never gets below where the baseline started: no ratio either way
+    worse = {"tokens": [0, 100], "flops": [0, 1e9], "val_loss": [13.0, 12.5]}
+    assert claims.ratio(worse, {"tokens": [0, 100], "flops": [0, 1e9], "val_loss": [12.0, 11.0]}, "tokens") is None
     s = claims.spread([0.5, None, 0.7])
     assert s["mean"] == pytest.approx(0.6) and (s["min"], s["max"], s["reached"]) == (0.5, 0.7, "2/3")
     assert claims.spread([None])["mean"] is None
