@@ -493,12 +493,13 @@ def report(work: Path, setup: Setup, runs: dict, val: dict, staged: dict, export
         return " / ".join(f"{v:.3f}" for v in vals)
 
     tokens = setup.steps * setup.global_batch * setup.seq_len
+    scored = val["samples"] // setup.micro_batch * setup.micro_batch  # the trainer scores whole micro-batches
     lines = [
         "# DBRX's claims at toy scale: results",
         "",
         f"Seeds {', '.join(map(str, setup.seeds))}; {setup.steps} steps of {setup.global_batch} x {setup.seq_len} tokens "
-        f"({tokens:,} training tokens per run); validation on {val['samples']} held-out samples "
-        f"({val['tokens']:,} tokens). Whole experiment: {seconds / 60:.1f} min." + ("" if seconds else " (Report redone from MLflow.)"),
+        f"({tokens:,} training tokens per run); validation on {scored} held-out samples "
+        f"({scored * (setup.seq_len + 1):,} tokens). Whole experiment: {seconds / 60:.1f} min." + ("" if seconds else " (Report redone from MLflow.)"),
         "Ratios are cost at equal validation loss (below 1: the MoE, or curated data, is the cheaper; above 1: read the "
         "other way round, see the module doc).",
         "",
