@@ -142,16 +142,20 @@ def stage_corpus(size_mb: int, listing: dict[str, list[tuple[str, int]]], total:
         if part.kind == "code":  # the licence files the code reader looks for
             rels += [str(p.relative_to(part.root)) for p in part.root.rglob("*") if LICENSE_FILE.match(p.name) and p.is_file()]
         for rel in rels:
-            src, dst = part.root / rel, out / part.name / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if dst.exists():
-                continue
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copyfile(src, dst)
+            link_file(part.root / rel, out / part.name / rel)
     (out / ".complete").touch()
     return out
+
+
+def link_file(src: Path, dst: Path) -> None:
+    """A hard link at dst (a copy across file systems), unless dst is there already."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def write_config(workdir: Path, staged: Path) -> Path:

@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import Part, pool, pool_files, taken  # noqa: E402
+from scale import Part, link_file, pool, pool_files, taken  # noqa: E402
 
 EXPERIMENT = "dbrx-claims"
 HOLDOUT = 0.05  # share of the validation sources' files held out of training
@@ -164,24 +164,14 @@ def stage_corpus(parts: list[Part], setup: Setup, out: Path, validation_sources:
             if not taken(p.name, rel, frac[p.name]):
                 continue
             side = "heldout" if p.name in validation_sources and taken("heldout/" + p.name, rel, setup.holdout) else "train"
-            _link(p.root / rel, out / side / p.name / rel)
+            link_file(p.root / rel, out / side / p.name / rel)
             staged[side][p.name] = staged[side].get(p.name, 0) + n / 1e6
         for side in ("train", "heldout"):
             if (out / side / p.name).is_dir():
                 for rel in licences:
-                    _link(p.root / rel, out / side / p.name / rel)
+                    link_file(p.root / rel, out / side / p.name / rel)
     done.write_text(json.dumps(staged, indent=1))
     return staged
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        return
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def write_yaml(path: Path, data: dict) -> Path:
