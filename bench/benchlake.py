@@ -15,18 +15,21 @@ def config(lakehouse: Path):
     return PipelineConfig(lakehouse=str(lakehouse), spark=SparkSettings(ui=False, progress=False, driver_memory="3g"))
 
 
-def write_documents(lakehouse: Path, spec, texts: list[str], **extra) -> None:
+def write_documents(lakehouse: Path, spec, texts: list[str], spark=None, first_id: int = 0, **extra) -> None:
     """Append one row per text to the table of `spec` (created if missing), in 8 files, with the
     document columns every layer shares filled in; `extra` sets the layer's own columns (a value
-    may be a function of the row's doc_id). Columns left out are null."""
+    may be a function of the row's doc_id). Columns left out are null. Doc ids count from
+    `first_id`. Without `spark`, a session of its own is started and stopped."""
     from pipelines.catalog import ensure_table
     from pipelines.session import get_spark
 
-    spark = get_spark(lakehouse, config(lakehouse).spark, app_name=f"bench-{spec.name}")
+    own = spark is None
+    if own:
+        spark = get_spark(lakehouse, config(lakehouse).spark, app_name=f"bench-{spec.name}")
     ensure_table(spark, spec, "bench")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     rows = []
-    for i, text in enumerate(texts):
+    for i, text in enumerate(texts, start=first_id):
         doc_id = f"d{i:07d}"
         row = {"doc_id": doc_id, "source": "bench", "domain": "other", "kind": "text", "path": f"f{i}", "locator": f"f{i}",
                "text": text, "content_sha256": hashlib.sha256(text.encode()).hexdigest(), "n_bytes": len(text.encode()),
@@ -35,7 +38,8 @@ def write_documents(lakehouse: Path, spec, texts: list[str], **extra) -> None:
         rows.append([row.get(c.name) for c in spec.columns])
     schema = ", ".join(f"{c.name} {c.type}" for c in spec.columns)
     spark.createDataFrame(rows, schema).repartition(8).write.format("delta").mode("append").saveAsTable(spec.name)
-    spark.stop()
+    if own:
+        spark.stop()
 
 
 class PeakHeap:

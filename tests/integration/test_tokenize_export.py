@@ -106,6 +106,20 @@ def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     again = tokenize(spark, cfg, quiet=True)
     assert again[1] == "noop" and lineage(spark, again[0])["rows_in"] == 0
 
+    # the closing check: gold.tokens must mirror the gold it read, row for row
+    from pipelines.catalog import latest_version
+    from pipelines.errors import BrickyardError
+    from pipelines.tokenize import _check_and_count
+
+    version = latest_version(spark, "gold.tokens")
+    whole = spark.table("gold.documents")
+    assert _check_and_count(spark, whole, "gold.documents", version, run_id)["tokens.tk_text.unscored"] == text_tokens
+    one_more = whole.select("doc_id").unionByName(spark.sql("SELECT 'no-such-document' AS doc_id"))
+    with pytest.raises(BrickyardError, match="does not mirror gold.documents after tokenizing: 1 documents without tokens, 0 "):
+        _check_and_count(spark, one_more, "gold.documents", version)
+    with pytest.raises(BrickyardError, match="0 documents without tokens, 1 tokens rows without a document"):
+        _check_and_count(spark, whole.where(f"doc_id <> '{marked['doc_id']}'"), "gold.documents", version)
+
 
 def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_path):
     cfg, _ = built

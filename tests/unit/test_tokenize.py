@@ -30,6 +30,10 @@ def test_ids_equal_direct_tiktoken_calls_with_end_of_text_after_each_document():
         assert flat[offsets[i]:offsets[i + 1]].tolist() == enc.encode_ordinary(text) + [EOT]
         # the same ids tiktoken's default encode gives when special tokens are not allowed as such
         assert flat[offsets[i]:offsets[i + 1] - 1].tolist() == enc.encode(text, disallowed_special=())
+    # and what the batch call gives, document for document
+    assert [flat[offsets[i]:offsets[i + 1] - 1].tolist() for i in range(len(texts))] == enc.encode_ordinary_batch(texts)
+    flat, offsets = encode_documents(enc, [])
+    assert flat.size == 0 and offsets.tolist() == [0]
 
 
 def test_text_that_looks_like_a_special_token_is_encoded_as_ordinary_text():
