@@ -220,9 +220,10 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
         if n_todo == 0:
             run.counts(0, 0)
             if n_gone or n_moved:
-                run.outputs.append(Ref(TOKENS.name, "table", latest_version(spark, TOKENS.name)))
+                version = latest_version(spark, TOKENS.name)
+                run.outputs.append(Ref(TOKENS.name, "table", version))
                 say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
-                _check_and_count(spark, gold, source.name, latest_version(spark, TOKENS.name))
+                _check_and_count(spark, gold, source.name, version)
                 return run.run_id, "succeeded", 0, 0
             run.noop("every gold document is tokenized")
             say("tokenize: nothing new")

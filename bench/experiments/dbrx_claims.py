@@ -597,9 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.config import load_config
 
     val = build_validation(work, setup, load_config(curated_cfg).dedup.threshold, val_sources)
-    for seed in setup.seeds:
-        for arm in ARMS:
-            if not args.report_only:
+    if not args.report_only:
+        for seed in setup.seeds:
+            for arm in ARMS:
                 run_training(train_config(work, setup, arm, seed, exports), env)
     runs = curves(tracking_uri, setup)
     results = report(work, setup, runs, val, staged, exports, 0 if args.report_only else time.time() - t0)

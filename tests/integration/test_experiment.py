@@ -45,6 +45,24 @@ def test_every_arm_trains_and_is_validated_at_the_same_steps(smoke):
     assert "| claim 1:" in out and (work / "claim1.png").stat().st_size and (work / "claim2.png").stat().st_size
 
 
+def _claims(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "bench" / "experiments" / "dbrx_claims.py"), "--smoke", "--workdir", str(work), *args],
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=600)
+
+
+def test_report_only_redoes_the_same_ratios_from_mlflow_and_another_size_is_refused(smoke):
+    work, _ = smoke
+    before = json.loads((work / "results.json").read_text())
+    r = _claims(work, "--report-only")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    after = json.loads((work / "results.json").read_text())
+    assert (after["claim1_token_ratio"], after["claim2_flop_ratio"]) == (before["claim1_token_ratio"], before["claim2_flop_ratio"])
+    assert {n: c["run_id"] for n, c in after["runs"].items()} == {n: c["run_id"] for n, c in before["runs"].items()}
+    assert "(Report redone from MLflow.)" in (work / "results.md").read_text()
+    r = _claims(work, "--report-only", "--mb", "5")
+    assert r.returncode != 0 and "holds a corpus of 3" in r.stdout + r.stderr and "pass another --workdir for 5.0 MB" in r.stdout + r.stderr
+
+
 def test_runs_and_the_summary_are_in_the_mlflow_store(smoke):
     import mlflow
 
