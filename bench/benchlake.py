@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def config(lakehouse: Path):
-    from pipelines.config import PipelineConfig, SparkSettings
+    from brickyard.pipelines.config import PipelineConfig, SparkSettings
 
     return PipelineConfig(lakehouse=str(lakehouse), spark=SparkSettings(ui=False, progress=False, driver_memory="3g"))
 
@@ -20,8 +20,8 @@ def write_documents(lakehouse: Path, spec, texts: list[str], spark=None, first_i
     document columns every layer shares filled in; `extra` sets the layer's own columns (a value
     may be a function of the row's doc_id). Columns left out are null. Doc ids count from
     `first_id`. Without `spark`, a session of its own is started and stopped."""
-    from pipelines.catalog import ensure_table
-    from pipelines.session import get_spark
+    from brickyard.pipelines.lake.delta import ensure_table
+    from brickyard.pipelines.lake.session import get_spark
 
     own = spark is None
     if own:

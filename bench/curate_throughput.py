@@ -36,9 +36,9 @@ from bench.ingest_throughput import CORPORA, bench_source  # noqa: E402
 
 
 def plain_loop(records: list[dict], settings: dict, batch: int) -> int:
-    from pipelines.curate import curate_record
-    from pipelines.filters import configure
-    from pipelines.langid import identify
+    from brickyard.pipelines.stages.curate import curate_record
+    from brickyard.pipelines.text.filters import configure
+    from brickyard.pipelines.text.langid import identify
 
     rules = configure(settings["rules"])
     total = 0
@@ -62,10 +62,10 @@ def main() -> int:
     source, cfg = found
     root, include = Path(source.path), source.include
 
-    from pipelines.config import PipelineConfig, SourceConfig, to_dict
-    from pipelines.curate import IN_FIELDS, OUT_SCHEMA, curate, make_curator
-    from pipelines.ingest import ingest
-    from pipelines.session import get_spark
+    from brickyard.pipelines.config import PipelineConfig, SourceConfig, to_dict
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.stages.curate import IN_FIELDS, OUT_SCHEMA, curate, make_curator
+    from brickyard.pipelines.stages.ingest import ingest
 
     workdir = Path(tempfile.mkdtemp(prefix="brickyard-bench-"))
     try:

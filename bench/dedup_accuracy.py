@@ -83,7 +83,7 @@ def exact_pairs(sets: list[np.ndarray], t: float) -> dict[tuple[int, int], float
 
 def spark_pairs(spark, texts: list[str], settings, verify: str):
     """{(i, j): similarity} for the pairs the job's functions keep, and the LSH (bands, rows)."""
-    from pipelines.dedup import (
+    from brickyard.pipelines.stages.dedup import (
         SIGN_SCHEMA,
         band_buckets,
         candidate_pairs,
@@ -126,9 +126,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
 
-    from pipelines.config import DedupSettings, SparkSettings
-    from pipelines.minhash import batch_shingle_hashes, s_curve, words_of
-    from pipelines.session import get_spark
+    from brickyard.pipelines.config import DedupSettings, SparkSettings
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.text.minhash import batch_shingle_hashes, s_curve, words_of
 
     texts = corpus(args.docs)
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ sources, C headers, man pages, licences, documentation), up to 16 kB each, in a 
 1. Signatures, one core: `batch_shingle_hashes` + `signatures` against datasketch's
    `MinHash.update_batch` on the same texts and 5-word shingles (datasketch's default hash, sha1).
    Goal: at least 5 times faster.
-2. The dedup job (`pipelines.dedup.dedup`, local Spark, every core) on each corpus size, in a fresh
+2. The dedup job (`brickyard.pipelines.stages.dedup.dedup`, local Spark, every core) on each corpus size, in a fresh
    process on a fresh lakehouse whose silver.documents holds the documents (written by another
    process first, not timed). Printed: wall time, time per 1,000 documents, the driver's peak
    Python memory (ru_maxrss of the driver process) and the JVM's peak heap in use (in local mode
@@ -51,9 +51,8 @@ def documents(n: int) -> list[str]:
 
 
 def bench_signatures(texts: list[str]) -> None:
+    from brickyard.pipelines.text.minhash import batch_shingle_hashes, shingles_of, signatures
     from datasketch import MinHash
-
-    from pipelines.minhash import batch_shingle_hashes, shingles_of, signatures
 
     mb = sum(len(t.encode()) for t in texts) / 1e6
     best = float("inf")
@@ -74,7 +73,7 @@ def bench_signatures(texts: list[str]) -> None:
 
 def write_silver(lakehouse: Path, n: int) -> None:
     """silver.documents with n real documents, all kept (what curate would hand to dedup)."""
-    from pipelines.curate import SILVER
+    from brickyard.pipelines.stages.curate import SILVER
 
     texts = documents(n)
     write_documents(lakehouse, SILVER, texts, lang_score=1.0, keep=True,
@@ -82,8 +81,8 @@ def write_silver(lakehouse: Path, n: int) -> None:
 
 
 def run_dedup(lakehouse: Path) -> dict:
-    from pipelines.dedup import dedup
-    from pipelines.session import get_spark
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.stages.dedup import dedup
 
     cfg = config(lakehouse)
     spark = get_spark(lakehouse, cfg.spark, app_name="bench-dedup")
@@ -101,9 +100,8 @@ def run_dedup(lakehouse: Path) -> dict:
 
 def baseline(texts: list[str], threshold: float) -> tuple[float, int]:
     """datasketch in memory: exact by hash, then MinHashLSH query/insert and union-find."""
+    from brickyard.pipelines.text.minhash import shingles_of
     from datasketch import MinHash, MinHashLSH
-
-    from pipelines.minhash import shingles_of
 
     t = time.perf_counter()
     parent: dict[int, int] = {}

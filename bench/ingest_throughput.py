@@ -38,7 +38,7 @@ CORPORA = {
 def bench_source(corpus: str):
     """The corpus as a `text` source named `bench` and a pipeline config over it, or None (with a
     message) when bench/corpora.sh has not fetched it yet."""
-    from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+    from brickyard.pipelines.config import PipelineConfig, SourceConfig, SparkSettings
 
     sub, include = CORPORA[corpus]
     root = REPO / ".cache" / "corpora" / corpus / sub
@@ -62,7 +62,7 @@ def plain_loop(files: list[Path]) -> int:
 
 
 def readers_loop(cfg, units) -> int:
-    from pipelines.readers import read_unit
+    from brickyard.pipelines.sources.readers import read_unit
 
     total = 0
     for u in units:
@@ -91,10 +91,10 @@ def main() -> int:
         return 2
     source, cfg = found
 
-    from pipelines.config import PipelineConfig, SourceConfig
-    from pipelines.ingest import ingest
-    from pipelines.session import get_spark
-    from pipelines.sources import list_units
+    from brickyard.pipelines.config import PipelineConfig, SourceConfig
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.sources.listing import list_units
+    from brickyard.pipelines.stages.ingest import ingest
 
     t_list, units = best_of(1, lambda: list_units(cfg, source))
     files = [Path(u.file) for u in units]

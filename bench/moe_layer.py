@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.moe import MoEFFN, MoETransformer, glu  # noqa: E402
-from model.presets import get_preset, param_counts  # noqa: E402
+from brickyard.model.moe import MoEFFN, MoETransformer, glu  # noqa: E402
+from brickyard.model.presets import get_preset, param_counts  # noqa: E402
 
 
 def timed(fn, device, repeat=5, warmup=2) -> float:

@@ -117,7 +117,7 @@ def text_bytes(path: Path) -> int:
 def pool_files(part: Part) -> list[tuple[str, int]]:
     """(relative path, text bytes) of the part's files, skipping links, caches and the staging
     folder itself."""
-    from pipelines.sources import walk_files
+    from brickyard.pipelines.sources.listing import walk_files
 
     return [(rel, text_bytes(part.root / rel)) for rel, _ in walk_files(part.root, list(part.include), ["*/__pycache__/*", *part.exclude])
             if not (part.root / rel).is_symlink()]
@@ -130,7 +130,7 @@ def taken(part: str, rel: str, fraction: float) -> bool:
 
 def stage_corpus(size_mb: int, listing: dict[str, list[tuple[str, int]]], total: int) -> Path:
     """Hard-link the selection for `size_mb` under .cache/scale/<size>mb/<part>/ (once)."""
-    from pipelines.readers import LICENSE_FILE
+    from brickyard.pipelines.sources.readers import LICENSE_FILE
 
     out = REPO / ".cache" / "scale" / f"{size_mb}mb"
     if (out / ".complete").exists():
@@ -160,8 +160,7 @@ def link_file(src: Path, dst: Path) -> None:
 
 def write_config(workdir: Path, staged: Path) -> Path:
     import yaml
-
-    from pipelines.config import PERMISSIVE_LICENSES
+    from brickyard.pipelines.config import PERMISSIVE_LICENSES
 
     sources = [{"name": p.name, "kind": p.kind, "domain": p.domain, "path": str(staged / p.name), "include": list(p.include),
                 "exclude": list(p.exclude)} | ({"license": p.license} if p.license else {}) for p in pool() if (staged / p.name).is_dir()]
@@ -205,7 +204,7 @@ def mb_of(df) -> float:
 
 def floor_ingest(spark, cfg) -> tuple[float, float]:
     """(MB, seconds) of the plain read-decompress-decode-hash loop on a sample of the files."""
-    from pipelines.sources import list_units
+    from brickyard.pipelines.sources.listing import list_units
 
     files = [Path(u.file) for s in cfg.sources for u in list_units(cfg, s)]
     files = [f for f in files if taken("floor", str(f), 0.1)]
@@ -224,10 +223,10 @@ def floor_ingest(spark, cfg) -> tuple[float, float]:
 
 
 def floor_curate(spark, cfg, mb_in: float) -> tuple[float, float]:
-    from pipelines.config import to_dict
-    from pipelines.curate import IN_FIELDS, curate_record
-    from pipelines.filters import configure
-    from pipelines.langid import identify
+    from brickyard.pipelines.config import to_dict
+    from brickyard.pipelines.stages.curate import IN_FIELDS, curate_record
+    from brickyard.pipelines.text.filters import configure
+    from brickyard.pipelines.text.langid import identify
 
     records = sample_texts(spark.table("bronze.documents"), mb_in, IN_FIELDS)
     settings = to_dict(cfg.curate) | {"quality": None}
@@ -243,7 +242,7 @@ def floor_curate(spark, cfg, mb_in: float) -> tuple[float, float]:
 
 
 def floor_dedup(spark, cfg, mb_in: float) -> tuple[float, float]:
-    from pipelines.minhash import batch_shingle_hashes, signatures
+    from brickyard.pipelines.text.minhash import batch_shingle_hashes, signatures
 
     texts = [r["text"] for r in sample_texts(spark.table("silver.documents").where("keep"), mb_in)]
     t = time.perf_counter()
@@ -253,7 +252,7 @@ def floor_dedup(spark, cfg, mb_in: float) -> tuple[float, float]:
 
 
 def floor_tokenize(spark, cfg, mb_in: float, cores: int) -> tuple[float, float]:
-    from pipelines.tokenize import encoder
+    from brickyard.pipelines.stages.tokenize import encoder
 
     texts = [r["text"] for r in sample_texts(spark.table("gold.documents"), mb_in)]
     enc = encoder(cfg.tokenize.encoding)
@@ -283,28 +282,28 @@ def floor_export(samples: int, workdir: Path) -> tuple[int, float]:
 def run_stage(spark, cfg, stage: str) -> dict:
     """The stage's job, as `brickyard run` calls it; returns its outcome."""
     if stage == "ingest":
-        from pipelines.ingest import ingest
+        from brickyard.pipelines.stages.ingest import ingest
 
         r = ingest(spark, cfg, quiet=True)
         return {"status": r.status, "documents": r.documents, "quarantined": r.quarantined}
     elif stage == "curate":
-        from pipelines.curate import curate
+        from brickyard.pipelines.stages.curate import curate
 
         _, status, kept, rejected = curate(spark, cfg, quiet=True)
         return {"status": status, "kept": kept, "rejected": rejected}
     elif stage == "dedup":
-        from pipelines.dedup import dedup
+        from brickyard.pipelines.stages.dedup import dedup
 
         _, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
         return {"status": status, "keepers": keepers, "duplicates": duplicates}
     elif stage == "tokenize":
-        from pipelines.tokenize import tokenize
+        from brickyard.pipelines.stages.tokenize import tokenize
 
         _, status, docs, tokens = tokenize(spark, cfg, quiet=True)
         return {"status": status, "documents": docs, "tokens": tokens}
     elif stage == "export":
-        from pipelines.curriculum import load_curriculum
-        from pipelines.export import export
+        from brickyard.pipelines.curriculum import load_curriculum
+        from brickyard.pipelines.stages.export import export
 
         _, status, path, manifest = export(spark, cfg, load_curriculum(cfg.resolve(cfg.export.curriculum)), quiet=True)
         return {"status": status, "samples": sum(p["samples"] for p in manifest["phases"])}
@@ -312,8 +311,8 @@ def run_stage(spark, cfg, stage: str) -> dict:
 
 
 def child(stage: str, config: Path) -> dict:
-    from pipelines.config import load_config
-    from pipelines.session import get_spark
+    from brickyard.pipelines.config import load_config
+    from brickyard.pipelines.lake.session import get_spark
 
     cfg = load_config(config)
     workdir = config.parent

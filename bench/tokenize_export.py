@@ -7,7 +7,7 @@ Documents are real files of this machine (bench/realdocs.py: site-packages and s
 sources, C headers, man pages, licences, documentation, and the fetched corpora), up to 64 kB
 each, in a fixed order, until about --mb megabytes.
 
-1. Tokenize stage: `brickyard tokenize` (`pipelines.tokenize.tokenize`, local Spark on every core)
+1. Tokenize stage: `brickyard tokenize` (`brickyard.pipelines.stages.tokenize.tokenize`, local Spark on every core)
    on a fresh lakehouse. gold.documents first holds a 2 MB warm-up slice of documents (written by
    another process, not timed), which a first tokenize run encodes: that run shows what a fresh
    driver pays once (the first Delta commits of the JVM, Python workers starting and loading the
@@ -21,7 +21,7 @@ each, in a fixed order, until about --mb megabytes.
    ratios, for the whole run and for its encode-and-append phase alone (its `seconds.encode_write`
    metric); the rest is a fixed cost per run (Delta commits of the lineage row, planning, checks)
    that does not grow with the data.
-2. Export: `pipelines.export.export` of one stream of every document (seq_len 2048, zstd), timed
+2. Export: `brickyard.pipelines.stages.export.export` of one stream of every document (seq_len 2048, zstd), timed
    whole. Floor: one process handing the same number of samples, already packed in memory, to one
    `MDSWriter`. Printed: tokens/s of both and the ratio.
 3. Read: the exported stream through `streaming.StreamingDataset` (shuffled, as training reads
@@ -74,17 +74,17 @@ def corpus(mb: float) -> tuple[list[str], list[str]]:
 
 def write_gold(lakehouse: Path, texts: list[str], spark=None, first_id: int = 0) -> None:
     """Append the documents to gold.documents (what dedup would hand to tokenize)."""
-    from pipelines.dedup import GOLD
+    from brickyard.pipelines.stages.dedup import GOLD
 
     write_documents(lakehouse, GOLD, texts, spark=spark, first_id=first_id, quality_tier="unscored", cluster_id=lambda d: d)
 
 
 def run_stages(lakehouse: Path, mb: float) -> dict:
-    from pipelines.config import from_dict
-    from pipelines.curriculum import Curriculum
-    from pipelines.export import export
-    from pipelines.session import get_spark
-    from pipelines.tokenize import tokenize
+    from brickyard.pipelines.config import from_dict
+    from brickyard.pipelines.curriculum import Curriculum
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.stages.export import export
+    from brickyard.pipelines.stages.tokenize import tokenize
 
     cfg = config(lakehouse)
     spark = get_spark(lakehouse, cfg.spark, app_name="bench-tokenize")
@@ -115,7 +115,7 @@ def raw_floors(texts: list[str], cores: int) -> tuple[float, float]:
     and encode_to_numpy per text."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipelines.tokenize import encoder
+    from brickyard.pipelines.stages.tokenize import encoder
 
     enc = encoder("cl100k_base")
     batch = numpy = float("inf")

@@ -4,13 +4,13 @@
     .venv/bin/python bench/train_throughput.py [--export lakehouse/exports/demo] [--preset tiny] [--steps 20]
     torchrun --nproc_per_node 8 bench/train_throughput.py --preset small ...   (on GPUs)
 
-1. The trainer: `training.train.train` on the export for --steps steps (FSDP2 over every rank,
+1. The trainer: `brickyard.training.train.train` on the export for --steps steps (FSDP2 over every rank,
    the streaming loader, clipping, AdamW, MLflow logging), in a throwaway lakehouse. Its tokens/s
    is the median of its per-step `tokens_per_s` metric after the first three steps (warm-up).
 2. The floor: the same model (unwrapped, on one device), the same micro-batches, forward,
    backward and AdamW in a plain loop on batches already in memory; the median step.
 Printed: both in tokens/s, the ratio trainer / bare (per rank), and on a GPU the trainer's MFU
-against the device's dense bf16 peak (`training.train.PEAK_TFLOPS`).
+against the device's dense bf16 peak (`brickyard.training.train.PEAK_TFLOPS`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 
 def bare_step_tokens_per_s(model_cfg, seq_len: int, rank_batch: int, micro: int, device, dtype, steps: int) -> float:
     import torch
-
-    from model.moe import MoETransformer
+    from brickyard.model.moe import MoETransformer
 
     torch.manual_seed(0)
     model = MoETransformer(model_cfg).to(device=device, dtype=dtype)
@@ -61,11 +60,10 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
+    from brickyard.model.presets import flops_per_token
+    from brickyard.training.config import DataSettings, ModelSettings, TrackingSettings, TrainConfig
+    from brickyard.training.train import peak_flops, train
     from mlflow import MlflowClient
-
-    from model.presets import flops_per_token
-    from training.config import DataSettings, ModelSettings, TrackingSettings, TrainConfig
-    from training.train import peak_flops, train
 
     work = Path(tempfile.mkdtemp(prefix="brickyard-train-bench-"))
     os.environ["BRICKYARD_LAKEHOUSE"] = str(work)
@@ -81,7 +79,7 @@ def main() -> int:
         client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}")
         hist = sorted(client.get_metric_history(result.run_id, "tokens_per_s"), key=lambda m: m.step)
         trainer = statistics.median(m.value for m in hist[3:])
-        from training.data import open_export
+        from brickyard.training.data import open_export
 
         _, manifest = open_export(cfg.export_dir())
         seq_len = manifest["seq_len"]

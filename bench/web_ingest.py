@@ -10,7 +10,7 @@ member per record, as Common Crawl writes them), with one 404 and one image resp
 Three figures, measured in the same run, in records per second and in MB of WARC file per second:
 - extractor: trafilatura's `bare_extraction` over the pages' HTML (decoded beforehand) in a plain
   Python loop on one core: the peer, the least work any WARC-to-text ingest must do;
-- readers: brickyard's WARC reader (`pipelines.web.read_warc`: gzip, WARC and HTTP parsing,
+- readers: brickyard's WARC reader (`brickyard.pipelines.sources.web.read_warc`: gzip, WARC and HTTP parsing,
   charset, URL normalization and registered domain, extraction) in the same plain loop on one core;
 - spark: the whole `ingest` job over the folder on local Spark with every core, on a fresh
   lakehouse (listing, Python workers, the Arrow hand-off, conservation, the Delta commits).
@@ -55,13 +55,13 @@ def build_crawl(out: Path, pages: list[Path], files: int, copies: int) -> tuple[
 
 
 def extractor_loop(htmls: list[str]) -> int:
-    from pipelines.web import extract_text
+    from brickyard.pipelines.sources.web import extract_text
 
     return sum(len(extract_text(h, None)[1]) for h in htmls)
 
 
 def readers_loop(units, max_doc_bytes: int) -> int:
-    from pipelines.readers import read_unit
+    from brickyard.pipelines.sources.readers import read_unit
 
     return sum(1 for u in units for _ in read_unit(u, max_doc_bytes, 1 << 40))
 
@@ -76,10 +76,10 @@ def main() -> int:
         print(f"no HTML pages at {HTML}; run bench/corpora.sh python-doc first", file=sys.stderr)
         return 2
 
-    from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
-    from pipelines.ingest import ingest
-    from pipelines.session import get_spark
-    from pipelines.sources import list_units
+    from brickyard.pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+    from brickyard.pipelines.lake.session import get_spark
+    from brickyard.pipelines.sources.listing import list_units
+    from brickyard.pipelines.stages.ingest import ingest
 
     pages = sorted(p for p in HTML.rglob("*.html") if "_sources" not in p.parts)
     workdir = Path(tempfile.mkdtemp(prefix="brickyard-bench-web-"))

@@ -1,6 +1,6 @@
 """The pictures the notebooks draw (matplotlib), kept here so each notebook cell stays one line.
 
-Every function takes plain pandas data (from `pipelines.lakeview`) and returns its Figure, so a
+Every function takes plain pandas data (from `brickyard.pipelines.lake.lakeview`) and returns its Figure, so a
 notebook shows it and a script can save it.
 """
 

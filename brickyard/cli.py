@@ -94,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the MoE on an export (or export from gold.tokens first)",
                        description="Train the model a training config describes on an export, in this process "
-                       "(one CPU or GPU; under torchrun use `python -m training.train`, the same code). "
+                       "(one CPU or GPU; under torchrun use `python -m brickyard.training.train`, the same code). "
                        "Checkpoints resume exactly; the run is logged in MLflow with its export and table versions.")
-    from training.config import add_arguments
+    from .training.config import add_arguments
 
     add_arguments(p)
     g = p.add_argument_group("training from curated tables (exports first, with Spark)")
@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args):
-    from pipelines.config import load_config
-    from pipelines.errors import ConfigError
+    from .pipelines.config import load_config
+    from .pipelines.errors import ConfigError
 
     cfg = load_config(args.config)
     if args.master:
@@ -197,19 +197,19 @@ def _settings(args):
 
 
 def _spark(args, cfg):
-    from pipelines.session import get_spark, lakehouse_root
+    from .pipelines.lake.session import get_spark, lakehouse_root
 
     root = lakehouse_root(args.lakehouse, cfg.lakehouse)
     return get_spark(root, cfg.spark), root
 
 
 def cmd_run(args) -> int:
-    from pipelines.catalog import render_ls
-    from pipelines.ingest import ingest
+    from .pipelines.lake.catalog import render_ls
+    from .pipelines.stages.ingest import ingest
 
     cfg = _settings(args)
     if not cfg.sources:
-        from pipelines.errors import ConfigError
+        from .pipelines.errors import ConfigError
 
         raise ConfigError("the config declares no sources; pass --config configs/demo.yaml or your own")
     spark, root = _spark(args, cfg)
@@ -225,17 +225,17 @@ def cmd_run(args) -> int:
         if stage == "ingest":
             ingest(spark, cfg, args.source)
         elif stage == "curate":
-            from pipelines.curate import curate
+            from .pipelines.stages.curate import curate
 
             curate(spark, cfg)
         elif stage == "quality":
             _quality_stage(spark, cfg, root)
         elif stage == "dedup":
-            from pipelines.dedup import dedup
+            from .pipelines.stages.dedup import dedup
 
             dedup(spark, cfg)
         elif stage == "tokenize":
-            from pipelines.tokenize import tokenize
+            from .pipelines.stages.tokenize import tokenize
 
             tokenize(spark, cfg)
         elif stage == "export":
@@ -263,7 +263,7 @@ def cmd_run(args) -> int:
 
 
 def _report(root, versions=None, export_id=None, run_id=None, out=None):
-    from brickyard.report import build, check
+    from .report import build, check
 
     path, outcomes = build(root, versions, export_id, run_id, out_dir=out)
     check(outcomes, path)
@@ -271,9 +271,9 @@ def _report(root, versions=None, export_id=None, run_id=None, out=None):
 
 
 def cmd_report(args) -> int:
-    from brickyard.report import parse_versions
-    from pipelines.config import load_config
-    from pipelines.session import lakehouse_root
+    from .pipelines.config import load_config
+    from .pipelines.lake.session import lakehouse_root
+    from .report import parse_versions
 
     root = lakehouse_root(args.lakehouse, load_config(args.config).lakehouse)
     path = _report(root, parse_versions(args.as_of), args.export, args.run, args.out)
@@ -286,8 +286,8 @@ def _quality_stage(spark, cfg, root) -> None:
     if cfg.quality.positives is None:
         print("quality: no classifier configured (set quality.positives); documents stay unscored")
         return
-    from pipelines.curate import curate
-    from pipelines.quality import train
+    from .pipelines.stages.curate import curate
+    from .pipelines.stages.quality import train
 
     _, status = train(spark, cfg, root)
     if status == "succeeded":
@@ -295,7 +295,7 @@ def _quality_stage(spark, cfg, root) -> None:
 
 
 def cmd_quality(args) -> int:
-    from pipelines.quality import train
+    from .pipelines.stages.quality import train
 
     cfg = _settings(args)
     spark, root = _spark(args, cfg)
@@ -305,7 +305,7 @@ def cmd_quality(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from pipelines.ingest import ingest
+    from .pipelines.stages.ingest import ingest
 
     cfg = _settings(args)
     spark, _ = _spark(args, cfg)
@@ -330,14 +330,14 @@ def _job(module: str, function: str):
     return command
 
 
-cmd_curate = _job("pipelines.curate", "curate")
-cmd_dedup = _job("pipelines.dedup", "dedup")
-cmd_tokenize = _job("pipelines.tokenize", "tokenize")
+cmd_curate = _job("brickyard.pipelines.stages.curate", "curate")
+cmd_dedup = _job("brickyard.pipelines.stages.dedup", "dedup")
+cmd_tokenize = _job("brickyard.pipelines.stages.tokenize", "tokenize")
 
 
 def _export(spark, cfg, curriculum, out=None, as_of=None, force=False):
-    from pipelines.curriculum import load_curriculum
-    from pipelines.export import export
+    from .pipelines.curriculum import load_curriculum
+    from .pipelines.stages.export import export
 
     spec = load_curriculum(curriculum)
     run_id, status, path, _ = export(spark, cfg, spec, out=out, as_of=as_of, force=force)
@@ -353,8 +353,8 @@ def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False
 def _train_stage(cfg, root, export_dir) -> None:
     """`brickyard run`'s last stage: the configured training on the export just made, resumed if a
     checkpoint of the same config is there, a no-op if it is already trained."""
-    from training.config import load_train_config, use_lakehouse
-    from training.train import train
+    from .training.config import load_train_config, use_lakehouse
+    from .training.train import train
 
     use_lakehouse(root)
     tcfg = load_train_config(cfg.resolve(cfg.train.config))
@@ -363,14 +363,14 @@ def _train_stage(cfg, root, export_dir) -> None:
 
 
 def cmd_train(args) -> int:
-    from pipelines.errors import ConfigError
-    from training.config import config_from_args
-    from training.train import train
+    from .pipelines.errors import ConfigError
+    from .training.config import config_from_args
+    from .training.train import train
 
     tcfg = config_from_args(args)
     if args.from_table:
-        from pipelines.config import load_config
-        from pipelines.session import get_spark
+        from .pipelines.config import load_config
+        from .pipelines.lake.session import get_spark
 
         if not args.curriculum:
             raise ConfigError("--from-table needs --curriculum configs/curriculum/NAME.yaml")
@@ -389,7 +389,7 @@ def cmd_train(args) -> int:
 
 
 def _verify(path) -> int:
-    from pipelines.export import verify
+    from .pipelines.stages.export import verify
 
     problems = verify(path)
     for p in problems:
@@ -399,7 +399,7 @@ def _verify(path) -> int:
 
 
 def cmd_export(args) -> int:
-    from pipelines.errors import ConfigError
+    from .pipelines.errors import ConfigError
 
     if isinstance(args.verify, str):
         return _verify(args.verify)
@@ -412,7 +412,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from pipelines.forget import forget
+    from .pipelines.stages.forget import forget
 
     cfg = _settings(args)
     spark, _ = _spark(args, cfg)
@@ -422,7 +422,7 @@ def cmd_forget(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from pipelines import catalog
+    from .pipelines.lake import catalog
 
     cfg = _settings(args)
     cfg.spark.progress = False  # small queries: a progress bar would only flicker
@@ -436,20 +436,20 @@ def cmd_catalog(args) -> int:
     elif args.table:
         print(catalog.render_lineage(spark, args.table, args.runs))
     else:
-        from pipelines.errors import ConfigError
+        from .pipelines.errors import ConfigError
 
         raise ConfigError("name a table (brickyard catalog lineage gold.tokens) or a training run (--run MLFLOW_RUN_ID)")
     return 0
 
 
 def cmd_model(args) -> int:
-    from model.presets import PRESETS, param_counts
-    from pipelines.catalog import format_table
+    from .model.presets import PRESETS, param_counts
+    from .pipelines.lake.catalog import format_table
 
     names = [args.preset] if args.preset else list(PRESETS)
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
-        from pipelines.errors import BrickyardError
+        from .pipelines.errors import BrickyardError
 
         raise BrickyardError(f"unknown model preset {unknown[0]!r}; presets: {', '.join(PRESETS)}")
     rows = []
@@ -462,8 +462,8 @@ def cmd_model(args) -> int:
 
 
 def cmd_setup(args) -> int:
-    from pipelines import jars
-    from pipelines.session import check_java, java_version
+    from .pipelines.lake import jars
+    from .pipelines.lake.session import check_java, java_version
 
     java = check_java()
     print(f"java: {java} (Java {java_version(java)})")
@@ -480,7 +480,7 @@ COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pipelines.errors import BrickyardError
+    from .pipelines.errors import BrickyardError
 
     try:
         return COMMANDS[args.command](args)
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         print("brickyard: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        from pipelines.errors import storage_failure
+        from .pipelines.errors import storage_failure
 
         sentence = storage_failure(e, f"brickyard {args.command}")
         if sentence is None:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import BrickyardError
+from .pipelines.errors import BrickyardError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -124,7 +124,7 @@ def build(lakehouse: Path, versions: dict[str, int] | None = None, export_id: st
           run_id: str | None = None, folder: Path = NOTEBOOKS, out_dir: Path | None = None,
           timeout: int = 900, quiet: bool = False) -> tuple[Path, list[Outcome]]:
     """Execute every notebook against `lakehouse` and write the report; returns (report, outcomes)."""
-    from pipelines.lakeview import Lakeview
+    from .pipelines.lake.lakeview import Lakeview
 
     lakehouse = Path(lakehouse).resolve()
     # a lakehouse, versions, export or run that cannot be read fails here, in one sentence

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from model.moe import ModelConfig, MoETransformer
+from .moe import ModelConfig, MoETransformer
 
 _BLOCK_KEYS = {
     "norm_1.weight": "norm_attn_norm.norm_1.weight",

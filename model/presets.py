@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.moe import ModelConfig
+from .moe import ModelConfig
 
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(

@@ -24,10 +24,10 @@ versions = {}  # pin tables to Delta versions, e.g. {"silver.documents": 5}
 
 # %%
 import pandas as pd
+from brickyard.pipelines.lake.lakeview import Lakeview
 from IPython.display import display
 
 from brickyard import charts
-from pipelines.lakeview import Lakeview
 
 pd.set_option("display.max_colwidth", 90)
 lv = Lakeview(lakehouse, versions)

@@ -25,10 +25,10 @@ export_id = None  # an export from ops.exports; None: the newest
 
 # %%
 import pandas as pd
+from brickyard.pipelines.lake.lakeview import Lakeview, planned_vs_exported, stream_counts
 from IPython.display import display
 
 from brickyard import charts
-from pipelines.lakeview import Lakeview, planned_vs_exported, stream_counts
 
 pd.set_option("display.max_colwidth", 90)
 lv = Lakeview(lakehouse, versions)

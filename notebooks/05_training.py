@@ -24,10 +24,10 @@ run_id = None  # an MLflow run id; None: the newest training run
 
 # %%
 import pandas as pd
+from brickyard.pipelines.lake.lakeview import Lakeview, phase_starts
 from IPython.display import display
 
 from brickyard import charts
-from pipelines.lakeview import Lakeview, phase_starts
 
 pd.set_option("display.max_colwidth", 90)
 lv = Lakeview(lakehouse)

@@ -3,5 +3,3 @@
 Stages (each a Spark job that reads catalog tables or sources, writes with an atomic Delta commit
 and records itself in `ops.lineage`): ingest -> curate -> dedup -> tokenize -> export.
 """
-
-__version__ = "0.1.0"

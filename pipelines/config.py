@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pipelines.errors import ConfigError
+from .errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------
 # Generic validation
@@ -182,7 +182,7 @@ class SourceConfig:
     text_field: str = "text"  # jsonl / parquet: the field holding the document
     id_field: str | None = None  # jsonl / parquet: a stable record id, else the line / row number
     license: str | None = None  # code / text: override the licence read from the tree
-    # warc: a blocklist file of domains and ~URL substrings (see pipelines.web.UrlRules); relative
+    # warc: a blocklist file of domains and ~URL substrings (see brickyard.pipelines.sources.web.UrlRules); relative
     # paths are relative to the config file
     url_blocklist: str | None = None
     # sample: megabytes to take from each part (0 leaves a part out)
@@ -195,7 +195,7 @@ class SourceConfig:
                 "(starting with a letter)"
             )
         if self.kind == "sample":
-            from pipelines.sample import PARTS  # local: keeps config free of reader imports
+            from .sources.sample import PARTS  # local: keeps config free of reader imports
 
             for part, mb in self.parts.items():
                 if part not in PARTS:
@@ -258,12 +258,12 @@ class CurateSettings:
     # code whose licence is not listed is rejected as license:<id>; NOASSERTION means no licence file
     licenses: list[str] = field(default_factory=lambda: list(PERMISSIVE_LICENSES))
     redact_pii: bool = True
-    rules: dict[str, Any] = field(default_factory=dict)  # {rule: {min, max, enabled}}, see pipelines.filters
+    rules: dict[str, Any] = field(default_factory=dict)  # {rule: {min, max, enabled}}, see brickyard.pipelines.text.filters
 
     def validate(self, where: str) -> None:
         if not 0 <= self.min_lang_score <= 1:
             raise ConfigError(f"{where}.min_lang_score: must be between 0 and 1, got {self.min_lang_score!r}")
-        from pipelines.filters import configure
+        from .text.filters import configure
 
         try:
             configure(self.rules)
@@ -287,7 +287,7 @@ class Selection:
 
 @dataclass
 class QualitySettings:
-    """The fastText quality classifier (see pipelines.quality): what it learns from and its tiers."""
+    """The fastText quality classifier (see brickyard.pipelines.stages.quality): what it learns from and its tiers."""
 
     positives: Selection | None = None  # the reference selection; no classifier while unset
     negatives: Literal["random", "rejected"] = "random"  # other curated documents, or the rejected ones
@@ -354,7 +354,7 @@ KEEPER_KEYS = ("quality_score", "n_bytes", "curated_at", "lang_score")
 
 @dataclass
 class DedupSettings:
-    """Exact and MinHash-LSH near-duplicate detection (see pipelines.dedup)."""
+    """Exact and MinHash-LSH near-duplicate detection (see brickyard.pipelines.stages.dedup)."""
 
     ngram: int = 5  # shingles are word n-grams
     num_perm: int = 128  # signature length
@@ -393,7 +393,7 @@ class DedupSettings:
 
 @dataclass
 class TokenizeSettings:
-    """`brickyard tokenize` (see pipelines.tokenize)."""
+    """`brickyard tokenize` (see brickyard.pipelines.stages.tokenize)."""
 
     encoding: str = "cl100k_base"  # a tiktoken encoding; cl100k_base (GPT-4's, DBRX's) ships offline
     # the documents tokenized: gold (curated, deduplicated), or bronze (as ingested: a raw-data
@@ -412,7 +412,7 @@ class TokenizeSettings:
 
 @dataclass
 class ExportSettings:
-    """`brickyard export` (see pipelines.export): which curriculum `brickyard run` exports, and where."""
+    """`brickyard export` (see brickyard.pipelines.stages.export): which curriculum `brickyard run` exports, and where."""
 
     curriculum: str | None = None  # a curriculum YAML, relative to this config file; none: run skips export
     root: str = "exports"  # where exports go, relative to the lakehouse root (or absolute)
@@ -459,7 +459,7 @@ class PipelineConfig:
                     f"declared domains: {', '.join(self.domains)} (add it under 'domains')"
                 )
             if s.url_blocklist is not None:
-                from pipelines.web import UrlRules  # local: keeps config free of reader imports
+                from .sources.web import UrlRules  # local: keeps config free of reader imports
 
                 try:
                     UrlRules.load(self.resolve(s.url_blocklist))

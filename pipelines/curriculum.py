@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipelines.config import _did_you_mean, from_dict, read_yaml
-from pipelines.errors import ConfigError
+from .config import _did_you_mean, from_dict, read_yaml
+from .errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SHARE_TOLERANCE = 1e-6  # how far shares may be from adding up to 1 (YAML decimals)
@@ -55,7 +55,7 @@ class StreamSpec:
 
     def condition(self) -> str:
         """A Spark SQL condition on gold.tokens."""
-        from pipelines.catalog import sql_str
+        from .lake.delta import sql_str
 
         parts = [f"{col} IN ({', '.join(sql_str(v) for v in vals)})"
                  for col, vals in (("domain", self.domains), ("quality_tier", self.tiers), ("source", self.sources)) if vals]

@@ -4,8 +4,7 @@ whole test run, on a lakehouse in a temporary folder, so the suite pays the JVM 
 from __future__ import annotations
 
 import pytest
-
-from pipelines.config import PipelineConfig, SourceConfig, SparkSettings
+from brickyard.pipelines.config import PipelineConfig, SourceConfig, SparkSettings
 
 
 def spark_settings() -> SparkSettings:
@@ -19,7 +18,7 @@ def lakehouse(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spark(lakehouse):
-    from pipelines.session import get_spark
+    from brickyard.pipelines.lake.session import get_spark
 
     session = get_spark(lakehouse, spark_settings(), app_name="brickyard-tests")
     yield session

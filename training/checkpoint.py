@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from training.parallel import World
+from .parallel import World
 
 
 def latest(root: Path) -> Path | None:

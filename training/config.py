@@ -1,6 +1,6 @@
 """A training run's settings: YAML in (`configs/train/*.yaml`), validated dataclasses out.
 
-The same checks as the pipeline config (`pipelines.config.from_dict`): an unknown key gets a
+The same checks as the pipeline config (`brickyard.pipelines.config.from_dict`): an unknown key gets a
 "did you mean", a wrong type or an out-of-range value one sentence naming where it is.
 
 Batch sizes count samples of seq_len + 1 tokens (one sample = seq_len trained tokens):
@@ -16,20 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipelines.config import _did_you_mean, _positive, config_hash, from_dict, read_yaml, to_dict
-from pipelines.errors import ConfigError
+from ..pipelines.config import _did_you_mean, _positive, config_hash, from_dict, read_yaml, to_dict
+from ..pipelines.errors import ConfigError
 
 
 @dataclass
 class ModelSettings:
-    preset: str = "tiny"  # a name from model.presets (`brickyard model info` lists them)
+    preset: str = "tiny"  # a name from brickyard.model.presets (`brickyard model info` lists them)
     overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to change, e.g. {n_layers: 4}
 
     def validate(self, where: str) -> None:
         import dataclasses
 
-        from model.moe import ModelConfig
-        from model.presets import PRESETS
+        from ..model.moe import ModelConfig
+        from ..model.presets import PRESETS
 
         if self.preset not in PRESETS:
             raise ConfigError(f"{where}.preset: unknown model preset {self.preset!r}{_did_you_mean(self.preset, list(PRESETS))}; "
@@ -40,7 +40,7 @@ class ModelSettings:
                 raise ConfigError(f"{where}.overrides: unknown model setting {k!r}{_did_you_mean(k, names)}")
 
     def build(self):
-        from model.presets import get_preset
+        from ..model.presets import get_preset
 
         try:
             return get_preset(self.preset, **self.overrides)
@@ -176,7 +176,7 @@ class TrainConfig:
         return p if p.is_absolute() else (Path(self.base_dir) / p)
 
     def lakehouse_root(self) -> Path:
-        from pipelines.session import lakehouse_root
+        from ..pipelines.lake.session import lakehouse_root
 
         return lakehouse_root(None, self.lakehouse)
 
@@ -230,7 +230,7 @@ def use_lakehouse(path: str | os.PathLike) -> None:
 
 
 def add_arguments(p) -> None:
-    """The options of `brickyard train` and `python -m training.train` (the same ones)."""
+    """The options of `brickyard train` and `python -m brickyard.training.train` (the same ones)."""
     p.add_argument("--config", required=True, help="training YAML (configs/train/NAME.yaml)")
     p.add_argument("--export", help="the export to train on (overrides data.export)")
     p.add_argument("--lakehouse", help="lakehouse root for the MLflow store, checkpoints and cache (overrides lakehouse)")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from pipelines.errors import ConfigError
-from training.config import ParallelSettings
+from ..pipelines.errors import ConfigError
+from .config import ParallelSettings
 
 
 @dataclass

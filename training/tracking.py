@@ -14,8 +14,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from pipelines.config import to_dict
-from pipelines.tracking import experiment_id, open_store
+from ..pipelines.config import to_dict
+from ..pipelines.lake.tracking import experiment_id, open_store
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The training loop: an export in, checkpoints and an MLflow run out.
 
     brickyard train --config configs/train/demo.yaml            one process (CPU or one GPU)
-    torchrun --nproc_per_node 8 -m training.train --config ...  many processes, the same code
+    torchrun --nproc_per_node 8 -m brickyard.training.train --config ...  many processes, the same code
 
 Every step: each rank takes its share of the global batch from the phase's loader, runs it in
 micro-batches (inputs = sample[:-1], labels = sample[1:]), with gradient sync only on the last
@@ -28,11 +28,11 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 
-from pipelines.errors import BrickyardError, ConfigError
-from training import checkpoint, tracking
-from training.config import TrainConfig, add_arguments, config_from_args
-from training.data import open_export, phase_at, phase_loader, plan
-from training.parallel import World, all_mean, init_distributed, parallelize
+from ..pipelines.errors import BrickyardError, ConfigError
+from . import checkpoint, tracking
+from .config import TrainConfig, add_arguments, config_from_args
+from .data import open_export, phase_at, phase_loader, plan
+from .parallel import World, all_mean, init_distributed, parallelize
 
 # dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0,
@@ -184,8 +184,8 @@ def _resume_point(cfg: TrainConfig, world: World, resume: Resume, fresh: bool, t
 
 def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Result:
     """Run (or resume) the training `cfg` describes, in this process; every rank calls it."""
-    from model.moe import MoETransformer
-    from model.presets import flops_per_token
+    from ..model.moe import MoETransformer
+    from ..model.presets import flops_per_token
 
     if not cfg.data.export:
         raise ConfigError("data.export: name the export to train on (a folder made by `brickyard export`)")
@@ -319,7 +319,7 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="brickyard.training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     return p
 

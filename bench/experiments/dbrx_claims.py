@@ -143,7 +143,7 @@ def fractions(parts: list[Part], listing: dict[str, list[tuple[str, int]]], mb: 
 def stage_corpus(parts: list[Part], setup: Setup, out: Path, validation_sources: set[str]) -> dict:
     """Hard-link the selection under out/train/<part>/ and out/heldout/<part>/ (once). Returns the
     megabytes staged per part and side."""
-    from pipelines.readers import LICENSE_FILE
+    from brickyard.pipelines.sources.readers import LICENSE_FILE
 
     done = out / "staged.json"
     if done.exists():
@@ -183,7 +183,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 def pipeline_configs(work: Path, parts: list[Part], setup: Setup) -> tuple[Path, Path]:
     """The curated and the raw lakehouse's pipeline configs, and the curriculum both export."""
-    from pipelines.config import PERMISSIVE_LICENSES
+    from brickyard.pipelines.config import PERMISSIVE_LICENSES
 
     corpus = work / "corpus"
     train_names = [p.name for p in parts if (corpus / "train" / p.name).is_dir()]
@@ -242,8 +242,7 @@ def band_rows(texts: list[str], threshold: float, num_perm: int = 128, ngram: in
     `threshold`): two texts that share one are near-duplicate candidates. None for a text with no
     shingle (no words)."""
     import numpy as np
-
-    from pipelines.minhash import batch_shingle_hashes, lsh_params, signatures
+    from brickyard.pipelines.text.minhash import batch_shingle_hashes, lsh_params, signatures
 
     bands, rows = lsh_params(threshold, num_perm)
     out: list[list[bytes] | None] = []
@@ -264,8 +263,7 @@ def band_rows(texts: list[str], threshold: float, num_perm: int = 128, ngram: in
 def build_validation(work: Path, setup: Setup, threshold: float, sources: dict[str, tuple[str, ...]]) -> dict:
     """val.npy (samples, seq_len + 1) and val.json (what is in it, what was dropped and why)."""
     import numpy as np
-
-    from pipelines.lakeview import Lakeview
+    from brickyard.pipelines.lake.lakeview import Lakeview
 
     out = work / "val.npy"
     made_for = {"seq_len": setup.seq_len, "val_samples": setup.val_samples, "micro_batch": setup.micro_batch}
@@ -376,8 +374,7 @@ def curves(tracking_uri: str, setup: Setup) -> dict[str, dict]:
     """{run name: {tokens: [...], flops: [...], val_loss: [...], run_id}} from MLflow: the newest
     finished run of each name made with these settings."""
     import mlflow
-
-    from model.presets import flops_per_token, get_preset
+    from brickyard.model.presets import flops_per_token, get_preset
 
     client = mlflow.MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(EXPERIMENT)
@@ -465,7 +462,7 @@ def plots(work: Path, runs: dict) -> list[Path]:
 
 
 def report(work: Path, setup: Setup, runs: dict, val: dict, staged: dict, exports: dict[str, Path], seconds: float) -> dict:
-    from model.presets import get_preset, param_counts
+    from brickyard.model.presets import get_preset, param_counts
 
     claim1 = spread([ratio(runs[f"moe-curated-s{s}"], runs[f"moe-raw-s{s}"], "tokens") for s in setup.seeds])
     claim2 = {dense: spread([ratio(runs[f"moe-curated-s{s}"], runs[f"{dense}-s{s}"], "flops") for s in setup.seeds])
@@ -594,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         brickyard("run", "--config", str(raw_cfg), "--until", "export", env=env)
     exports = {"curated": newest_export(work / "curated"), "raw": newest_export(work / "raw")}
 
-    from pipelines.config import load_config
+    from brickyard.pipelines.config import load_config
 
     val = build_validation(work, setup, load_config(curated_cfg).dedup.threshold, val_sources)
     if not args.report_only:

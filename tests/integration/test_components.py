@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from pipelines.components import components
+from brickyard.pipelines.text.components import components
 
 pytestmark = pytest.mark.spark
 

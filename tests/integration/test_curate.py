@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from brickyard.pipelines.lake import delta
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.ingest import ingest
 
-from pipelines import catalog
-from pipelines.curate import curate
-from pipelines.ingest import ingest
 from tests.helpers import STDLIB, copy_stdlib_package, real_metadata_texts
 from tests.roff import roff_text
 
@@ -64,7 +64,7 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
     first = stats.where("counted_as = 'first_failure'").groupBy().sum("documents").collect()[0][0]
     assert first == rejected  # every rejected document is explained exactly once
     assert stats.where("counted_as = 'input'").groupBy().sum("documents").collect()[0][0] == kept + rejected
-    assert catalog.table_properties(spark, "silver.documents")["brickyard.pii"] == "redacted"
+    assert delta.table_properties(spark, "silver.documents")["brickyard.pii"] == "redacted"
 
     # a rerun is a no-op; a new bronze document is curated alone
     assert curate(spark, cfg, quiet=True)[1] == "noop"

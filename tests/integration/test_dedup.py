@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from brickyard.pipelines.config import DedupSettings, MinHashOverride
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.dedup import dedup
+from brickyard.pipelines.stages.ingest import ingest
+from brickyard.pipelines.text.minhash import shingles_of
 
-from pipelines.config import DedupSettings, MinHashOverride
-from pipelines.curate import curate
-from pipelines.dedup import dedup
-from pipelines.ingest import ingest
-from pipelines.minhash import shingles_of
 from tests.helpers import copy_stdlib_package
 
 pytestmark = pytest.mark.spark
@@ -145,7 +145,13 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
 
 
 def test_assign_handles_empty_and_single_input(spark):
-    from pipelines.dedup import SIGN_SCHEMA, _assign, domain_plans, make_signer, plans_frame
+    from brickyard.pipelines.stages.dedup import (
+        SIGN_SCHEMA,
+        _assign,
+        domain_plans,
+        make_signer,
+        plans_frame,
+    )
 
     settings = DedupSettings()
     plans = domain_plans(settings, ["docs"])

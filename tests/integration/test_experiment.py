@@ -81,7 +81,7 @@ def test_runs_and_the_summary_are_in_the_mlflow_store(smoke):
 
 
 def test_the_raw_export_is_bronze_tokenized_without_curation(smoke):
-    from pipelines.lakeview import Lakeview
+    from brickyard.pipelines.lake.lakeview import Lakeview
 
     work, _ = smoke
     raw = Lakeview(work / "raw")
@@ -93,7 +93,7 @@ def test_the_raw_export_is_bronze_tokenized_without_curation(smoke):
 
 
 def test_held_out_documents_are_in_no_training_export(smoke):
-    from pipelines.lakeview import Lakeview
+    from brickyard.pipelines.lake.lakeview import Lakeview
 
     work, _ = smoke
     cur = Lakeview(work / "curated")

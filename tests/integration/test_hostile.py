@@ -139,8 +139,8 @@ class Appender:
 
 
 def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, make_config, corpus):
-    from pipelines.forget import forget
-    from pipelines.ingest import ingest
+    from brickyard.pipelines.stages.forget import forget
+    from brickyard.pipelines.stages.ingest import ingest
 
     cfg = _config(make_config, corpus)
     try:
@@ -215,9 +215,9 @@ def test_reading_the_hostile_corpus_keeps_memory_bounded(corpus, tmp_path):
     script = """
 import resource, sys, json
 from collections import Counter
-from pipelines.config import load_config
-from pipelines.readers import read_unit
-from pipelines.sources import list_units
+from brickyard.pipelines.config import load_config
+from brickyard.pipelines.sources.readers import read_unit
+from brickyard.pipelines.sources.listing import list_units
 cfg = load_config(sys.argv[1])
 units = [u for s in cfg.sources for u in list_units(cfg, s)]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

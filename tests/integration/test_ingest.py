@@ -8,11 +8,11 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.lake import catalog, delta, tables
+from brickyard.pipelines.sources.readers import content_sha256, doc_id
+from brickyard.pipelines.stages.ingest import DOCUMENTS, QUARANTINE, ingest
 
-from pipelines import catalog
-from pipelines.errors import ConfigError
-from pipelines.ingest import DOCUMENTS, QUARANTINE, ingest
-from pipelines.readers import content_sha256, doc_id
 from tests.helpers import copy_stdlib_package, real_metadata_texts, write_jsonl
 
 pytestmark = pytest.mark.spark
@@ -81,10 +81,10 @@ def test_ingest_real_files_documents_quarantine_and_lineage(spark, make_config, 
     assert row["rows_quarantined"] == 6
     assert {(i["name"], i["kind"]) for i in row["inputs"]} == {("t_web", "source"), ("t_web_pq", "source"), ("t_code", "source")}
     outs = {o["name"]: o["version"] for o in row["outputs"]}
-    assert outs["bronze.documents"] == catalog.latest_version(spark, "bronze.documents")
+    assert outs["bronze.documents"] == delta.latest_version(spark, "bronze.documents")
     assert row["metrics"]["quarantined.malformed_json"] == "1"
     assert row["config_hash"] and row["code_version"] and row["ended_at"] >= row["started_at"]
-    assert "PSF-2.0" in catalog.table_properties(spark, "bronze.documents")["brickyard.licenses"]
+    assert "PSF-2.0" in delta.table_properties(spark, "bronze.documents")["brickyard.licenses"]
 
 
 def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spark, make_config, tmp_path):
@@ -96,11 +96,11 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     cfg = make_config({"name": "t_books", "kind": "text", "path": "books", "domain": "books"})
     first = ingest(spark, cfg, quiet=True)
     assert (first.inserted, first.documents) == (4, 4)
-    version = catalog.latest_version(spark, "bronze.documents")
+    version = delta.latest_version(spark, "bronze.documents")
 
     again = ingest(spark, cfg, quiet=True)
     assert again.status == "noop" and again.files_read == 0
-    assert catalog.latest_version(spark, "bronze.documents") == version
+    assert delta.latest_version(spark, "bronze.documents") == version
     assert lineage_row(spark, again.run_id)["status"] == "noop"
     assert docs_of(spark, "t_books").count() == 4
 
@@ -131,8 +131,8 @@ def test_tables_carry_comments_governance_properties_and_constraints(spark, make
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "a.txt").write_text(real_metadata_texts(1)[0])
     ingest(spark, make_config({"name": "t_gov", "kind": "text", "path": "one"}), quiet=True)
-    for spec in (DOCUMENTS, QUARANTINE, catalog.LINEAGE):
-        props = catalog.table_properties(spark, spec.name)
+    for spec in (DOCUMENTS, QUARANTINE, tables.LINEAGE):
+        props = delta.table_properties(spark, spec.name)
         assert props["brickyard.layer"] == spec.layer and props["brickyard.pii"] == spec.pii
         assert props["brickyard.owner"] == "data-platform" and props["brickyard.producer"] == spec.producer
         comments = {f.name: f.metadata.get("comment") for f in spark.table(spec.name).schema.fields}
@@ -156,16 +156,16 @@ def test_tables_carry_comments_governance_properties_and_constraints(spark, make
 def test_a_table_keeps_its_constraints_as_they_are_and_takes_a_changed_one(spark):
     from dataclasses import replace
 
-    spec = catalog.TableSpec(name="ops.t_rules", comment="A table for this test", layer="ops", pii="none", producer="test",
-                             columns=(catalog.Column("kind", "STRING", "A kind"),), checks={"kind_known": "kind IN ('a', 'b')"})
-    catalog.ensure_table(spark, spec, "data-platform")
-    version = catalog.latest_version(spark, spec.name)
-    catalog.forget_ensured()  # check the table again rather than trust this session's memory of it
-    catalog.ensure_table(spark, spec, "data-platform")  # Delta stores the rule re-spaced: still the same rule
-    assert catalog.latest_version(spark, spec.name) == version
+    spec = tables.TableSpec(name="ops.t_rules", comment="A table for this test", layer="ops", pii="none", producer="test",
+                             columns=(tables.Column("kind", "STRING", "A kind"),), checks={"kind_known": "kind IN ('a', 'b')"})
+    delta.ensure_table(spark, spec, "data-platform")
+    version = delta.latest_version(spark, spec.name)
+    delta.forget_ensured()  # check the table again rather than trust this session's memory of it
+    delta.ensure_table(spark, spec, "data-platform")  # Delta stores the rule re-spaced: still the same rule
+    assert delta.latest_version(spark, spec.name) == version
     with pytest.raises(Exception, match="(?i)kind_known"):
         spark.sql("INSERT INTO ops.t_rules VALUES ('c')")
-    catalog.ensure_table(spark, replace(spec, checks={"kind_known": "kind IN ('a', 'b', 'c')"}), "data-platform")
+    delta.ensure_table(spark, replace(spec, checks={"kind_known": "kind IN ('a', 'b', 'c')"}), "data-platform")
     spark.sql("INSERT INTO ops.t_rules VALUES ('c')")
     assert spark.table("ops.t_rules").count() == 1
 
@@ -213,9 +213,8 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     writes anything; the first finishes, and its next run finds nothing left to do."""
     import threading
 
+    from brickyard.pipelines.errors import BrickyardError
     from pyspark.sql import functions as F
-
-    from pipelines.errors import BrickyardError
 
     src = tmp_path / "src"
     # packages no other test reads: gold is shared by the whole session, and code another test
@@ -223,7 +222,7 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     for pkg in ("logging", "urllib", "unittest"):
         copy_stdlib_package(src, pkg)
     cfg = make_config({"name": "t_twice", "kind": "code", "path": str(src), "domain": "code"})
-    catalog.ensure_table(spark, catalog.LINEAGE, "data-platform")
+    delta.ensure_table(spark, tables.LINEAGE, "data-platform")
     before = {r.run_id for r in spark.table("ops.lineage").where("job = 'ingest'").select("run_id").collect()}
     first: dict = {}
     worker = threading.Thread(target=lambda: first.update(result=ingest(spark, cfg, quiet=True)))

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from brickyard.pipelines.config import QualitySettings, Selection
+from brickyard.pipelines.lake.registry import current_model
+from brickyard.pipelines.lake.session import session_lakehouse
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.ingest import ingest
+from brickyard.pipelines.stages.quality import train
+from brickyard.pipelines.text.quality import tier_of
 
-from pipelines.config import QualitySettings, Selection
-from pipelines.curate import curate
-from pipelines.ingest import ingest
-from pipelines.quality import current_model, tier_of, train
-from pipelines.session import session_lakehouse
 from tests.helpers import real_metadata_texts
 from tests.roff import roff_text
 

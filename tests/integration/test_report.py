@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from brickyard.pipelines.config import load_config
+from brickyard.pipelines.lake.lakeview import Lakeview
+from brickyard.pipelines.sources.listing import list_units
+from brickyard.pipelines.sources.readers import read_unit
 
-from pipelines.config import load_config
-from pipelines.lakeview import Lakeview
-from pipelines.readers import read_unit
-from pipelines.sources import list_units
 from tests.helpers import clean_env, kill_at, start_brickyard
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
@@ -155,9 +155,9 @@ def test_lakeview_reads_what_spark_reads_deletion_vectors_and_versions_included(
 
 def test_a_report_pins_versions_and_a_failing_notebook_is_reported_not_hidden(built, tmp_path):
     import nbformat
+    from brickyard.pipelines.errors import BrickyardError
 
     from brickyard.report import build, check
-    from pipelines.errors import BrickyardError
 
     lakehouse, _, _ = built
     # an export or run the lakehouse lacks is refused before any notebook runs
@@ -308,7 +308,7 @@ def test_the_data_build_on_a_standalone_cluster_gives_the_local_tables(spark, bu
     JVMs) gives the local build's tables: the same rows, by count and by checksum. The local build
     was interrupted in four stages (above) and this one was not, so the match also shows that a
     killed-and-rerun build ends where an uninterrupted one does."""
-    from pipelines.catalog import table_checksum
+    from brickyard.pipelines.lake.delta import table_checksum
 
     local, _, _ = built
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM)):

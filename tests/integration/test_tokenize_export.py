@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from brickyard.pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
+from brickyard.pipelines.curriculum import Curriculum
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.dedup import dedup
+from brickyard.pipelines.stages.export import export, ordered, verify
+from brickyard.pipelines.stages.ingest import ingest
+from brickyard.pipelines.stages.tokenize import tokenize
+from brickyard.pipelines.text.tokenizer import encoder
 
-from pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
-from pipelines.curate import curate
-from pipelines.curriculum import Curriculum
-from pipelines.dedup import dedup
-from pipelines.errors import ConfigError
-from pipelines.export import export, ordered, verify
-from pipelines.ingest import ingest
-from pipelines.tokenize import encoder, tokenize
 from tests.conftest import spark_settings
 from tests.helpers import copy_stdlib_package
 
@@ -107,9 +108,9 @@ def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     assert again[1] == "noop" and lineage(spark, again[0])["rows_in"] == 0
 
     # the closing check: gold.tokens must mirror the gold it read, row for row
-    from pipelines.catalog import latest_version
-    from pipelines.errors import BrickyardError
-    from pipelines.tokenize import _check_and_count
+    from brickyard.pipelines.errors import BrickyardError
+    from brickyard.pipelines.lake.delta import latest_version
+    from brickyard.pipelines.stages.tokenize import _check_and_count
 
     version = latest_version(spark, "gold.tokens")
     whole = spark.table("gold.documents")
@@ -198,7 +199,7 @@ def test_export_refuses_a_share_of_an_empty_stream_and_a_bad_version(spark, buil
     s = spec(phases=[{"name": "a", "share": 1.0, "mix": {"prose": 0.5, "none": 0.5}}])
     with pytest.raises(ConfigError, match="phase a needs 500 samples of stream none, which has none"):
         export(spark, cfg, s, out=tmp_path / "e", quiet=True)
-    from pipelines.errors import BrickyardError
+    from brickyard.pipelines.errors import BrickyardError
 
     with pytest.raises(BrickyardError, match=r"--as-of 99999: gold.tokens has versions 0 to \d+"):
         export(spark, cfg, spec(), out=tmp_path / "e", as_of=99999, quiet=True)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from brickyard.pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
+from brickyard.pipelines.curriculum import Curriculum
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.dedup import dedup
+from brickyard.pipelines.stages.export import export
+from brickyard.pipelines.stages.ingest import ingest
+from brickyard.pipelines.stages.tokenize import tokenize
 
-from pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
-from pipelines.curate import curate
-from pipelines.curriculum import Curriculum
-from pipelines.dedup import dedup
-from pipelines.export import export
-from pipelines.ingest import ingest
-from pipelines.tokenize import tokenize
 from tests.conftest import spark_settings
 from tests.helpers import clean_env, copy_stdlib_package
 
@@ -73,7 +73,7 @@ def write_config(path: Path, export_dir: Path, **over) -> Path:
 
 def command(config: Path, lakehouse: Path, ranks: int, *extra: str) -> list[str]:
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable]
-    return [*launch, "-m", "training.train", "--config", str(config), "--lakehouse", str(lakehouse), *extra]
+    return [*launch, "-m", "brickyard.training.train", "--config", str(config), "--lakehouse", str(lakehouse), *extra]
 
 
 def descendants(pid: int) -> list[int]:
@@ -157,7 +157,7 @@ def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(s
     assert 0 < r.data.metrics["expert_entropy/layer0"] <= 1
 
     # `brickyard catalog lineage --run`: from the run to its export, the table version, and the job that wrote it
-    from pipelines.catalog import render_run_lineage
+    from brickyard.pipelines.lake.catalog import render_run_lineage
 
     text = render_run_lineage(spark, lakehouse, r.info.run_id)
     assert f"export {Path(exported[0]).name}" in text and f"table gold.tokens v{manifest['tables']['gold.tokens']}" in text

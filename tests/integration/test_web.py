@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from brickyard.pipelines.stages.curate import curate
+from brickyard.pipelines.stages.ingest import ingest
+from brickyard.pipelines.text.filters import DEFAULT_RULES
 
-from pipelines.curate import curate
-from pipelines.filters import DEFAULT_RULES
-from pipelines.ingest import ingest
 from tests.helpers import real_html_pages, warc_bytes
 
 pytestmark = pytest.mark.spark

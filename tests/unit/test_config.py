@@ -1,9 +1,8 @@
 from pathlib import Path
 
 import pytest
-
-from pipelines.config import PipelineConfig, config_hash, from_dict, load_config
-from pipelines.errors import ConfigError
+from brickyard.pipelines.config import PipelineConfig, config_hash, from_dict, load_config
+from brickyard.pipelines.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

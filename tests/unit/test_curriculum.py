@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pipelines.config import from_dict
-from pipelines.curriculum import Curriculum, largest_remainder, load_curriculum, plan_phases
-from pipelines.errors import ConfigError
+from brickyard.pipelines.config import from_dict
+from brickyard.pipelines.curriculum import (
+    Curriculum,
+    largest_remainder,
+    load_curriculum,
+    plan_phases,
+)
+from brickyard.pipelines.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,8 +61,8 @@ def test_streams_can_select_sources_and_split_by_them_do_not_overlap():
 
 
 def test_a_spec_without_sources_keeps_the_export_id_it_had_before_sources_existed():
-    from pipelines.config import config_hash, to_dict
-    from pipelines.export import spec_hash
+    from brickyard.pipelines.config import config_hash, to_dict
+    from brickyard.pipelines.stages.export import spec_hash
 
     s = make()
     before = to_dict(s)

@@ -67,7 +67,7 @@ def test_near_duplicates_share_a_band_and_unrelated_texts_do_not(claims):
 
 
 def test_the_dense_arms_match_the_moes_active_and_total_parameters(claims):
-    from model.presets import get_preset, param_counts
+    from brickyard.model.presets import get_preset, param_counts
 
     counts = {arm: param_counts(get_preset("tiny", **claims.model_overrides(claims.FULL, arm))) for arm in claims.ARMS}
     moe, active, total = counts["moe-curated"], counts["dense-active"], counts["dense-total"]

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from pipelines.export import INDEX, PartWriter, _merge_index
+from brickyard.pipelines.stages.export import INDEX, PartWriter, _merge_index
 
 EOT = 100257
 

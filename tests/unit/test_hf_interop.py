@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from brickyard.model.hf import hf_config, to_hf
+from brickyard.model.moe import MoETransformer
+from brickyard.model.presets import get_preset
 from transformers import AutoModelForCausalLM
-
-from model.hf import hf_config, to_hf
-from model.moe import MoETransformer
-from model.presets import get_preset
 
 
 @pytest.fixture(scope="module")

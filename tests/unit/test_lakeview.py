@@ -12,10 +12,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from brickyard import charts  # noqa: E402
-from brickyard.report import NOTEBOOKS, notebooks, parse_versions  # noqa: E402
-from pipelines.errors import BrickyardError  # noqa: E402
-from pipelines.lakeview import (  # noqa: E402
+from brickyard.pipelines.errors import BrickyardError  # noqa: E402
+from brickyard.pipelines.lake.lakeview import (  # noqa: E402
     Edge,
     Lakeview,
     _literal,
@@ -24,6 +22,9 @@ from pipelines.lakeview import (  # noqa: E402
     stream_counts,
     to_pandas,
 )
+
+from brickyard import charts  # noqa: E402
+from brickyard.report import NOTEBOOKS, notebooks, parse_versions  # noqa: E402
 
 MANIFEST = {
     "sample_tokens": 65,

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
+from brickyard.pipelines.text.langid import get_model, identify
 
-from pipelines.langid import get_model, identify
 from tests.roff import roff_text
 
 MAN = Path("/usr/share/man")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datasketch import MinHash, MinHashLSH
-
-from pipelines.minhash import (
+from brickyard.pipelines.text.minhash import (
     BLOCK,
     jaccard,
     lsh_params,
@@ -16,6 +14,8 @@ from pipelines.minhash import (
     shingles_of,
     signatures,
 )
+from datasketch import MinHash, MinHashLSH
+
 from tests.helpers import real_metadata_texts
 
 
@@ -77,7 +77,7 @@ def test_near_duplicates_share_a_band_and_estimate_their_jaccard():
 
 
 def test_batches_of_documents_hash_like_one_shingle_at_a_time(monkeypatch):
-    import pipelines.minhash as mh
+    import brickyard.pipelines.text.minhash as mh
 
     texts = real_metadata_texts(5) + ["", "  ... ", "Zwei Wörter", "naïve café — déjà vu, Ünïcödé ÉTÉ text here", "a b c d e f",
                                       "snake_case and CamelCase 42x 3.14 x"]
@@ -89,7 +89,7 @@ def test_batches_of_documents_hash_like_one_shingle_at_a_time(monkeypatch):
 
 
 def test_pair_jaccard_is_exact_on_the_shingle_sets():
-    from pipelines.minhash import pair_jaccard, s_curve
+    from brickyard.pipelines.text.minhash import pair_jaccard, s_curve
 
     texts = real_metadata_texts(3)
     near = texts[0].replace("the", "a", 5)

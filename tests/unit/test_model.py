@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from model.moe import (
+from brickyard.model.moe import (
     Attention,
     Experts,
     ModelConfig,
@@ -15,7 +14,7 @@ from model.moe import (
     glu,
     rope_cos_sin,
 )
-from model.presets import PRESETS, get_preset, param_counts
+from brickyard.model.presets import PRESETS, get_preset, param_counts
 
 torch.manual_seed(0)
 

@@ -1,8 +1,8 @@
 import random
 
 import pytest
+from brickyard.pipelines.text.pii import PLACEHOLDERS, entropy, redact
 
-from pipelines.pii import PLACEHOLDERS, entropy, redact
 from tests.pii_cases import negatives, positives
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from pipelines.config import QualitySettings, from_dict
-from pipelines.errors import ConfigError
-from pipelines.quality import (
+from brickyard.pipelines.config import QualitySettings, from_dict
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.text.quality import (
     fasttext_line,
     load,
     roc_auc,
@@ -15,6 +14,7 @@ from pipelines.quality import (
     tier_sql,
     train_fasttext,
 )
+
 from tests.helpers import real_metadata_texts
 from tests.roff import roff_text
 

@@ -5,8 +5,8 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from pipelines.readers import (
+from brickyard.pipelines.sources.listing import split_unit
+from brickyard.pipelines.sources.readers import (
     Unit,
     code_language,
     content_sha256,
@@ -16,7 +16,7 @@ from pipelines.readers import (
     license_id,
     read_unit,
 )
-from pipelines.sources import split_unit
+
 from tests.helpers import STDLIB, real_metadata_texts, write_jsonl
 
 MB = 1 << 20

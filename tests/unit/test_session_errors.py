@@ -4,10 +4,9 @@ import os
 import stat
 
 import pytest
-
-from pipelines import jars
-from pipelines.errors import BrickyardError
-from pipelines.session import check_java, check_writable, lakehouse_root
+from brickyard.pipelines.lake import jars
+from brickyard.pipelines.errors import BrickyardError
+from brickyard.pipelines.lake.session import check_java, check_writable, lakehouse_root
 
 
 def fake_java(folder, version_line):
@@ -90,7 +89,7 @@ def test_a_hand_filled_jar_folder_is_used(tmp_path, monkeypatch):
 def test_a_nearly_full_lakehouse_is_refused_before_any_job_starts(tmp_path, monkeypatch):
     import shutil
 
-    from pipelines.session import check_free_space
+    from brickyard.pipelines.lake.session import check_free_space
 
     check_free_space(tmp_path)  # the default floor: this machine has room
     free_mb = shutil.disk_usage(tmp_path).free / 2**20
@@ -102,8 +101,9 @@ def test_a_nearly_full_lakehouse_is_refused_before_any_job_starts(tmp_path, monk
 def test_a_storage_failure_mid_job_is_one_sentence_from_the_cli(tmp_path, monkeypatch, capsys):
     import errno
 
+    from brickyard.pipelines.errors import storage_failure
+
     from brickyard import cli
-    from pipelines.errors import storage_failure
 
     # the OS error itself, and the text Spark passes up from the JVM, inside a chain of exceptions
     disk_full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "part-0.parquet"))
@@ -133,7 +133,7 @@ def test_a_storage_failure_mid_job_is_one_sentence_from_the_cli(tmp_path, monkey
 
 
 def test_a_delta_commit_conflict_is_recognised_by_its_exception_name():
-    from pipelines.catalog import _conflict_name, _is_conflict
+    from brickyard.pipelines.lake.lineage import _conflict_name, _is_conflict
 
     jvm = RuntimeError("An error occurred while calling o212.sql.\n: io.delta.exceptions.ConcurrentAppendException: "
                        "[DELTA_CONCURRENT_APPEND] Files were added to the root of the table by a concurrent update.")

@@ -6,10 +6,9 @@ import codecs
 import this  # noqa: F401,E402  (prints the Zen once on import)
 
 import pytest
-
-from pipelines.errors import ConfigError
-from pipelines.filters import DEFAULT_RULES, configure, evaluate
-from pipelines.signals import (
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.text.filters import DEFAULT_RULES, configure, evaluate
+from brickyard.pipelines.text.signals import (
     c4_signals,
     code_signals,
     fineweb_signals,

@@ -1,10 +1,10 @@
 import os
 from collections import Counter
 
-from pipelines.config import SourceConfig
-from pipelines.readers import Unit
-from pipelines.sample import sample_units
-from pipelines.sources import assign_partitions, units_for_tree
+from brickyard.pipelines.config import SourceConfig
+from brickyard.pipelines.sources.listing import assign_partitions, sample_units, units_for_tree
+from brickyard.pipelines.sources.readers import Unit
+
 from tests.helpers import copy_stdlib_package
 
 

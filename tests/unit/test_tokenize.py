@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tiktoken
+from brickyard.pipelines.config import TokenizeSettings, from_dict
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.text.tokenizer import encode_documents, encoder
 
-from pipelines.config import TokenizeSettings, from_dict
-from pipelines.errors import ConfigError
-from pipelines.tokenize import encode_documents, encoder
 from tests.helpers import STDLIB, real_metadata_texts
 
 EOT = 100257
@@ -54,7 +54,7 @@ def test_unknown_encoding_is_refused_with_a_suggestion():
 
 
 def test_an_encoding_that_would_need_a_download_is_a_clear_error(monkeypatch):
-    import pipelines.tokenize as tok
+    import brickyard.pipelines.text.tokenizer as tok
 
     def offline(name):
         raise OSError("network unreachable")

@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
-
-from pipelines.errors import ConfigError
-from training.config import TrainConfig, load_train_config
-from training.data import phase_at, plan
-from training.train import expert_stats, lr_factor
+from brickyard.pipelines.errors import ConfigError
+from brickyard.training.config import TrainConfig, load_train_config
+from brickyard.training.data import phase_at, plan
+from brickyard.training.train import expert_stats, lr_factor
 
 
 def write(tmp_path, text: str):
@@ -47,7 +46,7 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused_by_name():
 
 
 def test_missing_export_is_one_sentence(tmp_path):
-    from training.train import train
+    from brickyard.training.train import train
 
     cfg = load_train_config(write(tmp_path, f"data: {{export: {tmp_path / 'nowhere'}}}"))
     with pytest.raises(ConfigError, match="does not exist; make one with `brickyard export"):
@@ -93,15 +92,14 @@ def test_expert_stats_are_one_for_even_load_and_show_the_largest_share():
 
 
 def _world(rank: int = 0, size: int = 1):
-    from training.parallel import World
+    from brickyard.training.parallel import World
 
     return World(rank=rank, size=size, local_rank=rank, device=torch.device("cpu"))
 
 
 def test_validation_samples_are_split_over_ranks_in_whole_micro_batches(tmp_path):
     import numpy as np
-
-    from training.train import load_eval_samples
+    from brickyard.training.train import load_eval_samples
 
     np.save(tmp_path / "val.npy", np.arange(11 * 9, dtype=np.int32).reshape(11, 9))
     cfg = load_train_config(write(tmp_path, "micro_batch_size: 2\nglobal_batch_size: 4\neval: {data: val.npy}"))
@@ -128,10 +126,9 @@ def _free_port() -> int:
 def test_validation_loss_is_the_mean_cross_entropy_without_the_aux_losses():
     import torch.distributed as dist
     import torch.nn.functional as F
-
-    from model.moe import MoETransformer
-    from model.presets import get_preset
-    from training.train import evaluate
+    from brickyard.model.moe import MoETransformer
+    from brickyard.model.presets import get_preset
+    from brickyard.training.train import evaluate
 
     torch.manual_seed(0)
     model = MoETransformer(get_preset("tiny", d_model=32, n_layers=1, vocab_size=512, max_seq_len=16))

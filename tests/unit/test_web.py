@@ -11,10 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from pipelines.errors import ConfigError
-from pipelines.readers import Unit
-from pipelines.web import (
+from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.sources.readers import Unit
+from brickyard.pipelines.sources.web import (
     UrlRules,
     decode_html,
     html_lang,
@@ -22,6 +21,7 @@ from pipelines.web import (
     read_warc,
     registered_domain,
 )
+
 from tests.helpers import real_html_pages, visible_text, warc_bytes
 
 
@@ -175,8 +175,8 @@ def test_wet_conversions_are_documents_and_an_uncompressed_warc_reads_too(pages,
 
 
 def test_a_warc_source_in_config_finds_warc_and_wet_files_and_checks_its_blocklist(tmp_path):
-    from pipelines.config import PipelineConfig, SourceConfig
-    from pipelines.sources import list_units
+    from brickyard.pipelines.config import PipelineConfig, SourceConfig
+    from brickyard.pipelines.sources.listing import list_units
 
     crawl = tmp_path / "crawl"
     crawl.mkdir()

@@ -1,10 +1,10 @@
 """Ingest: declared sources -> `bronze.documents` (+ `bronze.quarantine` for what cannot be used).
 
 The job, in order:
-1. List every source into units of work on the driver (names and sizes only, `pipelines.sources`).
+1. List every source into units of work on the driver (names and sizes only, `brickyard.pipelines.sources.listing`).
 2. Drop files already ingested unchanged (same size and mtime in `ops.source_files`): only new or
    changed files are read, so a second run of the same sources is a recorded no-op.
-3. Read the units in parallel with `mapInArrow` (`pipelines.readers`): each record comes out once,
+3. Read the units in parallel with `mapInArrow` (`brickyard.pipelines.sources.readers`): each record comes out once,
    as a document or as a quarantine entry with its reason.
 4. Check conservation: records read = documents + quarantined, or the run fails.
 5. MERGE on `doc_id`: new documents are inserted, changed ones (another `content_sha256`) updated,
@@ -20,11 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from pipelines.catalog import (
-    Column,
-    JobRun,
-    Ref,
-    TableSpec,
+from ..config import PipelineConfig, config_hash, to_dict
+from ..lake.delta import (
     code_version,
     ensure_table,
     last_commit,
@@ -33,85 +30,12 @@ from pipelines.catalog import (
     set_properties,
     table_properties,
 )
-from pipelines.config import PipelineConfig, config_hash, to_dict
-from pipelines.faults import fault_pause
-from pipelines.readers import CHANGED, RECORD_FIELDS, Unit, read_unit
-from pipelines.session import default_parallelism
-from pipelines.sources import assign_partitions, list_units
-
-DOCUMENTS = TableSpec(
-    name="bronze.documents",
-    comment="Raw documents as read from their sources, one row per document (text as read, not yet "
-    "normalized or redacted). Keyed by doc_id; written by `brickyard ingest`.",
-    layer="bronze",
-    pii="raw",
-    producer="ingest",
-    columns=(
-        Column("doc_id", "STRING", "Stable id: sha256 of source name and locator (32 hex chars)", nullable=False),
-        Column("source", "STRING", "Name of the declared source", nullable=False),
-        Column("domain", "STRING", "Domain of the source: web, code, books, docs, legal, ...", nullable=False),
-        Column("format", "STRING", "Reader: jsonl, parquet, text, code or warc", nullable=False),
-        Column("path", "STRING", "File the document came from, relative to the source root", nullable=False),
-        Column("locator", "STRING", "Where in the source: path, path:LINE, path@OFFSET, path#row=N or id:ID", nullable=False),
-        Column("text", "STRING", "The document text as read (UTF-8)", nullable=False),
-        Column("content_sha256", "STRING", "sha256 of the text as read (curate recomputes it on normalized text)", nullable=False),
-        Column("n_bytes", "BIGINT", "Length of the text in UTF-8 bytes", nullable=False),
-        Column("code_language", "STRING", "Code: language from extension or shebang"),
-        Column("license", "STRING", "SPDX id of the licence from the tree's licence files (NOASSERTION when none)"),
-        Column("is_vendored", "BOOLEAN", "Code: under a vendor / third_party / node_modules folder"),
-        Column("is_generated", "BOOLEAN", "Code: marked as generated, or a generated file name"),
-        Column("metadata", "MAP<STRING, STRING>", "The source's own metadata (other JSON fields, file mtime)"),
-        Column("batch_id", "STRING", "Run id of the ingest that last wrote the row", nullable=False),
-        Column("ingested_at", "TIMESTAMP", "When that run wrote it (UTC)", nullable=False),
-    ),
-    checks={
-        "n_bytes_positive": "n_bytes > 0",
-        "sha256_hex": "length(content_sha256) = 64",
-        "format_known": "format IN ('jsonl', 'parquet', 'text', 'code', 'warc')",
-    },
-)
-
-QUARANTINE = TableSpec(
-    name="bronze.quarantine",
-    comment="Records that could not be used as documents, with the reason. Nothing read is lost: "
-    "every record is in bronze.documents or here.",
-    layer="bronze",
-    pii="raw",
-    producer="ingest",
-    columns=(
-        Column("doc_id", "STRING", "The id the record would have had", nullable=False),
-        Column("source", "STRING", "Name of the declared source", nullable=False),
-        Column("domain", "STRING", "Domain of the source", nullable=False),
-        Column("format", "STRING", "Reader: jsonl, parquet, text, code or warc", nullable=False),
-        Column("path", "STRING", "File, relative to the source root", nullable=False),
-        Column("locator", "STRING", "Where in the source", nullable=False),
-        Column("reason", "STRING", "Reason code: malformed_json, invalid_utf8, binary, too_large, ...", nullable=False),
-        Column("detail", "STRING", "One sentence on what is wrong", nullable=False),
-        Column("snippet", "STRING", "The first bytes of the record, escaped"),
-        Column("n_bytes", "BIGINT", "Size of the record in bytes, where known"),
-        Column("batch_id", "STRING", "Run id of the ingest that found it", nullable=False),
-        Column("quarantined_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-)
-
-SOURCE_FILES = TableSpec(
-    name="ops.source_files",
-    comment="Files ingest has read, with their size and mtime when read: ingest skips a file whose "
-    "size and mtime are unchanged.",
-    layer="ops",
-    pii="none",
-    producer="ingest",
-    columns=(
-        Column("source", "STRING", "Name of the declared source", nullable=False),
-        Column("path", "STRING", "File, relative to the source root", nullable=False),
-        Column("size", "BIGINT", "Size in bytes when read", nullable=False),
-        Column("mtime_ns", "BIGINT", "Modification time (ns) when read", nullable=False),
-        Column("documents", "BIGINT", "Documents read from it"),
-        Column("quarantined", "BIGINT", "Records of it quarantined"),
-        Column("batch_id", "STRING", "Run id of the ingest that read it", nullable=False),
-        Column("ingested_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-)
+from ..lake.faults import fault_pause
+from ..lake.lineage import JobRun, Ref
+from ..lake.session import default_parallelism
+from ..lake.tables import DOCUMENTS, QUARANTINE, SOURCE_FILES
+from ..sources.listing import assign_partitions, list_units
+from ..sources.readers import CHANGED, RECORD_FIELDS, Unit, read_unit
 
 TABLES = (DOCUMENTS, QUARANTINE, SOURCE_FILES)
 

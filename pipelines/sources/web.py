@@ -32,8 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pipelines.errors import ConfigError
-from pipelines.readers import _bad, _doc
+from ..errors import ConfigError
+from .records import bad_record, doc_record
 
 WEB_INCLUDE = ["*.warc", "*.warc.gz", "*.wet", "*.wet.gz"]
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -276,7 +276,7 @@ def read_warc(unit, max_doc_bytes: int, rules: UrlRules | None = None) -> Iterat
                 # counted twice
                 at = max(it.offset, pos)
                 if at not in done:
-                    yield _bad(unit, f"{unit.path}@{at}", "malformed", f"{_failure(e)}; the reader skipped to the next record")
+                    yield bad_record(unit, f"{unit.path}@{at}", "malformed", f"{_failure(e)}; the reader skipped to the next record")
                     done.add(at)
                 pos = _resync(f, at + 1, gzipped)
 
@@ -309,24 +309,24 @@ def _record(unit, record, loc: str, max_doc_bytes: int, rules: UrlRules | None) 
             "fetch_date": _header(h, "WARC-Date") or "", "record_id": _header(h, "WARC-Record-ID") or "",
             "warc_type": kind}
     if length > max_doc_bytes:
-        return _bad(unit, loc, "too_large", f"the record is {length} bytes, over the {max_doc_bytes}-byte document limit", url, length)
+        return bad_record(unit, loc, "too_large", f"the record is {length} bytes, over the {max_doc_bytes}-byte document limit", url, length)
     if rules is not None:
         why = rules.blocked(norm, host)
         if why:
-            return _bad(unit, loc, "url_blocked", why, url, length)
+            return bad_record(unit, loc, "url_blocked", why, url, length)
     if kind == "conversion":  # WET: text already extracted, UTF-8
         body = record.content_stream().read(max_doc_bytes + 1)
         if _cut_short(record):
-            return _bad(unit, loc, "malformed", TRUNCATED, body)
+            return bad_record(unit, loc, "malformed", TRUNCATED, body)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
-            return _bad(unit, loc, "undecodable", f"byte 0x{body[e.start]:02x} at offset {e.start} is not valid UTF-8", body)
+            return bad_record(unit, loc, "undecodable", f"byte 0x{body[e.start]:02x} at offset {e.start} is not valid UTF-8", body)
         meta |= {"content_type": _header(h, "Content-Type") or "text/plain",
                  "lang_hint": (_header(h, "WARC-Identified-Content-Language") or "").split(",")[0]}
         if not text.strip():
-            return _bad(unit, loc, "empty", "the record holds no text", body)
-        return _doc(unit, loc, text, meta, body)
+            return bad_record(unit, loc, "empty", "the record holds no text", body)
+        return doc_record(unit, loc, text, meta, body)
     if record.http_headers is None and (record.content_type or "").lower().startswith("application/http"):
         # warcio parses HTTP headers only under a lower-case http:/https: target URI
         from warcio.statusandheaders import StatusAndHeadersParser
@@ -336,19 +336,19 @@ def _record(unit, record, loc: str, max_doc_bytes: int, rules: UrlRules | None) 
     ctype = _header(record.http_headers, "Content-Type") or ""
     meta |= {"http_status": str(status or ""), "content_type": ctype.split(";")[0].strip().lower()}
     if status != "200":
-        return _bad(unit, loc, "http_status", f"HTTP status {status or 'missing'}, not 200", url, length)
+        return bad_record(unit, loc, "http_status", f"HTTP status {status or 'missing'}, not 200", url, length)
     if meta["content_type"] not in HTML_TYPES:
-        return _bad(unit, loc, "not_html", f"content type {meta['content_type'] or 'missing'} is not HTML", url, length)
+        return bad_record(unit, loc, "not_html", f"content type {meta['content_type'] or 'missing'} is not HTML", url, length)
     body = record.content_stream().read(max_doc_bytes + 1)
     if len(body) <= max_doc_bytes and _cut_short(record):
-        return _bad(unit, loc, "malformed", TRUNCATED, body)
+        return bad_record(unit, loc, "malformed", TRUNCATED, body)
     if len(body) > max_doc_bytes:  # a body that inflates (Content-Encoding) past the limit
-        return _bad(unit, loc, "too_large", f"the body inflates past the {max_doc_bytes}-byte document limit", url, len(body))
+        return bad_record(unit, loc, "too_large", f"the body inflates past the {max_doc_bytes}-byte document limit", url, len(body))
     html, problem = decode_html(body, ctype)
     if html is None:
-        return _bad(unit, loc, "undecodable", problem, body)
+        return bad_record(unit, loc, "undecodable", problem, body)
     title, text = extract_text(html, url)
     meta |= {"title": title or "", "lang_hint": html_lang(html) or ""}
     if not text.strip():
-        return _bad(unit, loc, "empty", "no main text could be extracted from the page", body)
-    return _doc(unit, loc, text, meta)
+        return bad_record(unit, loc, "empty", "no main text could be extracted from the page", body)
+    return doc_record(unit, loc, text, meta)

@@ -1,7 +1,7 @@
 """Curation signals: small pure functions from a document to numbers. No Spark, no I/O.
 
 A signal measures; it never decides. Decisions (thresholds, which rule rejects) live in
-`pipelines.filters`, with their values in config. The curate job maps these functions over Arrow
+`brickyard.pipelines.text.filters`, with their values in config. The curate job maps these functions over Arrow
 batches and stores every value per document, so a notebook can show why a document went.
 
 Families, after the published recipes:

@@ -3,7 +3,7 @@
 Each run takes the kept silver documents it has not seen (new, or changed since their last dedup):
 
 1. Signatures (`silver.signatures`): a MinHash signature per document, computed on the workers
-   in Arrow batches (`pipelines.minhash`: word n-gram shingles, datasketch's affine32 scheme,
+   in Arrow batches (`brickyard.pipelines.text.minhash`: word n-gram shingles, datasketch's affine32 scheme,
    vectorized with numpy). A domain may have its own n-gram size, signature length and threshold
    (`dedup.domains`). Stored signatures are reused; only new documents, changed ones, and those
    whose domain's scheme changed are signed.
@@ -16,7 +16,7 @@ Each run takes the kept silver documents it has not seen (new, or changed since 
    signature, computed in Spark SQL; candidate pairs are documents that share a (scheme, threshold,
    band, key) bucket. Each candidate pair is verified by the exact Jaccard similarity of the two
    texts' shingle sets (`verify: exact`, the default; or by the signatures' estimate).
-4. Clusters: connected components of the verified pairs, distributed (`pipelines.components`),
+4. Clusters: connected components of the verified pairs, distributed (`brickyard.pipelines.text.components`),
    so a chain A~B~C is one cluster even when A and C are not similar. An already clustered
    document stands for its cluster. A component that reaches an existing cluster joins it (the
    smallest, if it reaches several; existing clusters are never merged, so what is in gold stays);
@@ -35,11 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.catalog import (
-    Column,
-    JobRun,
-    Ref,
-    TableSpec,
+from ..config import DedupSettings, PipelineConfig, config_hash, to_dict
+from ..lake.delta import (
     code_version,
     delete_matching,
     ensure_table,
@@ -49,70 +46,10 @@ from pipelines.catalog import (
     read_pinned,
     set_properties,
 )
-from pipelines.config import DedupSettings, PipelineConfig, config_hash, to_dict
-from pipelines.curate import SILVER
-from pipelines.faults import fault_pause
-from pipelines.session import session_cores
-
-SIGNATURES = TableSpec(
-    name="silver.signatures",
-    comment="MinHash signature of every kept silver document, reused by later dedup runs. Written by `brickyard dedup`.",
-    layer="silver",
-    pii="none",
-    producer="dedup",
-    columns=(
-        Column("doc_id", "STRING", "The document (silver.documents.doc_id)", nullable=False),
-        Column("domain", "STRING", "Its domain (picks the MinHash settings)", nullable=False),
-        Column("content_sha256", "STRING", "sha256 of the text signed", nullable=False),
-        Column("scheme", "STRING", "h{hash version}-w{ngram}-p{num_perm}-s{seed}: shingle hashing, word n-gram size, permutations, seed", nullable=False),
-        Column("n_shingles", "INT", "Shingles in the text (0: no words, left out of near dedup)", nullable=False),
-        Column("signature", "ARRAY<INT>", "MinHash values (uint32 stored as int32), datasketch affine32 scheme", nullable=False),
-        Column("batch_id", "STRING", "Run id of the dedup that signed it", nullable=False),
-        Column("signed_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-)
-
-DUPLICATES = TableSpec(
-    name="silver.duplicates",
-    comment="Every deduplicated document and its cluster: the keeper (in gold.documents) and its exact or near "
-    "duplicates, with the estimated similarity to the keeper. Singletons are clusters of one. Written by `brickyard dedup`.",
-    layer="silver",
-    pii="none",
-    producer="dedup",
-    columns=(
-        Column("doc_id", "STRING", "The document", nullable=False),
-        Column("domain", "STRING", "Its domain", nullable=False),
-        Column("content_sha256", "STRING", "sha256 of its text when deduplicated", nullable=False),
-        Column("cluster_id", "STRING", "The cluster: doc_id of its keeper", nullable=False),
-        Column("is_keeper", "BOOLEAN", "This document represents the cluster in gold.documents", nullable=False),
-        Column("method", "STRING", "How a duplicate matched: exact (same text as the keeper) or near (MinHash LSH); null for keepers"),
-        Column("similarity", "DOUBLE", "Estimated Jaccard similarity to the keeper (share of equal signature slots); 1 for exact"),
-        Column("batch_id", "STRING", "Run id of the dedup that placed it", nullable=False),
-        Column("deduped_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-    checks={
-        "method_iff_duplicate": "(is_keeper AND method IS NULL AND cluster_id = doc_id) OR "
-        "(NOT is_keeper AND method IN ('exact', 'near') AND cluster_id <> doc_id)",
-        "similarity_range": "similarity IS NULL OR (similarity >= 0 AND similarity <= 1)",
-    },
-)
-
-GOLD = TableSpec(
-    name="gold.documents",
-    comment="One row per unique curated document: the keeper of each duplicate cluster. What tokenize reads. "
-    "Written by `brickyard dedup`.",
-    layer="gold",
-    pii="redacted",
-    producer="dedup",
-    columns=tuple(c for c in SILVER.columns if c.name in (
-        "doc_id", "source", "domain", "kind", "path", "locator", "text", "content_sha256", "n_bytes", "lang",
-        "code_language", "license", "quality_score", "quality_tier", "quality_model")) + (
-        Column("cluster_id", "STRING", "Its cluster in silver.duplicates (its own doc_id)", nullable=False),
-        Column("batch_id", "STRING", "Run id of the dedup that admitted it", nullable=False),
-        Column("deduped_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-    checks={"keeper_names_cluster": "cluster_id = doc_id"},
-)
+from ..lake.faults import fault_pause
+from ..lake.lineage import JobRun, Ref
+from ..lake.session import session_cores
+from ..lake.tables import DUPLICATES, GOLD, SIGNATURES, SILVER
 
 GOLD_FROM_SILVER = [c.name for c in GOLD.columns if c.name not in ("cluster_id", "batch_id", "deduped_at")]
 QUALITY_COLUMNS = ["quality_score", "quality_tier", "quality_model"]
@@ -140,13 +77,13 @@ class DomainPlan:
 
 
 def scheme_name(ngram: int, num_perm: int, seed: int) -> str:
-    from pipelines.minhash import HASH_VERSION
+    from ..text.minhash import HASH_VERSION
 
     return f"h{HASH_VERSION}-w{ngram}-p{num_perm}-s{seed}"
 
 
 def domain_plans(settings: DedupSettings, domains) -> dict[str, DomainPlan]:
-    from pipelines.minhash import lsh_params
+    from ..text.minhash import lsh_params
 
     plans = {}
     for d in sorted(set(domains)):
@@ -183,7 +120,7 @@ def make_signer(plans: dict[str, tuple[int, int]], default: tuple[int, int], see
         import numpy as np
         import pyarrow as pa
 
-        from pipelines.minhash import batch_shingle_hashes, signatures
+        from ..text.minhash import batch_shingle_hashes, signatures
 
         schema = pa.schema([("doc_id", pa.string()), ("domain", pa.string()), ("content_sha256", pa.string()),
                             ("scheme", pa.string()), ("n_shingles", pa.int32()), ("signature", pa.list_(pa.int32()))])
@@ -257,7 +194,7 @@ PAIR_SCHEMA = "a STRING, b STRING, threshold DOUBLE, similarity DOUBLE"
 def _exact_jaccard(batches):
     import pyarrow as pa
 
-    from pipelines.minhash import pair_jaccard
+    from ..text.minhash import pair_jaccard
 
     schema = pa.schema([("a", pa.string()), ("b", pa.string()), ("threshold", pa.float64()), ("similarity", pa.float64())])
     for batch in batches:
@@ -358,7 +295,7 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from pipelines.components import components
+    from ..text.components import components
 
     order = keeper_order(settings.keeper)
     old_keepers = old.where("is_keeper").groupBy("content_sha256").agg(F.min("cluster_id").alias("cluster_id"))
@@ -470,7 +407,7 @@ def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
             ).first()
             n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
             if n_placed != n_todo or n_distinct != n_todo:
-                from pipelines.errors import BrickyardError
+                from ..errors import BrickyardError
 
                 raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
 

@@ -4,13 +4,13 @@ Per document, in Arrow batches on the workers (`mapInArrow`; the fastText model 
 Python worker):
 1. normalize (text: NFC, controls, line endings, white space; code: line endings only),
 2. identify the language (fastText lid.176; recorded for code too, but code is exempt),
-3. measure every signal (`pipelines.signals`),
-4. redact PII and secrets with typed placeholders (`pipelines.pii`),
-5. decide (`pipelines.filters`): a web page is the newest capture of its URL (else
+3. measure every signal (`brickyard.pipelines.text.signals`),
+4. redact PII and secrets with typed placeholders (`brickyard.pipelines.text.pii`),
+5. decide (`brickyard.pipelines.text.filters`): a web page is the newest capture of its URL (else
    `url_duplicate`); text in a configured language above the minimum score; code under an allowed
    licence (else `license:<id>`); then the heuristic rules in their stated order. `reject_reason`
    is the first failing rule, `failed_rules` all of them.
-6. score quality with the newest registered classifier (`pipelines.quality`), if there is one.
+6. score quality with the newest registered classifier (`brickyard.pipelines.stages.quality`), if there is one.
 
 URL dedup: among bronze documents with the same normalized URL (web sources record it in their
 metadata), the newest capture (WARC-Date; then doc_id) is the one judged on its merits; every older
@@ -32,11 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pipelines.catalog import (
-    Column,
-    JobRun,
-    Ref,
-    TableSpec,
+from ..config import PipelineConfig, config_hash, to_dict
+from ..lake.delta import (
     code_version,
     ensure_table,
     last_commit,
@@ -44,73 +41,13 @@ from pipelines.catalog import (
     merge_into,
     set_properties,
 )
-from pipelines.config import PipelineConfig, config_hash, to_dict
-from pipelines.faults import fault_pause
-from pipelines.filters import configure, evaluate
-from pipelines.ingest import DOCUMENTS as BRONZE
-from pipelines.pii import redact
-from pipelines.quality import tier_sql
-from pipelines.signals import code_signals, normalize_code, normalize_text, text_signals
-
-SILVER = TableSpec(
-    name="silver.documents",
-    comment="Curated documents: normalized, PII-redacted, annotated with language, signals, a keep flag "
-    "and the rule that rejected them. Rejected documents stay here (keep = false). Written by `brickyard curate`.",
-    layer="silver",
-    pii="redacted",
-    producer="curate",
-    columns=(
-        Column("doc_id", "STRING", "Stable id, as in bronze", nullable=False),
-        Column("source", "STRING", "Name of the declared source", nullable=False),
-        Column("domain", "STRING", "Domain of the source", nullable=False),
-        Column("kind", "STRING", "text or code (code is exempt from language ID and text heuristics)", nullable=False),
-        Column("path", "STRING", "File, relative to the source root", nullable=False),
-        Column("locator", "STRING", "Where in the source", nullable=False),
-        Column("text", "STRING", "Normalized text with PII replaced by typed placeholders", nullable=False),
-        Column("content_sha256", "STRING", "sha256 of this (normalized, redacted) text: exact-dedup key", nullable=False),
-        Column("n_bytes", "BIGINT", "UTF-8 length of the text", nullable=False),
-        Column("lang", "STRING", "Most likely language (fastText lid.176, ISO 639)", nullable=False),
-        Column("lang_score", "DOUBLE", "Its probability", nullable=False),
-        Column("code_language", "STRING", "Code: language from extension or shebang"),
-        Column("license", "STRING", "Code: SPDX id of the licence"),
-        Column("is_vendored", "BOOLEAN", "Code: vendored path"),
-        Column("is_generated", "BOOLEAN", "Code: generated file"),
-        Column("signals", "MAP<STRING, DOUBLE>", "Every curation signal by name (see pipelines/signals.py)"),
-        Column("pii_counts", "MAP<STRING, INT>", "Placeholders inserted, by type"),
-        Column("quality_score", "DOUBLE", "Quality classifier's P(high quality) in [0, 1]; null for kinds it does not score, or before one is trained"),
-        Column("quality_tier", "STRING", "Tier of the quality score by the config's thresholds; 'unscored' without a score"),
-        Column("quality_model", "STRING", "The registered classifier version that scored the row (name/version)"),
-        Column("keep", "BOOLEAN", "Passes every rule", nullable=False),
-        Column("reject_reason", "STRING", "The first failing rule, in the stated order; null when kept"),
-        Column("failed_rules", "ARRAY<STRING>", "Every failing rule"),
-        Column("bronze_sha256", "STRING", "content_sha256 of the bronze row curated (to spot changes)", nullable=False),
-        Column("batch_id", "STRING", "Run id of the curate that wrote the row", nullable=False),
-        Column("curated_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-    checks={
-        "reason_iff_rejected": "(keep AND reject_reason IS NULL) OR (NOT keep AND reject_reason IS NOT NULL)",
-        "lang_score_range": "lang_score >= 0 AND lang_score <= 1",
-        "kind_known": "kind IN ('text', 'code')",
-    },
-)
-
-FILTER_STATS = TableSpec(
-    name="ops.filter_stats",
-    comment="Per curate run and domain: documents and bytes in, kept, and dropped per rule. The rows "
-    "counted as first_failure add up to the run's rejected documents.",
-    layer="ops",
-    pii="none",
-    producer="curate",
-    columns=(
-        Column("run_id", "STRING", "The curate run", nullable=False),
-        Column("domain", "STRING", "Domain", nullable=False),
-        Column("rule", "STRING", "Rule name; '*' for the input and kept rows", nullable=False),
-        Column("counted_as", "STRING", "input, kept, first_failure (the reject_reason) or any_failure", nullable=False),
-        Column("documents", "BIGINT", "Documents", nullable=False),
-        Column("bytes", "BIGINT", "Bytes of normalized text", nullable=False),
-    ),
-    checks={"counted_as_known": "counted_as IN ('input', 'kept', 'first_failure', 'any_failure')"},
-)
+from ..lake.faults import fault_pause
+from ..lake.lineage import JobRun, Ref
+from ..lake.tables import DOCUMENTS, FILTER_STATS, SILVER
+from ..text.filters import configure, evaluate
+from ..text.pii import redact
+from ..text.quality import tier_sql
+from ..text.signals import code_signals, normalize_code, normalize_text, text_signals
 
 URL_DUPLICATE = "url_duplicate"
 IN_FIELDS = ["doc_id", "source", "domain", "format", "path", "locator", "text", "content_sha256",
@@ -156,7 +93,7 @@ def make_curator(settings: dict):
     def curate_partition(batches):
         import pyarrow as pa
 
-        from pipelines.langid import identify
+        from ..text.langid import identify
 
         rules = configure(settings["rules"])
         scorer = quality_scorer(settings.get("quality"))
@@ -180,7 +117,8 @@ def quality_scorer(q: dict | None):
     (loads the model once per worker), or None without a classifier."""
     if not q:
         return None
-    from pipelines.quality import load, resolve_worker_path, score_texts
+    from ..lake.registry import resolve_worker_path
+    from ..text.quality import load, score_texts
 
     model = load(resolve_worker_path(q["path"]))
     kinds, max_chars = set(q["kinds"]), q["max_chars"]
@@ -213,7 +151,7 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
     scored, then refresh tiers that differ from the config's thresholds. Returns (rescored, retiered)."""
     from pyspark.sql import functions as F
 
-    from pipelines.quality import tier_sql
+    from ..text.quality import tier_sql
 
     rescored = 0
     tier = tier_sql(cfg.quality.tiers)
@@ -237,8 +175,8 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
 
 def classifier(spark, cfg: PipelineConfig) -> dict | None:
     """The newest registered quality classifier, as the settings the workers need, or None."""
-    from pipelines.quality import current_model, model_path_on_workers
-    from pipelines.session import session_lakehouse
+    from ..lake.registry import current_model, model_path_on_workers
+    from ..lake.session import session_lakehouse
 
     model = current_model(session_lakehouse(spark), cfg.quality.model_name)
     if model is None:
@@ -301,7 +239,7 @@ def _recover_filter_stats(spark, silver_version: int) -> list[str]:
 def curate(spark, cfg: PipelineConfig, quiet: bool = False):
     from pyspark.sql import functions as F
 
-    from pipelines.session import session_cores
+    from ..lake.session import session_cores
 
     owner = cfg.catalog.owner
     for spec in (SILVER, FILTER_STATS):
@@ -316,9 +254,9 @@ def curate(spark, cfg: PipelineConfig, quiet: bool = False):
     with JobRun(spark, "curate", logged, config_hash(logged), owner) as run:
         if q:
             run.inputs.append(Ref(q["name"], "model", q["version"], q["uri"]))
-        bronze_version = latest_version(spark, BRONZE.name)
-        run.inputs.append(Ref(BRONZE.name, "table", bronze_version))
-        bronze = spark.sql(f"SELECT * FROM {BRONZE.name} VERSION AS OF {bronze_version}")
+        bronze_version = latest_version(spark, DOCUMENTS.name)
+        run.inputs.append(Ref(DOCUMENTS.name, "table", bronze_version))
+        bronze = spark.sql(f"SELECT * FROM {DOCUMENTS.name} VERSION AS OF {bronze_version}")
         # pinned to a version: a plan over the live table would be invalidated (and recomputed against
         # the new rows) by this run's own MERGE, which would empty everything computed after it
         silver_version = latest_version(spark, SILVER.name)

@@ -29,39 +29,27 @@ Blank lines in JSONL files are not records and are not counted.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
-SNIPPET_CHARS = 200
-META_VALUE_CHARS = 4096
+from .records import (  # noqa: F401  (re-exported: the readers' record shape)
+    META_VALUE_CHARS,
+    RECORD_FIELDS,
+    SNIPPET_CHARS,
+    Unit,
+    bad_record,
+    content_sha256,
+    doc_id,
+    doc_record,
+    snippet,
+)
+
 BINARY_SNIFF = 8192
-
-# ---------------------------------------------------------------------------------------------
-# Ids and hashes
-# ---------------------------------------------------------------------------------------------
-
-
-def doc_id(source: str, locator: str) -> str:
-    """Stable id of a document: 128 bits of sha256 over the source name and the locator."""
-    return hashlib.sha256(f"{source}\x1f{locator}".encode()).hexdigest()[:32]
-
-
-def content_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def snippet(data: bytes | str) -> str:
-    """A short, printable look at bad input (bytes shown with escapes)."""
-    if isinstance(data, bytes):
-        data = data[: SNIPPET_CHARS * 4].decode("utf-8", errors="backslashreplace")
-    return data[:SNIPPET_CHARS].encode("unicode_escape").decode("ascii")[:SNIPPET_CHARS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,59 +158,6 @@ def license_id(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Unit:
-    """One piece of reading work. `path` is the logical path used in locators and lineage."""
-
-    source: str
-    domain: str
-    format: str  # jsonl / parquet / text / code / warc
-    file: str  # absolute path of the file on disk
-    path: str  # logical path: relative to the source root, prefixed for sample parts
-    size: int = 0
-    mtime_ns: int = 0
-    start: int = 0  # jsonl: first byte of the range; parquet: row group index
-    end: int = -1  # jsonl: end of the range (-1: whole file); parquet: first row's global index
-    text_field: str = "text"
-    id_field: str | None = None
-    license: str | None = None
-    problem: str | None = None  # set at listing time: symlink / unreadable
-    url_blocklist: str | None = None  # warc: the blocklist file (absolute path)
-
-    def to_row(self) -> dict:
-        return asdict(self)
-
-
-RECORD_FIELDS = [
-    "kind", "source", "domain", "format", "path", "locator", "doc_id", "text", "content_sha256",
-    "n_bytes", "code_language", "license", "is_vendored", "is_generated", "metadata", "reason",
-    "detail", "snippet",
-]
-
-
-def _doc(unit: Unit, locator: str, text: str, metadata: dict | None = None, encoded: bytes | None = None, **extra) -> dict:
-    data = text.encode("utf-8") if encoded is None else encoded  # `encoded`: the text's UTF-8 bytes
-    rec = dict.fromkeys(RECORD_FIELDS)
-    rec.update(
-        kind="doc", source=unit.source, domain=unit.domain, format=unit.format, path=unit.path,
-        locator=locator, doc_id=doc_id(unit.source, locator), text=text,
-        content_sha256=hashlib.sha256(data).hexdigest(), n_bytes=len(data),
-        license=unit.license, metadata=json.dumps(metadata or {}, ensure_ascii=False),
-    )
-    rec.update(extra)
-    return rec
-
-
-def _bad(unit: Unit, locator: str, reason: str, detail: str, raw: bytes | str = b"", n_bytes: int = 0) -> dict:
-    rec = dict.fromkeys(RECORD_FIELDS)
-    rec.update(
-        kind="quarantine", source=unit.source, domain=unit.domain, format=unit.format,
-        path=unit.path, locator=locator, doc_id=doc_id(unit.source, locator), reason=reason,
-        detail=detail, snippet=snippet(raw), n_bytes=n_bytes or len(raw),
-    )
-    return rec
-
-
 class TooMuchData(Exception):
     pass
 
@@ -300,20 +235,20 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
     records no `ops.source_files` row for such a file, so the next run reads it again.
     """
     if unit.problem == "symlink":
-        yield _bad(unit, unit.path, "symlink", "symbolic links are not followed (one could lead outside the source root)")
+        yield bad_record(unit, unit.path, "symlink", "symbolic links are not followed (one could lead outside the source root)")
         return
     if unit.problem == "bad_name":
-        yield _bad(unit, unit.path, "bad_name", "the file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it")
+        yield bad_record(unit, unit.path, "bad_name", "the file name is not valid UTF-8 (shown with \\xNN escapes); rename the file to read it")
         return
     if unit.problem:
-        yield _bad(unit, unit.path, "unreadable", unit.problem)
+        yield bad_record(unit, unit.path, "unreadable", unit.problem)
         return
     if unit.format == "jsonl":
         yield from read_jsonl(unit, max_doc_bytes, max_file_bytes)
     elif unit.format == "parquet":
         yield from read_parquet(unit, max_doc_bytes)
     elif unit.format == "warc":
-        from pipelines.web import read_warc, url_rules
+        from .web import read_warc, url_rules
 
         yield from read_warc(unit, max_doc_bytes, url_rules(unit.url_blocklist))
     else:
@@ -321,11 +256,11 @@ def read_unit(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
         if (change := changed_since_listing(unit)) is None:
             yield from records
         else:
-            yield _bad(unit, unit.path, CHANGED, change, n_bytes=sum(r["n_bytes"] or 0 for r in records))
+            yield bad_record(unit, unit.path, CHANGED, change, n_bytes=sum(r["n_bytes"] or 0 for r in records))
         return
     if (change := changed_since_listing(unit)) is not None:
         one_of_several = unit.format == "parquet" or unit.end >= 0  # a row group, a byte range
-        yield _bad(unit, f"{unit.path}#changed" + (f"@{unit.start}" if one_of_several else ""), CHANGED, change)
+        yield bad_record(unit, f"{unit.path}#changed" + (f"@{unit.start}" if one_of_several else ""), CHANGED, change)
 
 
 CHANGED = "changed_while_read"
@@ -383,52 +318,52 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
     """A whole file is one document (plain-text folders and code trees)."""
     loc = unit.path
     if PurePosixPath(unit.path.lower()).suffix in BINARY_EXTENSIONS:
-        yield _bad(unit, loc, "binary", "the file type is binary", n_bytes=unit.size)
+        yield bad_record(unit, loc, "binary", "the file type is binary", n_bytes=unit.size)
         return
     if compression(unit.file) is None and unit.size > max_doc_bytes:
         with open(unit.file, "rb") as f:
             head = f.read(SNIPPET_CHARS)
-        yield _bad(unit, loc, "too_large", f"{unit.size} bytes is over the {max_doc_bytes}-byte document limit", head, unit.size)
+        yield bad_record(unit, loc, "too_large", f"{unit.size} bytes is over the {max_doc_bytes}-byte document limit", head, unit.size)
         return
     try:
         data, total = _read_whole(unit.file, unit.size, min(max_doc_bytes, max_file_bytes), max_file_bytes)
     except TooMuchData:
-        yield _bad(unit, loc, "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit")
+        yield bad_record(unit, loc, "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit")
         return
     except _corrupt_errors() as e:
-        yield _bad(unit, loc, "unreadable", f"the compressed stream is truncated or corrupt ({type(e).__name__})")
+        yield bad_record(unit, loc, "unreadable", f"the compressed stream is truncated or corrupt ({type(e).__name__})")
         return
     except OSError as e:
-        yield _bad(unit, loc, "unreadable", f"the file cannot be read: {e.strerror or e}")
+        yield bad_record(unit, loc, "unreadable", f"the file cannot be read: {e.strerror or e}")
         return
     if len(data) > max_doc_bytes:
         detail = (f"{total} bytes (decompressed) is over the {max_doc_bytes}-byte document limit" if total > 0
                   else f"it decompresses to more than the {max_doc_bytes}-byte document limit (not inflated further)")
-        yield _bad(unit, loc, "too_large", detail, data[:SNIPPET_CHARS], max(total, len(data)))
+        yield bad_record(unit, loc, "too_large", detail, data[:SNIPPET_CHARS], max(total, len(data)))
         return
     if b"\x00" in data[:BINARY_SNIFF]:
-        yield _bad(unit, loc, "binary", "the file has NUL bytes in its first 8 KiB", data)
+        yield bad_record(unit, loc, "binary", "the file has NUL bytes in its first 8 KiB", data)
         return
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        yield _bad(unit, loc, "invalid_utf8", f"byte 0x{data[e.start]:02x} at offset {e.start} is not valid UTF-8", data)
+        yield bad_record(unit, loc, "invalid_utf8", f"byte 0x{data[e.start]:02x} at offset {e.start} is not valid UTF-8", data)
         return
     if not text.strip():
-        yield _bad(unit, loc, "empty", "the file holds no text", data)
+        yield bad_record(unit, loc, "empty", "the file holds no text", data)
         return
     meta = {"mtime_ns": str(unit.mtime_ns)}
     if unit.format == "code":
         head = text[:2048]
-        yield _doc(
+        yield doc_record(
             unit, loc, text, meta, data,
             code_language=code_language(unit.path, head),
             is_vendored=is_vendored(unit.path), is_generated=is_generated(unit.path, head),
         )
     else:
-        yield _doc(unit, loc, text, meta, data)
+        yield doc_record(unit, loc, text, meta, data)
 
 
 def _drain(f, chunk: int = 1 << 20) -> int:
@@ -488,58 +423,58 @@ def read_jsonl(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[
                 lineno += 1
                 loc = f"{unit.path}@{start}" if split else f"{unit.path}:{lineno}"
                 if full > line_limit:
-                    yield _bad(unit, loc, "too_large", f"the line is {full} bytes, over the limit for a {max_doc_bytes}-byte document", raw, full)
+                    yield bad_record(unit, loc, "too_large", f"the line is {full} bytes, over the limit for a {max_doc_bytes}-byte document", raw, full)
                     continue
                 if not raw.strip():
                     continue
                 yield _parse_json_line(unit, loc, raw, max_doc_bytes)
     except TooMuchData:
-        yield _bad(unit, f"{unit.path}:{lineno + 1}", "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit; the rest is not read")
+        yield bad_record(unit, f"{unit.path}:{lineno + 1}", "file_too_large", f"the file inflates past the {max_file_bytes}-byte limit; the rest is not read")
     except _corrupt_errors() as e:
-        yield _bad(unit, f"{unit.path}:{lineno + 1}", "unreadable", f"the compressed stream is truncated or corrupt after line {lineno} ({type(e).__name__}); the lines before it were read")
+        yield bad_record(unit, f"{unit.path}:{lineno + 1}", "unreadable", f"the compressed stream is truncated or corrupt after line {lineno} ({type(e).__name__}); the lines before it were read")
     except OSError as e:
-        yield _bad(unit, f"{unit.path}:{lineno + 1}", "unreadable", f"the file cannot be read: {e.strerror or e}")
+        yield bad_record(unit, f"{unit.path}:{lineno + 1}", "unreadable", f"the file cannot be read: {e.strerror or e}")
 
 
 def _parse_json_line(unit: Unit, loc: str, raw: bytes, max_doc_bytes: int) -> dict:
     problem = _utf8_problem(raw)
     if problem:
-        return _bad(unit, loc, "invalid_utf8", problem, raw)
+        return bad_record(unit, loc, "invalid_utf8", problem, raw)
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as e:
-        return _bad(unit, loc, "malformed_json", f"not valid JSON: {e.msg} at column {e.colno}", raw)
+        return bad_record(unit, loc, "malformed_json", f"not valid JSON: {e.msg} at column {e.colno}", raw)
     except RecursionError:
-        return _bad(unit, loc, "malformed_json", "the JSON nests too deeply to parse", raw)
+        return bad_record(unit, loc, "malformed_json", "the JSON nests too deeply to parse", raw)
     if not isinstance(obj, dict):
-        return _bad(unit, loc, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", raw)
+        return bad_record(unit, loc, "not_an_object", f"expected a JSON object, got {type(obj).__name__}", raw)
     return _record_from_fields(unit, loc, obj, raw, max_doc_bytes)
 
 
 def _record_from_fields(unit: Unit, loc: str, obj: dict, raw: bytes | str, max_doc_bytes: int) -> dict:
     text = obj.get(unit.text_field)
     if text is None:
-        return _bad(unit, loc, "missing_text_field", f"no {unit.text_field!r} field", raw)
+        return bad_record(unit, loc, "missing_text_field", f"no {unit.text_field!r} field", raw)
     if not isinstance(text, str):
-        return _bad(unit, loc, "wrong_type", f"{unit.text_field!r} is {type(text).__name__}, not a string", raw)
+        return bad_record(unit, loc, "wrong_type", f"{unit.text_field!r} is {type(text).__name__}, not a string", raw)
     if unit.id_field:
         rid = obj.get(unit.id_field)
         if rid is None:
-            return _bad(unit, loc, "missing_id", f"no {unit.id_field!r} id field", raw)
+            return bad_record(unit, loc, "missing_id", f"no {unit.id_field!r} id field", raw)
         if isinstance(rid, bool) or not isinstance(rid, str | int):
-            return _bad(unit, loc, "wrong_type", f"id {unit.id_field!r} is {type(rid).__name__}, not a string or integer", raw)
+            return bad_record(unit, loc, "wrong_type", f"id {unit.id_field!r} is {type(rid).__name__}, not a string or integer", raw)
         loc = f"id:{rid}"
     n = len(text.encode("utf-8", errors="surrogatepass"))
     if n > max_doc_bytes:
-        return _bad(unit, loc, "too_large", f"{n} bytes is over the {max_doc_bytes}-byte document limit", text[:SNIPPET_CHARS], n)
+        return bad_record(unit, loc, "too_large", f"{n} bytes is over the {max_doc_bytes}-byte document limit", text[:SNIPPET_CHARS], n)
     if not text.strip():
-        return _bad(unit, loc, "empty", f"{unit.text_field!r} holds no text", raw)
+        return bad_record(unit, loc, "empty", f"{unit.text_field!r} holds no text", raw)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
-        return _bad(unit, loc, "invalid_utf8", "the text holds unpaired surrogate escapes", raw)
+        return bad_record(unit, loc, "invalid_utf8", "the text holds unpaired surrogate escapes", raw)
     meta = _metadata(obj, {unit.text_field})
-    return _doc(unit, loc, text, meta)
+    return doc_record(unit, loc, text, meta)
 
 
 def read_parquet(unit: Unit, max_doc_bytes: int) -> Iterator[dict]:
@@ -550,7 +485,7 @@ def read_parquet(unit: Unit, max_doc_bytes: int) -> Iterator[dict]:
     try:
         table = pq.ParquetFile(unit.file).read_row_group(unit.start)
     except (OSError, ValueError) as e:
-        yield _bad(unit, f"{unit.path}#rg={unit.start}", "unreadable", f"row group {unit.start} cannot be read: {e}")
+        yield bad_record(unit, f"{unit.path}#rg={unit.start}", "unreadable", f"row group {unit.start} cannot be read: {e}")
         return
     names = table.column_names
     text_ok = unit.text_field in names and (
@@ -559,7 +494,7 @@ def read_parquet(unit: Unit, max_doc_bytes: int) -> Iterator[dict]:
     for i, row in enumerate(table.to_pylist()):
         loc = f"{unit.path}#row={first_row + i}"
         if unit.text_field in names and not text_ok and row.get(unit.text_field) is not None:
-            yield _bad(unit, loc, "wrong_type", f"column {unit.text_field!r} is {table.schema.field(unit.text_field).type}, not a string", repr(row)[:SNIPPET_CHARS])
+            yield bad_record(unit, loc, "wrong_type", f"column {unit.text_field!r} is {table.schema.field(unit.text_field).type}, not a string", repr(row)[:SNIPPET_CHARS])
             continue
         yield _record_from_fields(unit, loc, row, json.dumps(row, default=str)[:SNIPPET_CHARS * 2], max_doc_bytes)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.errors import BrickyardError
+from ..errors import BrickyardError
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 
@@ -196,7 +196,7 @@ class Lakeview:
         """For each rule that rejected documents: a few of them beside the value that failed it.
 
         A rule's bound is the one the latest curate run used (its config's `rules` over the defaults)."""
-        from pipelines.filters import configure
+        from ..text.filters import configure
 
         curate = self.job_config("curate")
         rules = {r.name: r for r in configure(curate.get("rules") or {})}
@@ -291,7 +291,7 @@ class Lakeview:
 
     # --- training runs (MLflow) ---------------------------------------------------------------
     def _has_store(self) -> bool:
-        from pipelines.tracking import tracking_uri
+        from .tracking import tracking_uri
 
         return not tracking_uri(self.root).startswith("sqlite:") or (self.root / "mlflow" / "mlflow.db").exists()
 
@@ -304,7 +304,7 @@ class Lakeview:
             logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
 
-        from pipelines.tracking import tracking_uri
+        from .tracking import tracking_uri
 
         return MlflowClient(tracking_uri=tracking_uri(self.root))
 

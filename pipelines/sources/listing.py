@@ -2,7 +2,7 @@
 
 The driver walks each declared source, stats its files and splits the work: a whole file per unit,
 byte ranges for large plain JSONL files, one unit per Parquet row group. Workers then read the
-units in parallel (see `pipelines.ingest`). Only file names and sizes pass through the driver.
+units in parallel (see `brickyard.pipelines.stages.ingest`). Only file names and sizes pass through the driver.
 
 Rules while walking:
 - symbolic links are never followed; a linked file becomes a `symlink` quarantine entry
@@ -21,15 +21,17 @@ Rules while walking:
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipelines.config import PipelineConfig, SourceConfig
-from pipelines.errors import ConfigError
-from pipelines.readers import LICENSE_FILE, Unit, license_id
-from pipelines.web import WEB_INCLUDE
+from ..config import PipelineConfig, SourceConfig
+from ..errors import ConfigError
+from .readers import LICENSE_FILE, Unit, license_id
+from .sample import PARTS, part_root
+from .web import WEB_INCLUDE
 
 DEFAULT_INCLUDE = {
     "jsonl": ["*.jsonl", "*.jsonl.gz", "*.jsonl.zst", "*.ndjson", "*.ndjson.gz", "*.ndjson.zst",
@@ -180,7 +182,6 @@ def split_unit(unit: Unit, chunk_bytes: int) -> list[Unit]:
 def list_units(cfg: PipelineConfig, source: SourceConfig, skipped: Counter | None = None) -> list[Unit]:
     chunk = cfg.ingest.jsonl_chunk_bytes
     if source.kind == "sample":
-        from pipelines.sample import sample_units
 
         return sample_units(source, chunk)
     path = cfg.source_path(source)
@@ -206,3 +207,45 @@ def assign_partitions(units: list[Unit], n: int) -> list[int]:
         cost = units[i].size if units[i].end < 0 or units[i].format != "jsonl" else units[i].end - units[i].start
         loads[p] += max(cost, 1024)  # a tiny file still costs an open()
     return parts
+
+
+# the built-in sample (parts declared in `sample`)
+
+
+def _order(unit: Unit) -> str:
+    return hashlib.sha1(unit.path.encode()).hexdigest()
+
+
+def _inflated_size(unit: Unit) -> int:
+    """Size of the text once read: a gzip file's trailer holds it (mod 2**32)."""
+    if unit.file.endswith(".gz") and unit.size >= 18:
+        try:
+            with open(unit.file, "rb") as f:
+                f.seek(-4, 2)
+                return int.from_bytes(f.read(4), "little")
+        except OSError:
+            pass
+    return unit.size
+
+
+def sample_units(source: SourceConfig, chunk_bytes: int) -> list[Unit]:
+    units: list[Unit] = []
+    for name, part in PARTS.items():
+        budget = source.parts.get(name, part.default_mb) * 1e6
+        root = part_root(part)
+        if budget <= 0 or not root.is_dir():
+            continue
+        found = units_for_tree(
+            source, part.fmt, root, list(part.include), list(part.exclude), part.domain,
+            f"{name}/", chunk_bytes,
+        )
+        taken = 0
+        for u in sorted(found, key=_order):
+            if u.problem:  # links (man-page aliases, shared doc folders) are not sample content
+                continue
+            size = _inflated_size(u)
+            if taken + size > budget:
+                continue
+            taken += size
+            units.append(u)
+    return units

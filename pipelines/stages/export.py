@@ -25,7 +25,7 @@ stream's index. The bytes depend only on the table version, the spec and the see
 many tasks ran: an export at the same versions gives the same shard checksums.
 
 Phases. Every phase is a mix of streams; since samples have one length, the token share of a
-stream is its share of the phase's samples (`pipelines.curriculum.plan_phases`). The manifest
+stream is its share of the phase's samples (`brickyard.pipelines.curriculum.plan_phases`). The manifest
 gives each phase's samples per stream; training reads phase p as a `StreamingDataset` whose
 streams choose that many samples each. Each phase draws from a stream on its own, so a later phase
 may read samples an earlier phase read too.
@@ -45,42 +45,18 @@ import shutil
 import time
 from pathlib import Path
 
-from pipelines.catalog import Column, JobRun, Ref, TableSpec, ensure_table, latest_version, sql_str
-from pipelines.config import PipelineConfig, config_hash, to_dict
-from pipelines.curriculum import Curriculum, plan_phases
-from pipelines.errors import BrickyardError
-from pipelines.faults import fault_pause
-from pipelines.tokenize import TOKENS, tokens_spec
+from ..config import PipelineConfig, config_hash, to_dict
+from ..curriculum import Curriculum, plan_phases
+from ..errors import BrickyardError
+from ..lake.delta import ensure_table, latest_version, sql_str
+from ..lake.faults import fault_pause
+from ..lake.lineage import JobRun, Ref
+from ..lake.tables import EXPORTS, TOKENS, tokens_spec
 
 FORMAT = "brickyard-mds/1"
 ORDER_BUCKETS = 64  # prefix sums run per (stream, bucket); part of the format, as it fixes the order
 PART_SHARDS = 4  # a part (one writer task) holds about this many shards
 INDEX = "index.json"
-
-EXPORTS = TableSpec(
-    name="ops.exports",
-    comment="Every export of MDS shards: where it is, what it was built from, and its manifest. Written by `brickyard export`.",
-    layer="ops",
-    pii="none",
-    producer="export",
-    columns=(
-        Column("export_id", "STRING", "<curriculum>-v<gold.tokens version>-<spec hash>", nullable=False),
-        Column("curriculum", "STRING", "Name of the curriculum spec", nullable=False),
-        Column("spec_hash", "STRING", "Hash of the curriculum spec", nullable=False),
-        Column("path", "STRING", "Folder of the export", nullable=False),
-        Column("tokens_version", "BIGINT", "Version of gold.tokens read", nullable=False),
-        Column("encoding", "STRING", "Tokenizer encoding of the ids"),
-        Column("seq_len", "INT", "Trained tokens per sample (a sample holds seq_len + 1)", nullable=False),
-        Column("samples", "BIGINT", "Samples written, over all streams", nullable=False),
-        Column("tokens", "BIGINT", "Tokens written, over all streams", nullable=False),
-        Column("status", "STRING", "current, or stale once documents it holds are forgotten", nullable=False),
-        Column("manifest", "STRING", "The manifest (JSON)", nullable=False),
-        Column("run_id", "STRING", "Run id of the export", nullable=False),
-        Column("created_at", "TIMESTAMP", "When (UTC)", nullable=False),
-    ),
-    checks={"status_known": "status IN ('current', 'stale')"},
-)
-
 
 def spec_hash(spec: Curriculum) -> str:
     """The spec's identity. A stream's empty `sources` (a later setting) is left out, so a spec
@@ -317,10 +293,10 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
     Returns (run_id, status, export path, manifest)."""
     from pyspark.sql import functions as F
 
-    from pipelines.session import session_cores, session_lakehouse
+    from ..lake.session import session_cores, session_lakehouse
 
     owner = cfg.catalog.owner
-    ensure_table(spark, tokens_spec(cfg), owner)
+    ensure_table(spark, tokens_spec(cfg.tokenize.table), owner)
     ensure_table(spark, EXPORTS, owner)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     latest = latest_version(spark, TOKENS.name)
@@ -461,7 +437,7 @@ def _record(spark, dest: Path, manifest: dict) -> None:
 
 
 def _eot(encoding: str) -> int:
-    from pipelines.tokenize import encoder
+    from ..text.tokenizer import encoder
 
     return int(encoder(encoding).eot_token)
 

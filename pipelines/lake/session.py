@@ -17,54 +17,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
 
-from pipelines.config import SparkSettings
-from pipelines.errors import BrickyardError
-
-MIN_JAVA = 17
+from ..config import SparkSettings
+from ..errors import BrickyardError
+from .java import MIN_JAVA, check_java, java_version  # noqa: F401  (part of the session's checks)
 
 
 def lakehouse_root(cli_value: str | None = None, config_value: str | None = None) -> Path:
     """Flag, then environment, then config, then `./lakehouse` (relative to the working dir)."""
     value = cli_value or os.environ.get("BRICKYARD_LAKEHOUSE") or config_value or "lakehouse"
     return Path(os.path.expanduser(value)).resolve()
-
-
-def java_version(java: str) -> int:
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    text = out.stderr + out.stdout
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', text)
-    if not m:
-        raise BrickyardError(f"Could not read the Java version from `{java} -version`: {text.strip()[:200]}")
-    major = int(m.group(1))
-    return int(m.group(2)) if major == 1 else major  # "1.8.0_x" means Java 8
-
-
-def check_java() -> str:
-    """Find Java the way Spark will (JAVA_HOME first, then PATH) and insist on 17 or newer."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    where = f"JAVA_HOME={home}" if home else "PATH"
-    if not java or not os.access(java, os.X_OK):
-        raise BrickyardError(
-            f"Spark needs Java {MIN_JAVA} or newer, but no `java` was found on {where}; install "
-            "OpenJDK 17 (for example `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
-        )
-    major = java_version(java)
-    if major < MIN_JAVA:
-        raise BrickyardError(
-            f"Spark 4 needs Java {MIN_JAVA} or newer, but {java} is Java {major}; install OpenJDK 17 "
-            "and put it first on PATH or set JAVA_HOME to it."
-        )
-    return java
 
 
 def check_writable(root: Path) -> None:
@@ -131,7 +99,7 @@ def default_parallelism() -> int:
 
 
 def _log4j_config() -> str:
-    return str(resources.files("pipelines") / "resources" / "log4j2.properties")
+    return str(resources.files("brickyard.pipelines.lake") / "resources" / "log4j2.properties")
 
 
 def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[str, str]:
@@ -202,7 +170,7 @@ def get_spark(root: Path, settings: SparkSettings, app_name: str = "brickyard"):
     check_free_space(root)
     if SparkSession.getActiveSession() is None and "spark.hadoop.javax.jdo.option.ConnectionURL" not in settings.conf:
         check_lakehouse_free(root)
-    from pipelines.jars import ensure_delta_jars
+    from .jars import ensure_delta_jars
 
     jars = ensure_delta_jars()
     # Python workers must run the interpreter that runs the driver (the project's venv)

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.errors import BrickyardError
+from ..errors import BrickyardError
 
 SCALA_VERSION = "2.13"
 MANIFEST = "jars.json"
@@ -98,7 +98,7 @@ def resolve_delta_jars(ivy_settings: Path | None = None, quiet: bool = False) ->
 
     `ivy_settings` points Ivy at other repositories (a mirror; tests use an unreachable one).
     """
-    from pipelines.session import check_java
+    from .java import check_java
 
     check_java()
     coordinate = delta_coordinate()

@@ -1,0 +1,184 @@
+"""Delta helpers every stage uses: create and govern tables, read pinned versions, merge, checksum.
+
+Values reach Spark as parameters or through the DataFrame API; identifiers (table and column names)
+come only from `tables`, never from user input.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ... import __version__
+from .tables import PROP, SCHEMAS, TableSpec
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout (`0.1.0+3f2a1bc-dirty`)."""
+    here = Path(__file__).resolve().parents[2]  # the checkout, when run from one
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=10"],
+            cwd=here, capture_output=True, text=True, timeout=10,
+        )
+        sha = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def sql_str(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def table_properties(spark, table: str) -> dict[str, str]:
+    """A Delta table's properties as stored. (SHOW TBLPROPERTIES redacts values that match Spark's
+    secret pattern, such as any containing "token": "tokenize" would read back as redacted.)"""
+    return dict(spark.sql(f"DESCRIBE DETAIL {table}").first()["properties"] or {})
+
+
+def table_exists(spark, table: str) -> bool:
+    return spark.catalog.tableExists(table)
+
+
+def latest_version(spark, table: str) -> int:
+    return int(spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]["version"])
+
+
+def read_pinned(spark, table: str, columns: str = "*", where: str | None = None):
+    """`table` at its latest version, pinned (VERSION AS OF): later commits by the same job do not
+    change what this DataFrame reads. Returns (DataFrame, version)."""
+    version = latest_version(spark, table)
+    cond = f" WHERE {where}" if where else ""
+    return spark.sql(f"SELECT {columns} FROM {table} VERSION AS OF {version}{cond}"), version
+
+
+def table_checksum(df, columns: list[str]) -> str:
+    """An order-free checksum of a frame's rows over `columns`: `ROWS:SUM`, where SUM adds up the
+    first 60 bits of each row's sha256. Two tables with the same rows have the same checksum, however
+    their files are laid out; it scales (one aggregate), and it is not meant to resist forgery."""
+    from pyspark.sql import functions as F
+
+    cells = [F.coalesce(F.col(c).cast("string"), F.lit("\u2400")) for c in columns]  # null shown as ␀
+    digest = F.sha2(F.concat_ws("\u241f", *cells), 256)
+    row = df.select(F.conv(F.substring(digest, 1, 15), 16, 10).cast("decimal(38,0)").alias("h")).agg(
+        F.count("*").alias("n"), F.coalesce(F.sum("h"), F.lit(0)).alias("s")).first()
+    return f"{row['n']}:{row['s']}"
+
+
+def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
+    """Version and operation metrics of the table's latest commit."""
+    row = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]
+    return int(row["version"]), dict(row["operationMetrics"] or {})
+
+
+# (JVM session id, what was ensured): governance checked once per session and spec, so the jobs of
+# one `brickyard run` (or a test session) do not re-read every table's properties before each job
+_ENSURED: set[tuple] = set()
+
+
+def _session_key(spark) -> str:
+    try:
+        return spark._jsparkSession.sessionUUID()
+    except Exception:  # Spark Connect has no JVM handle: check every time
+        return ""
+
+
+def forget_ensured() -> None:
+    """Make the next `ensure_table` check the tables again (after changing them by hand)."""
+    _ENSURED.clear()
+
+
+def ensure_schema(spark, name: str) -> None:
+    key = (_session_key(spark), "schema", name)
+    if key in _ENSURED:
+        return
+    # checked first: the Hive metastore logs an error with a trace for IF NOT EXISTS on an existing one
+    if not spark.catalog.databaseExists(name):
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name} COMMENT {sql_str(SCHEMAS.get(name, ''))}")
+    if key[0]:
+        _ENSURED.add(key)
+
+
+def ensure_table(spark, spec: TableSpec, owner: str) -> None:
+    """Create the table if missing; keep its governance properties and constraints in place.
+
+    Checked once per Spark session for a given spec and owner; `forget_ensured` resets that."""
+    key = (_session_key(spark), spec.name, spec.ddl_columns(), tuple(sorted(spec.checks.items())),
+           spec.comment, spec.layer, spec.pii, spec.producer, owner)
+    if key in _ENSURED:
+        return
+    ensure_schema(spark, spec.schema)
+    props = {
+        f"{PROP}layer": spec.layer,
+        f"{PROP}owner": owner,
+        f"{PROP}pii": spec.pii,
+        f"{PROP}producer": spec.producer,
+        f"{PROP}licenses": "",
+        "delta.enableChangeDataFeed": "true",
+    }
+    if not table_exists(spark, spec.name):
+        # a new table gets its CHECK constraints with its first commit (no ALTER per rule)
+        create = {**props, **{f"delta.constraints.{c.lower()}": cond for c, cond in spec.checks.items()}}
+        props_sql = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in create.items())
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {spec.name} (\n  {spec.ddl_columns()}\n) USING delta "
+            f"COMMENT {sql_str(spec.comment)} TBLPROPERTIES ({props_sql})"
+        )
+    else:
+        # columns added to the spec since the table was made arrive as nullable columns, in place
+        have = {f.name for f in spark.table(spec.name).schema.fields}
+        missing = [c for c in spec.columns if c.name not in have]
+        if missing:
+            cols = ", ".join(f"`{c.name}` {c.type} COMMENT {sql_str(c.comment)}" for c in missing)
+            spark.sql(f"ALTER TABLE {spec.name} ADD COLUMNS ({cols})")
+    current = table_properties(spark, spec.name)
+    wanted = {k: v for k, v in props.items() if k != f"{PROP}licenses" and current.get(k) != v}
+    if wanted:
+        set_properties(spark, spec.name, wanted)
+    for cname, cond in spec.checks.items():
+        have = current.get(f"delta.constraints.{cname.lower()}")
+        if have is None or not _same_sql(have, cond):
+            if have is not None:  # the spec changed the rule (a wider set of values)
+                spark.sql(f"ALTER TABLE {spec.name} DROP CONSTRAINT {cname}")
+            spark.sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {cname} CHECK ({cond})")
+    if key[0]:
+        _ENSURED.add(key)
+
+
+def _same_sql(stored: str, wanted: str) -> bool:
+    """Delta stores a constraint's expression re-spaced (`length ( x ) = 64`): compare without spaces."""
+    return "".join(stored.split()) == "".join(wanted.split())
+
+
+def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true",
+               columns: list[str] | None = None) -> None:
+    """MERGE `df` into `table` on `keys`: insert new rows, update matched rows where `update_when`.
+
+    With `columns`, matched rows get only those columns and nothing is inserted (an in-place update)."""
+    keys = [keys] if isinstance(keys, str) else keys
+    view = f"merge_src_{run_id.replace('-', '_')}"
+    df.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    if columns:
+        action = f"UPDATE SET {', '.join(f't.{c} = s.{c}' for c in columns)}"
+        spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN MATCHED AND ({update_when}) THEN {action}")
+    else:
+        spark.sql(
+            f"MERGE INTO {table} t USING {view} s ON {on} "
+            f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
+    spark.catalog.dropTempView(view)
+
+
+def delete_matching(spark, df, table: str, key: str, run_id: str) -> None:
+    """Delete the rows of `table` whose `key` appears in `df` (one MERGE, one commit)."""
+    view = f"delete_src_{run_id.replace('-', '_')}"
+    df.createOrReplaceTempView(view)
+    spark.sql(f"MERGE INTO {table} t USING {view} s ON t.{key} = s.{key} WHEN MATCHED THEN DELETE")
+    spark.catalog.dropTempView(view)
+
+
+def set_properties(spark, table: str, props: dict[str, str]) -> None:
+    body = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in props.items())
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")

@@ -1,0 +1,303 @@
+"""`ops.lineage`: the audit trail, one row per job run, appended once when the run ends.
+
+A run in progress is not a row: it is a small marker file under the lakehouse,
+`_runs/<job>/<run_id>.json` (run id, host, process id, start time, config). Writing and listing it
+costs no Spark action and no Delta commit. When the run ends, its outcome (`succeeded`, `noop` or
+`failed`) is appended to `ops.lineage` as one row, in one commit, and the marker is removed.
+
+A run whose process was killed leaves its marker behind. The next run of the same job on the same
+host finds the marker, sees that the process is gone, and appends a `killed` row for it together
+with its own outcome (still one commit); a marker whose process is alive means the job is running
+now, and the second run is refused. Runs on other hosts cannot be probed; Delta's conflict checks
+cover them.
+
+A CHECK constraint makes the table itself refuse a successful run whose counts do not balance:
+rows_in = rows_out + rows_rejected + rows_quarantined.
+
+Lakehouses written before this format (format 1) recorded a `running` row and UPDATEd it at the
+end; `ensure_lineage` upgrades them in place once (see `upgrade_lineage`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BrickyardError
+from .delta import code_version, ensure_table, set_properties, table_exists, table_properties
+from .tables import LINEAGE, PROP
+
+LINEAGE_FORMAT = "2"  # 1: a `running` row UPDATEd at the end; 2: one row appended per run, markers for live runs
+FORMAT_PROPERTY = f"{PROP}lineage.format"
+MARKERS = "_runs"  # under the lakehouse root
+KILLED = "the driver process ended without recording an outcome (killed or crashed)"
+
+_LINEAGE_SCHEMA = ", ".join(f"{c.name} {c.type}" for c in LINEAGE.columns)
+
+
+@dataclass
+class Ref:
+    name: str
+    kind: str  # table / source / export / model
+    version: int | None = None
+    detail: str | None = None
+
+    def as_tuple(self):
+        return (self.name, self.kind, self.version, self.detail)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _retry(action, what: str, attempts: int = 5):
+    """Retry a small ops write that lost a race with a concurrent Delta commit."""
+    for i in range(attempts):
+        try:
+            return action()
+        except Exception as e:
+            if "Concurrent" not in type(e).__name__ + str(e)[:300] or i == attempts - 1:
+                raise
+            time.sleep(0.2 * (2**i))
+    raise BrickyardError(f"could not {what}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers of live runs
+# ---------------------------------------------------------------------------------------------
+
+
+def markers_dir(lakehouse: str | Path, job: str | None = None) -> Path:
+    root = Path(lakehouse) / MARKERS
+    return root / job if job else root
+
+
+def live_runs(lakehouse: str | Path, job: str | None = None) -> list[dict]:
+    """The markers of runs that have not recorded an outcome (running now, or killed and not yet
+    found), oldest first. Each is the marker's content plus `alive`, for runs on this host."""
+    from .session import hostname
+
+    folders = [markers_dir(lakehouse, job)] if job else sorted(p for p in markers_dir(lakehouse).glob("*") if p.is_dir())
+    here, out = hostname(), []
+    for folder in folders:
+        for f in sorted(folder.glob("*.json")):
+            try:
+                m = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue  # removed while listed, or cut short by a kill during its write
+            m["marker"] = str(f)
+            m["alive"] = _alive(m.get("pid")) if m.get("host") == here else None
+            out.append(m)
+    return sorted(out, key=lambda m: m.get("started_at", ""))
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killed_row(m: dict, ended: dt.datetime) -> tuple:
+    return (
+        m["run_id"], m["job"], "killed", [], [], None, None, None, None, {},
+        m.get("config_hash"), m.get("config"), m.get("code_version"), m.get("spark_master"),
+        m.get("host"), m.get("pid"), dt.datetime.fromisoformat(m["started_at"]), ended, KILLED,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The table, and lakehouses of the previous format
+# ---------------------------------------------------------------------------------------------
+
+
+def ensure_lineage(spark, owner: str) -> None:
+    """ops.lineage exists, is governed, and is of this format (upgraded in place if it was older)."""
+    if table_exists(spark, LINEAGE.name) and table_properties(spark, LINEAGE.name).get(FORMAT_PROPERTY) != LINEAGE_FORMAT:
+        upgrade_lineage(spark)
+    ensure_table(spark, LINEAGE, owner)
+
+
+def upgrade_lineage(spark) -> None:
+    """Bring an ops.lineage of format 1 to format 2, once: its `running` rows were runs whose outcome
+    was never written (their process is gone) and become `killed`; a row whose process still runs
+    on this host means an older brickyard is at work, and the upgrade waits for it."""
+    from pyspark.sql import functions as F
+
+    from .session import hostname
+
+    lineage = spark.table(LINEAGE.name)
+    running = lineage.where(F.col("status") == "running").select("run_id", "job", "host", "pid").collect()
+    busy = [r for r in running if r["host"] == hostname() and _alive(r["pid"])]
+    if busy:
+        r = busy[0]
+        raise BrickyardError(
+            f"this lakehouse's ops.lineage is of an older format and {r['job']} run {r['run_id']} (process {r['pid']}) "
+            "of an older brickyard is still writing to it; let it finish, then run again to upgrade the lakehouse in place"
+        )
+    if running:
+        spark.sql(
+            f"UPDATE {LINEAGE.name} SET status = 'killed', ended_at = current_timestamp(), message = :why "
+            "WHERE status = 'running'",
+            args={"why": KILLED},
+        )
+    set_properties(spark, LINEAGE.name, {FORMAT_PROPERTY: LINEAGE_FORMAT})
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------
+
+
+class JobRun:
+    """Records one job run: a marker while it runs, one row in ops.lineage when it ends.
+
+    Use as a context manager; the stage runner (`stages.base.run_stage`) opens one per stage."""
+
+    def __init__(self, spark, job: str, config: dict, config_hash: str, owner: str):
+        self.spark = spark
+        self.job = job
+        self.config = config
+        self.config_hash = config_hash
+        self.owner = owner
+        self.run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.inputs: list[Ref] = []
+        self.outputs: list[Ref] = []
+        self.rows_in: int | None = None
+        self.rows_out: int | None = None
+        self.rows_rejected: int | None = None
+        self.rows_quarantined: int | None = None
+        self.metrics: dict[str, str] = {}
+        self.status = "running"
+        self.message: str | None = None
+        self.started_at = _now()
+        self.ended_at: dt.datetime | None = None
+        self._killed: list[dict] = []  # markers of this job's killed runs, recorded with this run's row
+        self._marker: Path | None = None
+
+    # -- what jobs call ------------------------------------------------------------------------
+    def counts(self, rows_in: int, rows_out: int, rejected: int = 0, quarantined: int = 0) -> None:
+        self.rows_in, self.rows_out = int(rows_in), int(rows_out)
+        self.rows_rejected, self.rows_quarantined = int(rejected), int(quarantined)
+
+    def noop(self, message: str) -> None:
+        self.status = "noop"
+        self.message = message
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Record a phase's wall time in the run's metrics (seconds.NAME)."""
+        t = time.perf_counter()
+        yield
+        self.metrics[f"seconds.{name}"] = f"{time.perf_counter() - t:.2f}"
+
+    # -- the marker and the row ----------------------------------------------------------------
+    def _fixed(self) -> dict:
+        from .session import describe_master, hostname
+
+        return {
+            "run_id": self.run_id, "job": self.job, "host": hostname(), "pid": os.getpid(),
+            "started_at": self.started_at.isoformat(), "config_hash": self.config_hash,
+            "config": json.dumps(self.config, sort_keys=True, default=str), "code_version": code_version(),
+            "spark_master": describe_master(self.spark),
+        }
+
+    def _row(self, fixed: dict) -> tuple:
+        return (
+            self.run_id, self.job, self.status,
+            [r.as_tuple() for r in self.inputs], [r.as_tuple() for r in self.outputs],
+            self.rows_in, self.rows_out, self.rows_rejected, self.rows_quarantined,
+            {k: str(v) for k, v in self.metrics.items()},
+            fixed["config_hash"], fixed["config"], fixed["code_version"], fixed["spark_master"],
+            fixed["host"], fixed["pid"], self.started_at, self.ended_at, self.message,
+        )
+
+    def _append(self) -> None:
+        rows = [_killed_row(m, self.ended_at) for m in self._killed] + [self._row(self._fixed_values)]
+        df = self.spark.createDataFrame(rows, _LINEAGE_SCHEMA)
+        _retry(lambda: df.write.format("delta").mode("append").saveAsTable(LINEAGE.name), "record the run")
+        for m in self._killed:
+            Path(m["marker"]).unlink(missing_ok=True)
+
+    def __enter__(self) -> JobRun:
+        from .session import session_lakehouse
+
+        ensure_lineage(self.spark, self.owner)
+        lakehouse = session_lakehouse(self.spark)
+        mine = live_runs(lakehouse, self.job)
+        other = next((m for m in mine if m["alive"]), None)
+        if other is not None:
+            raise BrickyardError(
+                f"{self.job} is already running on this lakehouse (run {other['run_id']}, process {other['pid']}, "
+                f"started {other['started_at'][:19].replace('T', ' ')} UTC); wait for it to finish, then run it again "
+                "if there is still work to do"
+            )
+        self._killed = [m for m in mine if m["alive"] is False]
+        self._fixed_values = self._fixed()
+        folder = markers_dir(lakehouse, self.job)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._marker = folder / f"{self.run_id}.json"
+        tmp = self._marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._fixed_values))
+        tmp.replace(self._marker)  # whole or absent: a kill cannot leave half a marker
+        # every Delta commit made during the run names it in the table's history
+        self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", f"brickyard {self.job} {self.run_id}")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
+        self.ended_at = _now()
+        if exc is None and self.rows_in is not None:
+            balance = self.rows_out + self.rows_rejected + self.rows_quarantined
+            if self.rows_in != balance:
+                exc = BrickyardError(
+                    f"{self.job} lost track of records: {self.rows_in} read but {self.rows_out} out + "
+                    f"{self.rows_rejected} rejected + {self.rows_quarantined} quarantined = {balance}"
+                )
+        if exc is not None and not isinstance(exc, BrickyardError) and _is_conflict(exc):
+            exc = BrickyardError(
+                f"{self.job} lost a race: another run committed to the same Delta table while this one ran "
+                f"({_conflict_name(exc)}); what this run committed before stands and nothing is half-written, "
+                f"so run {self.job} again to finish"
+            )
+            exc_type = None  # raise the sentence in place of Delta's trace
+        if exc is not None:
+            self.status = "failed"
+            self.message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
+        elif self.status == "running":
+            self.status = "succeeded"
+        try:
+            self._append()
+            if self._marker is not None:
+                self._marker.unlink(missing_ok=True)
+        except Exception:
+            if exc is None:
+                raise
+        if exc is not None and exc_type is None:
+            raise exc
+        return False
+
+
+_CONFLICT = re.compile(r"\b(Concurrent[A-Za-z]*Exception|ProtocolChangedException|MetadataChangedException)\b")
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """Delta's optimistic concurrency refused a commit (another writer got there first)."""
+    return bool(_CONFLICT.search(f"{type(exc).__name__}: {str(exc)[:2000]}"))
+
+
+def _conflict_name(exc: BaseException) -> str:
+    m = _CONFLICT.search(f"{type(exc).__name__}: {str(exc)[:2000]}")
+    return m.group(1) if m else type(exc).__name__
