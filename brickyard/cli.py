@@ -389,7 +389,7 @@ def cmd_train(args) -> int:
 
 
 def _verify(path) -> int:
-    from .pipelines.stages.export import verify
+    from .pipelines.manifest import verify
 
     problems = verify(path)
     for p in problems:

@@ -49,7 +49,7 @@ class Phase:
 
 def open_export(path: str | Path) -> tuple[Path, dict]:
     """The export folder `path` points at (following a curriculum link) and its manifest."""
-    from ..pipelines.stages.export import read_manifest
+    from ..pipelines.manifest import read_manifest
 
     p = Path(path)
     if not p.exists():
@@ -95,7 +95,7 @@ def phase_loader(export_dir: Path, manifest: dict, phase: Phase, cache: Path, ra
     """A `StreamingDataLoader` over one phase, yielding batches of `rank_batch` samples for this rank."""
     from streaming import StreamingDataLoader, StreamingDataset
 
-    from ..pipelines.stages.export import phase_streams
+    from ..pipelines.manifest import phase_streams
 
     spec = manifest["phases"][phase.index]
     root = Path(cache) / Path(export_dir).name

@@ -38,7 +38,6 @@ and spec finds it there and does nothing. `verify` reads an export back through
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -52,11 +51,18 @@ from ..lake.delta import ensure_table, latest_version, sql_str
 from ..lake.faults import fault_pause
 from ..lake.lineage import JobRun, Ref
 from ..lake.tables import EXPORTS, TOKENS, tokens_spec
+from ..manifest import (
+    FORMAT,
+    INDEX,
+    MANIFEST,
+    file_sha256,
+    link_newest,
+    read_manifest,
+    write_manifest,
+)
 
-FORMAT = "brickyard-mds/1"
 ORDER_BUCKETS = 64  # prefix sums run per (stream, bucket); part of the format, as it fixes the order
 PART_SHARDS = 4  # a part (one writer task) holds about this many shards
-INDEX = "index.json"
 
 def spec_hash(spec: Curriculum) -> str:
     """The spec's identity. A stream's empty `sources` (a later setting) is left out, so a spec
@@ -134,14 +140,6 @@ def layout(spark, selected, seed: int):
 # ---------------------------------------------------------------------------------------------
 
 PART_SCHEMA = "stream STRING, part INT, samples BIGINT, tokens BIGINT, files ARRAY<STRUCT<file: STRING, bytes: BIGINT, sha256: STRING>>"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PartWriter:
@@ -266,26 +264,6 @@ def export_root(cfg: PipelineConfig, lakehouse: Path) -> Path:
     return p if p.is_absolute() else lakehouse / p
 
 
-def link_newest(dest: Path, name: str) -> None:
-    """Point `<exports root>/<curriculum name>` at `dest`, so a training config can name the newest
-    export of a curriculum without its version and hash (replaced atomically)."""
-    link = dest.parent / name
-    tmp = dest.parent / f".{name}.link-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(dest.name)
-    os.replace(tmp, link)
-
-
-def read_manifest(path: str | Path) -> dict:
-    p = Path(path) / "manifest.json"
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise BrickyardError(f"{path} is not an export: it has no manifest.json") from None
-    except json.JSONDecodeError as e:
-        raise BrickyardError(f"{p} is not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
 def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None = None, as_of: int | None = None,
            force: bool = False, quiet: bool = False):
     """Export `gold.tokens` (latest, or VERSION AS OF `as_of`) with curriculum `spec`.
@@ -308,7 +286,7 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
     logged = {"curriculum": to_dict(spec), "tokens_version": version, "path": str(dest)}
     with JobRun(spark, "export", logged, spec_hash(spec), owner) as run:
         run.inputs.append(Ref(TOKENS.name, "table", version))
-        if (dest / "manifest.json").exists() and not force:
+        if (dest / MANIFEST).exists() and not force:
             old = read_manifest(dest)
             if old.get("export_id") == xid:
                 if not spark.table(EXPORTS.name).where(f"export_id = {sql_str(xid)}").limit(1).count():
@@ -397,7 +375,7 @@ def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None 
                         "streams": p.streams} for p in plans],
             "warnings": warnings,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        write_manifest(tmp, manifest)
         if dest.exists():
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -460,74 +438,3 @@ def _merge_index(part_indexes: list[str], out: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Verify
 # ---------------------------------------------------------------------------------------------
-
-
-def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: str | Path) -> list:
-    """The `streaming.Stream`s of one phase: each stream of the export choosing the phase's samples."""
-    from streaming import Stream
-
-    out = []
-    for name, s in phase["streams"].items():
-        if s["samples"]:
-            out.append(Stream(remote=str(Path(export_dir) / manifest["streams"][name]["path"]),
-                              local=str(Path(cache) / phase["name"] / name), choose=s["samples"]))
-    return out
-
-
-def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False) -> list[str]:
-    """Check an export against its manifest; returns the problems found (empty: it verifies).
-
-    Every shard's sha256; each stream read through `StreamingDataset` has the manifest's sample
-    count, and every sample has seq_len + 1 tokens; each phase, read as training reads it, has its
-    samples and each stream's token share within `tolerance` of the spec."""
-    import tempfile
-
-    from streaming import Stream, StreamingDataset
-    from streaming.base.util import clean_stale_shared_memory
-
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    root = Path(export_dir)
-    m = read_manifest(root)
-    problems = []
-    L = m["sample_tokens"]
-    for name, s in m["streams"].items():
-        for f in s["shards"]:
-            p = root / f["file"]
-            if not p.exists():
-                problems.append(f"stream {name}: shard {f['file']} is missing")
-            elif p.stat().st_size != f["bytes"] or file_sha256(p) != f["sha256"]:
-                problems.append(f"stream {name}: shard {f['file']} does not match its checksum (corrupted or changed)")
-    if problems:
-        return problems
-    clean_stale_shared_memory()
-    with tempfile.TemporaryDirectory(prefix="brickyard-verify-") as cache:
-        for name, s in m["streams"].items():
-            if not s["samples"]:
-                continue
-            ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
-                                  shuffle=False, batch_size=1)
-            n = bad = 0
-            for sample in ds:
-                n += 1
-                bad += sample["tokens"].shape != (L,) or sample["stream"] != name
-            if n != s["samples"] or bad:
-                problems.append(f"stream {name}: read {n} samples ({bad} malformed), the manifest says {s['samples']}")
-            say(f"verify: stream {name}: {n:,} samples of {L} tokens")
-            del ds
-        for phase in m["phases"]:
-            ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
-                                  shuffle_seed=m["curriculum"]["seed"], batch_size=1)
-            seen: dict[str, int] = {}
-            for sample in ds:
-                seen[sample["stream"]] = seen.get(sample["stream"], 0) + 1
-            total = sum(seen.values())
-            if total != phase["samples"]:
-                problems.append(f"phase {phase['name']}: read {total} samples, the manifest says {phase['samples']}")
-            for name, p in phase["streams"].items():
-                share = seen.get(name, 0) / total if total else 0.0
-                if abs(share - p["share"]) > tolerance:
-                    problems.append(f"phase {phase['name']}: stream {name} is {share:.2%} of the tokens, the spec asks {p['share']:.2%}")
-            say(f"verify: phase {phase['name']}: {total:,} samples, " + ", ".join(
-                f"{n} {seen.get(n, 0) / max(total, 1):.2%} (spec {p['share']:.0%})" for n, p in phase["streams"].items()))
-            del ds
-    return problems

@@ -15,9 +15,10 @@ import pytest
 from brickyard.pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
 from brickyard.pipelines.curriculum import Curriculum
 from brickyard.pipelines.errors import ConfigError
+from brickyard.pipelines.manifest import verify
 from brickyard.pipelines.stages.curate import curate
 from brickyard.pipelines.stages.dedup import dedup
-from brickyard.pipelines.stages.export import export, ordered, verify
+from brickyard.pipelines.stages.export import export, ordered
 from brickyard.pipelines.stages.ingest import ingest
 from brickyard.pipelines.stages.tokenize import tokenize
 from brickyard.pipelines.text.tokenizer import encoder

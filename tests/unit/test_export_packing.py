@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import numpy as np
-from brickyard.pipelines.stages.export import INDEX, PartWriter, _merge_index
+from brickyard.pipelines.manifest import INDEX
+from brickyard.pipelines.stages.export import PartWriter, _merge_index
 
 EOT = 100257
 

@@ -4,8 +4,8 @@ import os
 import stat
 
 import pytest
-from brickyard.pipelines.lake import jars
 from brickyard.pipelines.errors import BrickyardError
+from brickyard.pipelines.lake import jars
 from brickyard.pipelines.lake.session import check_java, check_writable, lakehouse_root
 
 

@@ -1,0 +1,122 @@
+"""An export's manifest: what export writes beside its MDS shards, and what training reads.
+
+The manifest (`manifest.json`, format `brickyard-mds/1`) names the curriculum, the table versions
+read, every stream with its shards and checksums, and every phase with the samples it takes from
+each stream. This module reads and checks it without Spark: the trainer imports it, never a stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .errors import BrickyardError
+
+MANIFEST = "manifest.json"
+INDEX = "index.json"  # a stream's MDS index
+FORMAT = "brickyard-mds/1"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def read_manifest(path: str | Path) -> dict:
+    p = Path(path) / MANIFEST
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise BrickyardError(f"{path} is not an export: it has no {MANIFEST}") from None
+    except json.JSONDecodeError as e:
+        raise BrickyardError(f"{p} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def link_newest(dest: Path, name: str) -> None:
+    """Point `<exports root>/<curriculum name>` at `dest`, so a training config can name the newest
+    export of a curriculum without its version and hash (replaced atomically)."""
+    link = dest.parent / name
+    tmp = dest.parent / f".{name}.link-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(dest.name)
+    os.replace(tmp, link)
+
+
+def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: str | Path) -> list:
+    """The `streaming.Stream`s of one phase: each stream of the export choosing the phase's samples."""
+    from streaming import Stream
+
+    out = []
+    for name, s in phase["streams"].items():
+        if s["samples"]:
+            out.append(Stream(remote=str(Path(export_dir) / manifest["streams"][name]["path"]),
+                              local=str(Path(cache) / phase["name"] / name), choose=s["samples"]))
+    return out
+
+
+def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False) -> list[str]:
+    """Check an export against its manifest; returns the problems found (empty: it verifies).
+
+    Every shard's sha256; each stream read through `StreamingDataset` has the manifest's sample
+    count, and every sample has seq_len + 1 tokens; each phase, read as training reads it, has its
+    samples and each stream's token share within `tolerance` of the spec."""
+    import tempfile
+
+    from streaming import Stream, StreamingDataset
+    from streaming.base.util import clean_stale_shared_memory
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    root = Path(export_dir)
+    m = read_manifest(root)
+    problems = []
+    L = m["sample_tokens"]
+    for name, s in m["streams"].items():
+        for f in s["shards"]:
+            p = root / f["file"]
+            if not p.exists():
+                problems.append(f"stream {name}: shard {f['file']} is missing")
+            elif p.stat().st_size != f["bytes"] or file_sha256(p) != f["sha256"]:
+                problems.append(f"stream {name}: shard {f['file']} does not match its checksum (corrupted or changed)")
+    if problems:
+        return problems
+    clean_stale_shared_memory()
+    with tempfile.TemporaryDirectory(prefix="brickyard-verify-") as cache:
+        for name, s in m["streams"].items():
+            if not s["samples"]:
+                continue
+            ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
+                                  shuffle=False, batch_size=1)
+            n = bad = 0
+            for sample in ds:
+                n += 1
+                bad += sample["tokens"].shape != (L,) or sample["stream"] != name
+            if n != s["samples"] or bad:
+                problems.append(f"stream {name}: read {n} samples ({bad} malformed), the manifest says {s['samples']}")
+            say(f"verify: stream {name}: {n:,} samples of {L} tokens")
+            del ds
+        for phase in m["phases"]:
+            ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
+                                  shuffle_seed=m["curriculum"]["seed"], batch_size=1)
+            seen: dict[str, int] = {}
+            for sample in ds:
+                seen[sample["stream"]] = seen.get(sample["stream"], 0) + 1
+            total = sum(seen.values())
+            if total != phase["samples"]:
+                problems.append(f"phase {phase['name']}: read {total} samples, the manifest says {phase['samples']}")
+            for name, p in phase["streams"].items():
+                share = seen.get(name, 0) / total if total else 0.0
+                if abs(share - p["share"]) > tolerance:
+                    problems.append(f"phase {phase['name']}: stream {name} is {share:.2%} of the tokens, the spec asks {p['share']:.2%}")
+            say(f"verify: phase {phase['name']}: {total:,} samples, " + ", ".join(
+                f"{n} {seen.get(n, 0) / max(total, 1):.2%} (spec {p['share']:.0%})" for n, p in phase["streams"].items()))
+            del ds
+    return problems
