@@ -85,7 +85,8 @@ def main() -> int:
         mb = sum(len(r["text"].encode("utf-8")) for r in records) / 1e6
 
         t0 = time.perf_counter()
-        _, _, kept, rejected = curate(spark, cfg, quiet=True)
+        result = curate(spark, cfg, quiet=True)
+        kept, rejected = result.rows_out, result.rows_rejected
         t_spark = time.perf_counter() - t0
         one = workdir / "one"
         one.mkdir()

@@ -128,7 +128,7 @@ def main() -> int:
     mb = n_floor / 1e6
     floor, readers, spark_rate = mb / t_floor, n_read / 1e6 / t_read, mb / t_spark
     print(f"corpus: {args.corpus}, {len(files)} files, {mb:.1f} MB of text; "
-          f"{result.documents} documents, {result.quarantined} quarantined; {os.cpu_count()} cores here")
+          f"{result.rows_out} documents, {result.rows_quarantined} quarantined; {os.cpu_count()} cores here")
     print(f"floor   (plain loop, 1 core)        {floor:8.2f} MB/s")
     print(f"readers (brickyard readers, 1 core) {readers:8.2f} MB/s   ratio to floor {readers / floor:.2f}")
     steady = mb / max(t_spark - t_fixed, 1e-9)

@@ -95,13 +95,15 @@ def run_stages(lakehouse: Path, mb: float) -> dict:
     warmup, measured = corpus(mb)
     write_gold(lakehouse, measured, spark=spark, first_id=len(warmup))
     t = time.perf_counter()
-    run_id, status, docs, tokens = tokenize(spark, cfg, quiet=True)
+    result = tokenize(spark, cfg, quiet=True)
+    run_id, status, docs, tokens = result.run_id, result.status, result.rows_out, result.detail['tokens']
     tokenize_s = time.perf_counter() - t
     metrics = spark.table("ops.lineage").where(f"run_id = '{run_id}'").first()["metrics"]
     spec = from_dict(Curriculum, {"name": "bench", "seq_len": SEQ_LEN, "tokens": SEQ_LEN, "streams": {"all": {}},
                                   "phases": [{"name": "one", "share": 1.0, "mix": {"all": 1.0}}]}, "bench")
     t = time.perf_counter()
-    _, _, path, manifest = export(spark, cfg, spec, out=lakehouse.parent / "export", quiet=True)
+    result = export(spark, cfg, spec, out=lakehouse.parent / "export", quiet=True)
+    path, manifest = result.detail['path'], result.detail['manifest']
     export_s = time.perf_counter() - t
     spark.stop()
     return {"cold_s": cold_s, "tokenize_s": tokenize_s, "encode_write_s": float(metrics["seconds.encode_write"]),

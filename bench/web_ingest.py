@@ -118,7 +118,7 @@ def main() -> int:
     ext_mbps = warc_mb * n_pages / n_records / t_ext  # the WARC bytes of the pages alone, roughly
     print(f"crawl: {len(pages)} HTML pages x {args.copies} = {n_pages} pages, {n_records} records in {args.files} "
           f"gzipped WARC files, {warc_mb:.1f} MB; {os.cpu_count()} cores here, Spark uses {cores}")
-    print(f"ingest: {result.documents} documents, {result.quarantined} quarantined "
+    print(f"ingest: {result.rows_out} documents, {result.rows_quarantined} quarantined "
           f"({result.rows_in} records in = documents + quarantined)")
     print(f"extractor (trafilatura, plain loop, 1 core)  {ext_rps:8.1f} pages/s   {ext_mbps:6.2f} MB/s of WARC   {t_ext:.1f} s")
     print(f"readers   (read_warc, plain loop, 1 core)    {n_records / t_read:8.1f} records/s {warc_mb / t_read:6.2f} MB/s of WARC"

@@ -25,7 +25,8 @@ import os
 import sys
 import time
 
-STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export", "train", "report"]  # `brickyard run` runs these in order; later stages append themselves here
+from .pipelines.stages.base import Stage
+from .pipelines.stages.registry import register, stage_names
 
 
 def _spark_options(p: argparse.ArgumentParser) -> None:
@@ -49,11 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("run", help="run every stage, in order, then print the catalog",
-                       description=f"Run every stage that exists, in order ({', '.join(STAGES)}), "
+                       description=f"Run every stage that exists, in order ({', '.join(stage_names())}), "
                        "in one Spark session, then print the catalog.")
     _spark_options(p)
     p.add_argument("--source", action="append", help="ingest only this source (repeatable)")
-    p.add_argument("--until", choices=STAGES, help="stop after this stage (e.g. --until export: the data build only)")
+    p.add_argument("--until", choices=stage_names(), help="stop after this stage (e.g. --until export: the data build only)")
 
     p = sub.add_parser("ingest", help="read the declared sources into bronze.documents",
                        description="Read the config's sources into bronze.documents; what cannot be "
@@ -205,7 +206,8 @@ def _spark(args, cfg):
 
 def cmd_run(args) -> int:
     from .pipelines.lake.catalog import render_ls
-    from .pipelines.stages.ingest import ingest
+    from .pipelines.stages.base import StageContext
+    from .pipelines.stages.registry import run_stages
 
     cfg = _settings(args)
     if not cfg.sources:
@@ -215,50 +217,12 @@ def cmd_run(args) -> int:
     spark, root = _spark(args, cfg)
     print(f"lakehouse: {root}")
     t0 = time.time()
-    exported = report = None
-    stages = STAGES[: STAGES.index(args.until) + 1] if args.until else STAGES
-    for stage in stages:
-        t = time.time()
-        if stage in ("curate", "quality", "dedup") and cfg.tokenize.table == "bronze.documents":
-            print(f"{stage}: skipped: tokenize reads bronze.documents (tokenize.table), so no curated table is on the way to the export")
-            continue
-        if stage == "ingest":
-            ingest(spark, cfg, args.source)
-        elif stage == "curate":
-            from .pipelines.stages.curate import curate
-
-            curate(spark, cfg)
-        elif stage == "quality":
-            _quality_stage(spark, cfg, root)
-        elif stage == "dedup":
-            from .pipelines.stages.dedup import dedup
-
-            dedup(spark, cfg)
-        elif stage == "tokenize":
-            from .pipelines.stages.tokenize import tokenize
-
-            tokenize(spark, cfg)
-        elif stage == "export":
-            if not cfg.export.curriculum:
-                print("export: no curriculum configured (set export.curriculum); nothing exported")
-                continue
-            exported = _export(spark, cfg, cfg.resolve(cfg.export.curriculum))
-            if _verify(exported):
-                print("export: the export does not verify; stopping")
-                return 1
-        elif stage == "train":
-            if not cfg.train.config or exported is None:
-                print("train: no training configured (set train.config, and export.curriculum)" if not cfg.train.config
-                      else "train: nothing exported to train on")
-                continue
-            _train_stage(cfg, root, exported)
-        elif stage == "report":
-            report = _report(root)
-        print(f"{stage}: done in {time.time() - t:.1f}s\n")
+    ctx = StageContext(spark, cfg, root, {"sources": args.source, "verify": True})
+    run_stages(ctx, args.until)
     print(f"all stages done in {time.time() - t0:.1f}s\n")
     print(render_ls(spark))
-    if report is not None:
-        print(f"\nreport: {report}")
+    if "report" in ctx.handoff:
+        print(f"\nreport: {ctx.handoff['report']}")
     return 0
 
 
@@ -281,41 +245,18 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _quality_stage(spark, cfg, root) -> None:
-    """Train the classifier when its data or settings changed, then let curate score silver with it."""
-    if cfg.quality.positives is None:
-        print("quality: no classifier configured (set quality.positives); documents stay unscored")
-        return
-    from .pipelines.stages.curate import curate
-    from .pipelines.stages.quality import train
-
-    _, status = train(spark, cfg, root)
-    if status == "succeeded":
-        curate(spark, cfg)
-
-
 def cmd_quality(args) -> int:
     from .pipelines.stages.quality import train
 
     cfg = _settings(args)
-    spark, root = _spark(args, cfg)
-    model, status = train(spark, cfg, root, force=args.force)
-    print(f"{model.uri}: {status}; `brickyard curate` scores silver with it")
-    return 0
-
-
-def cmd_ingest(args) -> int:
-    from .pipelines.stages.ingest import ingest
-
-    cfg = _settings(args)
     spark, _ = _spark(args, cfg)
-    r = ingest(spark, cfg, args.source)
-    print(f"run {r.run_id}: {r.status}")
+    r = train(spark, cfg, force=args.force)
+    print(f"{r.detail['model'].uri}: {r.status}; `brickyard curate` scores silver with it")
     return 0
 
 
-def _job(module: str, function: str):
-    """A stage command whose job returns (run_id, status, ...)."""
+def _stage_command(module: str, function: str, **options):
+    """A stage's own command: run it once and print its run id and outcome."""
 
     def command(args) -> int:
         import importlib
@@ -323,16 +264,17 @@ def _job(module: str, function: str):
         job = getattr(importlib.import_module(module), function)
         cfg = _settings(args)
         spark, _ = _spark(args, cfg)
-        run_id, status, *_ = job(spark, cfg)
-        print(f"run {run_id}: {status}")
+        r = job(spark, cfg, **{k: getattr(args, v) for k, v in options.items()})
+        print(f"run {r.run_id}: {r.status}")
         return 0
 
     return command
 
 
-cmd_curate = _job("brickyard.pipelines.stages.curate", "curate")
-cmd_dedup = _job("brickyard.pipelines.stages.dedup", "dedup")
-cmd_tokenize = _job("brickyard.pipelines.stages.tokenize", "tokenize")
+cmd_ingest = _stage_command("brickyard.pipelines.stages.ingest", "ingest", only="source")
+cmd_curate = _stage_command("brickyard.pipelines.stages.curate", "curate")
+cmd_dedup = _stage_command("brickyard.pipelines.stages.dedup", "dedup")
+cmd_tokenize = _stage_command("brickyard.pipelines.stages.tokenize", "tokenize")
 
 
 def _export(spark, cfg, curriculum, out=None, as_of=None, force=False):
@@ -340,9 +282,9 @@ def _export(spark, cfg, curriculum, out=None, as_of=None, force=False):
     from .pipelines.stages.export import export
 
     spec = load_curriculum(curriculum)
-    run_id, status, path, _ = export(spark, cfg, spec, out=out, as_of=as_of, force=force)
-    print(f"run {run_id}: {status}: {path}")
-    return path
+    r = export(spark, cfg, spec, out=out, as_of=as_of, force=force)
+    print(f"run {r.run_id}: {r.status}: {r.detail['path']}")
+    return r.detail["path"]
 
 
 def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False, verify=True) -> int:
@@ -350,16 +292,38 @@ def _export_and_verify(spark, cfg, curriculum, out=None, as_of=None, force=False
     return _verify(path) if verify else 0
 
 
-def _train_stage(cfg, root, export_dir) -> None:
-    """`brickyard run`'s last stage: the configured training on the export just made, resumed if a
+@register
+class Train(Stage):
+    """`brickyard run`'s training: the configured run on the export just made, resumed if a
     checkpoint of the same config is there, a no-op if it is already trained."""
-    from .training.config import load_train_config, use_lakehouse
-    from .training.train import train
 
-    use_lakehouse(root)
-    tcfg = load_train_config(cfg.resolve(cfg.train.config))
-    tcfg.data.export = str(export_dir)
-    train(tcfg, resume="auto")
+    name = "train"
+    recorded = False  # an MLflow run, linked to the export and its table versions
+
+    def skip(self, ctx):
+        if not ctx.cfg.train.config:
+            return "no training configured (set train.config, and export.curriculum)"
+        return None if "export" in ctx.handoff else "nothing exported to train on"
+
+    def apply(self, ctx, run):
+        from .training.config import load_train_config, use_lakehouse
+        from .training.train import train
+
+        use_lakehouse(ctx.lakehouse)
+        tcfg = load_train_config(ctx.cfg.resolve(ctx.cfg.train.config))
+        tcfg.data.export = str(ctx.handoff["export"])
+        train(tcfg, resume="auto")
+
+
+@register
+class Report(Stage):
+    """The notebooks run headless into one HTML page (no Spark: the catalog read by delta-rs)."""
+
+    name = "report"
+    recorded = False
+
+    def apply(self, ctx, run):
+        ctx.handoff["report"] = _report(ctx.lakehouse)
 
 
 def cmd_train(args) -> int:
@@ -478,9 +442,24 @@ def cmd_setup(args) -> int:
 COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "setup": cmd_setup}
 
 
+def _progress_to_stdout() -> None:
+    """brickyard's progress lines (logger `brickyard`) as plain lines on stdout, once."""
+    import logging
+
+    log = logging.getLogger("brickyard")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .pipelines.errors import BrickyardError
+
+    _progress_to_stdout()
 
     try:
         return COMMANDS[args.command](args)

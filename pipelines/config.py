@@ -237,7 +237,7 @@ class SparkSettings:
     driver_memory: str = "4g"
     shuffle_partitions: int | None = None  # default: 2 per core, at least 4
     ui: bool = True
-    progress: bool = True  # Spark's console progress bar
+    progress: bool = False  # Spark's console progress bar (off: it would interleave with brickyard's stage lines)
     conf: dict[str, str] = field(default_factory=dict)  # any other spark.* settings
 
     def validate(self, where: str) -> None:

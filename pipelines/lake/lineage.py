@@ -164,7 +164,10 @@ def upgrade_lineage(spark) -> None:
 class JobRun:
     """Records one job run: a marker while it runs, one row in ops.lineage when it ends.
 
-    Use as a context manager; the stage runner (`stages.base.run_stage`) opens one per stage."""
+    Use as a context manager around a job's work. `JobRun.finished` lists the runs this process has
+    ended, so the stage runner (`stages.base.run_stage`) describes a stage from its run's record."""
+
+    finished: list[JobRun] = []  # noqa: RUF012  (the process's ended runs, in order)
 
     def __init__(self, spark, job: str, config: dict, config_hash: str, owner: str):
         self.spark = spark
@@ -278,6 +281,7 @@ class JobRun:
             self.message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
         elif self.status == "running":
             self.status = "succeeded"
+        JobRun.finished.append(self)
         try:
             self._append()
             if self._marker is not None:

@@ -32,22 +32,22 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..config import PipelineConfig, config_hash, to_dict
+from ..config import PipelineConfig, to_dict
 from ..lake.delta import (
     code_version,
-    ensure_table,
     last_commit,
     latest_version,
     merge_into,
     set_properties,
 )
 from ..lake.faults import fault_pause
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
 from ..lake.tables import DOCUMENTS, FILTER_STATS, SILVER
 from ..text.filters import configure, evaluate
 from ..text.pii import redact
 from ..text.quality import tier_sql
 from ..text.signals import code_signals, normalize_code, normalize_text, text_signals
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 URL_DUPLICATE = "url_duplicate"
 IN_FIELDS = ["doc_id", "source", "domain", "format", "path", "locator", "text", "content_sha256",
@@ -236,101 +236,116 @@ def _recover_filter_stats(spark, silver_version: int) -> list[str]:
     return sorted(missing)
 
 
-def curate(spark, cfg: PipelineConfig, quiet: bool = False):
+class Curate(Stage):
+    """bronze.documents -> silver.documents and ops.filter_stats. Its plan: bronze rows whose text is
+    not the one silver judged, and web pages whose newest capture changed."""
+
+    name = "curate"
+    reads = (DOCUMENTS.name,)
+    writes = (SILVER, FILTER_STATS)
+
+    def prepare(self, ctx: StageContext) -> None:
+        self.quality = q = classifier(ctx.spark, ctx.cfg)  # the newest registered classifier, if any
+        self.full = to_dict(ctx.cfg.curate) | {"quality": q, "quality_tiers": dict(ctx.cfg.quality.tiers)}
+
+    def settings(self, ctx: StageContext) -> dict:
+        q = self.quality
+        return {k: v for k, v in self.full.items() if k != "quality"} | {"quality_model": q["label"] if q else None}
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _curate(ctx.spark, ctx.cfg, self.full, self.quality, run)
+
+
+def curate(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+    """Run the curate stage."""
+    return run_stage(Curate(), StageContext.of(spark, cfg))
+
+
+def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> dict:
     from pyspark.sql import functions as F
 
     from ..lake.session import session_cores
 
-    owner = cfg.catalog.owner
-    for spec in (SILVER, FILTER_STATS):
-        ensure_table(spark, spec, owner)
-    settings = to_dict(cfg.curate)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    q = classifier(spark, cfg)
-    settings["quality"] = q
-    settings["quality_tiers"] = dict(cfg.quality.tiers)
-    logged = {k: v for k, v in settings.items() if k != "quality"} | {"quality_model": q["label"] if q else None}
-
-    with JobRun(spark, "curate", logged, config_hash(logged), owner) as run:
-        if q:
-            run.inputs.append(Ref(q["name"], "model", q["version"], q["uri"]))
-        bronze_version = latest_version(spark, DOCUMENTS.name)
-        run.inputs.append(Ref(DOCUMENTS.name, "table", bronze_version))
-        bronze = spark.sql(f"SELECT * FROM {DOCUMENTS.name} VERSION AS OF {bronze_version}")
-        # pinned to a version: a plan over the live table would be invalidated (and recomputed against
-        # the new rows) by this run's own MERGE, which would empty everything computed after it
-        silver_version = latest_version(spark, SILVER.name)
-        recovered = _recover_filter_stats(spark, silver_version)
-        if recovered:
-            run.metrics["filter_stats_recovered"] = ",".join(recovered)
-            say(f"curate: filter statistics recorded for {len(recovered)} earlier run(s) killed after writing silver")
-        judged = spark.sql(
-            f"SELECT doc_id, bronze_sha256 AS content_sha256, array_contains(failed_rules, '{URL_DUPLICATE}') AS was_superseded "
-            f"FROM {SILVER.name} VERSION AS OF {silver_version}"
+    say = log.info
+    if q:
+        run.inputs.append(Ref(q["name"], "model", q["version"], q["uri"]))
+    bronze_version = latest_version(spark, DOCUMENTS.name)
+    run.inputs.append(Ref(DOCUMENTS.name, "table", bronze_version))
+    bronze = spark.sql(f"SELECT * FROM {DOCUMENTS.name} VERSION AS OF {bronze_version}")
+    # pinned to a version: a plan over the live table would be invalidated (and recomputed against
+    # the new rows) by this run's own MERGE, which would empty everything computed after it
+    silver_version = latest_version(spark, SILVER.name)
+    recovered = _recover_filter_stats(spark, silver_version)
+    if recovered:
+        run.metrics["filter_stats_recovered"] = ",".join(recovered)
+        say(f"curate: filter statistics recorded for {len(recovered)} earlier run(s) killed after writing silver")
+    judged = spark.sql(
+        f"SELECT doc_id, bronze_sha256 AS content_sha256, array_contains(failed_rules, '{URL_DUPLICATE}') AS was_superseded "
+        f"FROM {SILVER.name} VERSION AS OF {silver_version}"
+    )
+    standing = url_standing(bronze)
+    changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").select("doc_id")
+    flipped = standing.join(judged, "doc_id").where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id")
+    # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
+    # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
+    tasks = 4 * session_cores(spark)
+    todo = (
+        bronze.join(changed.union(flipped).distinct(), "doc_id", "left_semi")
+        .join(standing, "doc_id", "left")
+        .select(*IN_FIELDS, "superseded_by")
+        .repartition(tasks, "doc_id")
+    )
+    silver = (
+        todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
+        .select(
+            *[c.name for c in SILVER.columns if c.name not in ("signals", "pii_counts", "quality_score", "quality_tier", "quality_model", "failed_rules", "batch_id", "curated_at")],
+            F.from_json("signals", "MAP<STRING, DOUBLE>").alias("signals"),
+            F.from_json("pii_counts", "MAP<STRING, INT>").alias("pii_counts"),
+            "quality_score",
+            F.expr(tier_sql(cfg.quality.tiers)).alias("quality_tier"),
+            F.when(F.col("quality_score").isNotNull(), F.lit(q["label"] if q else None)).cast("string").alias("quality_model"),
+            F.from_json("failed_rules", "ARRAY<STRING>").alias("failed_rules"),
+            F.lit(run.run_id).alias("batch_id"),
+            F.current_timestamp().alias("curated_at"),
         )
-        standing = url_standing(bronze)
-        changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").select("doc_id")
-        flipped = standing.join(judged, "doc_id").where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id")
-        # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
-        # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
-        tasks = 4 * session_cores(spark)
-        todo = (
-            bronze.join(changed.union(flipped).distinct(), "doc_id", "left_semi")
-            .join(standing, "doc_id", "left")
-            .select(*IN_FIELDS, "superseded_by")
-            .repartition(tasks, "doc_id")
-        )
-        silver = (
-            todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
-            .select(
-                *[c.name for c in SILVER.columns if c.name not in ("signals", "pii_counts", "quality_score", "quality_tier", "quality_model", "failed_rules", "batch_id", "curated_at")],
-                F.from_json("signals", "MAP<STRING, DOUBLE>").alias("signals"),
-                F.from_json("pii_counts", "MAP<STRING, INT>").alias("pii_counts"),
-                "quality_score",
-                F.expr(tier_sql(cfg.quality.tiers)).alias("quality_tier"),
-                F.when(F.col("quality_score").isNotNull(), F.lit(q["label"] if q else None)).cast("string").alias("quality_model"),
-                F.from_json("failed_rules", "ARRAY<STRING>").alias("failed_rules"),
-                F.lit(run.run_id).alias("batch_id"),
-                F.current_timestamp().alias("curated_at"),
-            )
-            # computed once and cut loose from its plan: the MERGE below invalidates every cached plan
-            # that reads silver.documents (even at a pinned version), and a merely persisted frame
-            # would then run the whole curation again for each statistic computed after it
-            .localCheckpoint(eager=True)
-        )
-        counts = {r["keep"]: r["n"] for r in silver.groupBy("keep").agg(F.count("*").alias("n")).collect()}
-        kept, rejected = counts.get(True, 0), counts.get(False, 0)
-        if kept + rejected == 0:
-            silver.unpersist()
-            run.counts(0, 0)
-            rescored, retiered = apply_quality(spark, cfg, q, run)
-            run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
-            run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
-            if recovered:
-                run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
-            if rescored or retiered or recovered:
-                say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
-                return run.run_id, "succeeded", 0, 0
-            run.noop("no new or changed bronze documents")
-            return run.run_id, "noop", 0, 0
-        say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
-
-        set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-        merge_into(spark, silver, SILVER.name, "doc_id", run.run_id)
-        version, _ = last_commit(spark, SILVER.name)
-        run.outputs.append(Ref(SILVER.name, "table", version))
-        fault_pause("curate:after-silver")
-
-        per_rule = silver.where("NOT keep")
-        filter_stats(silver).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
-        run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
-        reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
+        # computed once and cut loose from its plan: the MERGE below invalidates every cached plan
+        # that reads silver.documents (even at a pinned version), and a merely persisted frame
+        # would then run the whole curation again for each statistic computed after it
+        .localCheckpoint(eager=True)
+    )
+    counts = {r["keep"]: r["n"] for r in silver.groupBy("keep").agg(F.count("*").alias("n")).collect()}
+    kept, rejected = counts.get(True, 0), counts.get(False, 0)
+    if kept + rejected == 0:
         silver.unpersist()
+        run.counts(0, 0)
         rescored, retiered = apply_quality(spark, cfg, q, run)
-        if rescored or retiered:
-            say(f"curate: quality: {rescored} earlier documents rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
-            run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
         run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
-        run.counts(kept + rejected, kept, rejected, 0)
-        run.metrics.update({f"rejected.{k}": v for k, v in reasons.items()})
-        return run.run_id, "succeeded", kept, rejected
+        run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+        if recovered:
+            run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+        if rescored or retiered or recovered:
+            say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
+            return {}
+        run.noop("no new or changed bronze documents")
+        return {}
+    say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
+
+    set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+    merge_into(spark, silver, SILVER.name, "doc_id", run.run_id)
+    version, _ = last_commit(spark, SILVER.name)
+    run.outputs.append(Ref(SILVER.name, "table", version))
+    fault_pause("curate:after-silver")
+
+    per_rule = silver.where("NOT keep")
+    filter_stats(silver).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+    run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+    reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
+    silver.unpersist()
+    rescored, retiered = apply_quality(spark, cfg, q, run)
+    if rescored or retiered:
+        say(f"curate: quality: {rescored} earlier documents rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
+        run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+    run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
+    run.counts(kept + rejected, kept, rejected, 0)
+    run.metrics.update({f"rejected.{k}": v for k, v in reasons.items()})
+    return {"kept": kept, "rejected": rejected}

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import DedupSettings, PipelineConfig, config_hash, to_dict
+from ..config import DedupSettings, PipelineConfig, to_dict
 from ..lake.delta import (
     code_version,
     delete_matching,
-    ensure_table,
     last_commit,
     latest_version,
     merge_into,
@@ -47,9 +46,10 @@ from ..lake.delta import (
     set_properties,
 )
 from ..lake.faults import fault_pause
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
 from ..lake.session import session_cores
 from ..lake.tables import DUPLICATES, GOLD, SIGNATURES, SILVER
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 GOLD_FROM_SILVER = [c.name for c in GOLD.columns if c.name not in ("cluster_id", "batch_id", "deduped_at")]
 QUALITY_COLUMNS = ["quality_score", "quality_tier", "quality_model"]
@@ -333,103 +333,117 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     return exact_old.unionByName(rep_cluster).unionByName(followers)
 
 
-def dedup(spark, cfg: PipelineConfig, quiet: bool = False):
-    """Run the dedup job. Returns (run_id, status, keepers, duplicates)."""
+class Dedup(Stage):
+    """silver.documents (kept) -> gold.documents, silver.duplicates, silver.signatures. Its plan:
+    kept documents not placed in a cluster yet (or whose text changed), and placed ones that left."""
+
+    name = "dedup"
+    reads = (SILVER.name,)
+    writes = (SIGNATURES, DUPLICATES, GOLD)
+
+    def settings(self, ctx: StageContext) -> dict:
+        return to_dict(ctx.cfg.dedup)
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _dedup(ctx.spark, ctx.cfg, run)
+
+
+def dedup(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+    """Run the dedup stage (rows_out: keepers, rows_rejected: duplicates)."""
+    return run_stage(Dedup(), StageContext.of(spark, cfg))
+
+
+def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     from pyspark.sql import functions as F
 
-    owner = cfg.catalog.owner
-    for spec in (SIGNATURES, DUPLICATES, GOLD):
-        ensure_table(spark, spec, owner)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    say = log.info
     settings = cfg.dedup
-    logged = to_dict(settings)
-    with JobRun(spark, "dedup", logged, config_hash(logged), owner) as run:
-        silver_version = latest_version(spark, SILVER.name)
-        run.inputs.append(Ref(SILVER.name, "table", silver_version))
-        kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
-        with run.phase("withdraw"):
-            current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
-            withdrawn = _withdraw(spark, current.drop("domain"), run.run_id, say)
-            domains = [r["domain"] for r in current.select("domain").distinct().collect()]
-        plans = domain_plans(settings, set(domains) | set(cfg.domains))
-        tasks = 4 * session_cores(spark)
-        with run.phase("sign"):
-            n_signed = _sign(spark, kept, plans, settings, run, tasks)
+    silver_version = latest_version(spark, SILVER.name)
+    run.inputs.append(Ref(SILVER.name, "table", silver_version))
+    kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
+    with run.phase("withdraw"):
+        current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
+        withdrawn = _withdraw(spark, current.drop("domain"), run.run_id, say)
+        domains = [r["domain"] for r in current.select("domain").distinct().collect()]
+    plans = domain_plans(settings, set(domains) | set(cfg.domains))
+    tasks = 4 * session_cores(spark)
+    with run.phase("sign"):
+        n_signed = _sign(spark, kept, plans, settings, run, tasks)
 
-        dup_version = latest_version(spark, DUPLICATES.name)
-        old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
-        policy = sorted({k.split()[0] for k in settings.keeper})
-        todo = (kept.join(old.select("doc_id", "content_sha256"), ["doc_id", "content_sha256"], "left_anti")
-                .select("doc_id", "domain", "content_sha256", *[c for c in policy if c not in ("doc_id", "domain", "content_sha256")])
-                .localCheckpoint(eager=True))
-        n_todo = todo.count()
-        metrics = {"signed": n_signed, "withdrawn": withdrawn}
-        if n_todo == 0:
-            refreshed = _refresh_quality(spark, kept, run)
-            run.counts(0, 0)
-            run.metrics.update(metrics | {"quality_refreshed": refreshed})
-            if refreshed or withdrawn:
-                run.outputs.append(Ref(GOLD.name, "table", latest_version(spark, GOLD.name)))
-                say(f"dedup: no new documents; {refreshed} gold quality columns refreshed, {withdrawn} withdrawn")
-                return run.run_id, "succeeded", 0, 0
-            run.noop("no new or changed kept documents")
-            say("dedup: nothing new")
-            return run.run_id, "noop", 0, 0
+    dup_version = latest_version(spark, DUPLICATES.name)
+    old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
+    policy = sorted({k.split()[0] for k in settings.keeper})
+    todo = (kept.join(old.select("doc_id", "content_sha256"), ["doc_id", "content_sha256"], "left_anti")
+            .select("doc_id", "domain", "content_sha256", *[c for c in policy if c not in ("doc_id", "domain", "content_sha256")])
+            .localCheckpoint(eager=True))
+    n_todo = todo.count()
+    metrics = {"signed": n_signed, "withdrawn": withdrawn}
+    if n_todo == 0:
+        refreshed = _refresh_quality(spark, kept, run)
+        run.counts(0, 0)
+        run.metrics.update(metrics | {"quality_refreshed": refreshed})
+        if refreshed or withdrawn:
+            run.outputs.append(Ref(GOLD.name, "table", latest_version(spark, GOLD.name)))
+            say(f"dedup: no new documents; {refreshed} gold quality columns refreshed, {withdrawn} withdrawn")
+            return {}
+        run.noop("no new or changed kept documents")
+        say("dedup: nothing new")
+        return {}
 
-        sig_version = latest_version(spark, SIGNATURES.name)
-        run.inputs.append(Ref(SIGNATURES.name, "table", sig_version))
-        signed = (spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
-                  .join(kept.select("doc_id", "domain"), "doc_id")
-                  .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
-        with run.phase("cluster"):
-            assigned = _assign(spark, todo, old, signed, kept.select("doc_id", "text"), settings)
+    sig_version = latest_version(spark, SIGNATURES.name)
+    run.inputs.append(Ref(SIGNATURES.name, "table", sig_version))
+    signed = (spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+              .join(kept.select("doc_id", "domain"), "doc_id")
+              .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
+    with run.phase("cluster"):
+        assigned = _assign(spark, todo, old, signed, kept.select("doc_id", "text"), settings)
 
-        # method and similarity to the keeper, from the two signatures
-        me = signed.select("doc_id", F.col("signature").alias("sig"))
-        keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
-        with run.phase("place"):
-            placed = (
-                assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
-                .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
-                .select(
-                    "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper",
-                    F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), "exact").otherwise("near").alias("method"),
-                    F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
-                    .otherwise(similarity_expr("sig", "keeper_sig")).cast("double").alias("similarity"),
-                    F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("deduped_at"),
-                )
-                .localCheckpoint(eager=True)
+    # method and similarity to the keeper, from the two signatures
+    me = signed.select("doc_id", F.col("signature").alias("sig"))
+    keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+    with run.phase("place"):
+        placed = (
+            assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
+            .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
+            .select(
+                "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper",
+                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), "exact").otherwise("near").alias("method"),
+                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
+                .otherwise(similarity_expr("sig", "keeper_sig")).cast("double").alias("similarity"),
+                F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("deduped_at"),
             )
-            tally = placed.agg(
-                F.count("*").alias("n"), F.countDistinct("doc_id").alias("docs"),
-                *[F.count(F.when(cond, 1)).alias(name) for name, cond in
-                  (("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"))],
-            ).first()
-            n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
-            if n_placed != n_todo or n_distinct != n_todo:
-                from ..errors import BrickyardError
+            .localCheckpoint(eager=True)
+        )
+        tally = placed.agg(
+            F.count("*").alias("n"), F.countDistinct("doc_id").alias("docs"),
+            *[F.count(F.when(cond, 1)).alias(name) for name, cond in
+              (("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"))],
+        ).first()
+        n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
+        if n_placed != n_todo or n_distinct != n_todo:
+            from ..errors import BrickyardError
 
-                raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
+            raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
 
-        gold_rows = (kept.select(*GOLD_FROM_SILVER).join(placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at"), "doc_id")
-                     .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at"))
-        set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-        # gold first, duplicates last: duplicates is what marks a document done, and a run killed in
-        # between leaves gold rows that the next run's check removes before it starts again
-        with run.phase("write"):
-            merge_into(spark, gold_rows, GOLD.name, "doc_id", run.run_id)
-            fault_pause("dedup:after-gold")
-            merge_into(spark, placed, DUPLICATES.name, "doc_id", run.run_id)
-        with run.phase("refresh_quality"):
-            refreshed = _refresh_quality(spark, kept, run)
-        for spec in (GOLD, DUPLICATES):
-            run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))
-        run.outputs.append(Ref(SIGNATURES.name, "table", sig_version))
-        run.counts(n_todo, keepers, exact + near, 0)
-        run.metrics.update(metrics | {"exact_duplicates": exact, "near_duplicates": near, "quality_refreshed": refreshed,
-                                      **{f"lsh.{p.domain}": f"{p.scheme} t={p.threshold} b={p.bands} r={p.rows}" for p in plans.values()}})
-        say(f"dedup: {n_todo} documents: {keepers} kept, {exact} exact and {near} near duplicates")
-        return run.run_id, "succeeded", keepers, exact + near
+    gold_rows = (kept.select(*GOLD_FROM_SILVER).join(placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at"), "doc_id")
+                 .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at"))
+    set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+    # gold first, duplicates last: duplicates is what marks a document done, and a run killed in
+    # between leaves gold rows that the next run's check removes before it starts again
+    with run.phase("write"):
+        merge_into(spark, gold_rows, GOLD.name, "doc_id", run.run_id)
+        fault_pause("dedup:after-gold")
+        merge_into(spark, placed, DUPLICATES.name, "doc_id", run.run_id)
+    with run.phase("refresh_quality"):
+        refreshed = _refresh_quality(spark, kept, run)
+    for spec in (GOLD, DUPLICATES):
+        run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))
+    run.outputs.append(Ref(SIGNATURES.name, "table", sig_version))
+    run.counts(n_todo, keepers, exact + near, 0)
+    run.metrics.update(metrics | {"exact_duplicates": exact, "near_duplicates": near, "quality_refreshed": refreshed,
+                                  **{f"lsh.{p.domain}": f"{p.scheme} t={p.threshold} b={p.bands} r={p.rows}" for p in plans.values()}})
+    say(f"dedup: {n_todo} documents: {keepers} kept, {exact} exact and {near} near duplicates")
+    return {"keepers": keepers, "duplicates": exact + near}
 
 
 def _refresh_quality(spark, kept, run) -> int:

@@ -47,9 +47,9 @@ from pathlib import Path
 from ..config import PipelineConfig, config_hash, to_dict
 from ..curriculum import Curriculum, plan_phases
 from ..errors import BrickyardError
-from ..lake.delta import ensure_table, latest_version, sql_str
+from ..lake.delta import latest_version, sql_str
 from ..lake.faults import fault_pause
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
 from ..lake.tables import EXPORTS, TOKENS, tokens_spec
 from ..manifest import (
     FORMAT,
@@ -60,6 +60,7 @@ from ..manifest import (
     read_manifest,
     write_manifest,
 )
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 ORDER_BUCKETS = 64  # prefix sums run per (stream, bucket); part of the format, as it fixes the order
 PART_SHARDS = 4  # a part (one writer task) holds about this many shards
@@ -264,140 +265,187 @@ def export_root(cfg: PipelineConfig, lakehouse: Path) -> Path:
     return p if p.is_absolute() else lakehouse / p
 
 
-def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None = None, as_of: int | None = None,
-           force: bool = False, quiet: bool = False):
-    """Export `gold.tokens` (latest, or VERSION AS OF `as_of`) with curriculum `spec`.
+class Export(Stage):
+    """gold.tokens at one version -> MDS streams and a manifest, recorded in ops.exports. Its plan:
+    the export id (curriculum, tokens version, spec hash) against what the destination holds."""
 
-    Returns (run_id, status, export path, manifest)."""
+    name = "export"
+    reads = (TOKENS.name,)
+    writes = (EXPORTS,)
+    quick_noop = False  # an export is a folder too: its own check looks at the folder
+
+    def skip(self, ctx: StageContext) -> str | None:
+        if ctx.options.get("spec") is None and not ctx.cfg.export.curriculum:
+            return "no curriculum configured (set export.curriculum); nothing exported"
+        return None
+
+    def tables(self, ctx: StageContext):
+        return (tokens_spec(ctx.cfg.tokenize.table), EXPORTS)
+
+    def prepare(self, ctx: StageContext) -> None:
+        from ..curriculum import load_curriculum
+
+        spec = ctx.options.get("spec") or load_curriculum(ctx.cfg.resolve(ctx.cfg.export.curriculum))
+        out, as_of = ctx.options.get("out"), ctx.options.get("as_of")
+        latest = latest_version(ctx.spark, TOKENS.name)
+        version = latest if as_of is None else int(as_of)
+        if not 0 <= version <= latest:
+            raise BrickyardError(f"--as-of {as_of}: gold.tokens has versions 0 to {latest}")
+        xid = export_id(spec, version)
+        dest = Path(out) if out else export_root(ctx.cfg, ctx.lakehouse) / xid
+        self.plan = spec, version, xid, dest
+
+    def settings(self, ctx: StageContext) -> dict:
+        spec, version, _, dest = self.plan
+        return {"curriculum": to_dict(spec), "tokens_version": version, "path": str(dest)}
+
+    def settings_hash(self, ctx: StageContext, settings: dict) -> str:
+        return spec_hash(self.plan[0])
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        spec, version, xid, dest = self.plan
+        detail = _export(ctx.spark, ctx.cfg, spec, version, xid, dest, ctx.options.get("out"),
+                         bool(ctx.options.get("force")), run)
+        ctx.handoff["export"] = detail["path"]
+        if ctx.options.get("verify"):
+            from ..manifest import verify
+
+            problems = verify(detail["path"])
+            for p in problems:
+                log.error("verify: %s", p)
+            if problems:
+                raise BrickyardError(f"export: {detail['path']} does not verify ({len(problems)} problems)")
+            log.info("verify: %s: ok", detail["path"])
+        return detail
+
+
+def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None = None, as_of: int | None = None,
+           force: bool = False, quiet: bool = False) -> StageResult:
+    """Export `gold.tokens` (latest, or VERSION AS OF `as_of`) with curriculum `spec`; the result's
+    detail holds the export's `path` and `manifest`."""
+    return run_stage(Export(), StageContext.of(spark, cfg, spec=spec, out=out, as_of=as_of, force=force))
+
+
+def _export(spark, cfg: PipelineConfig, spec: Curriculum, version: int, xid: str, dest: Path,
+            out: str | Path | None, force: bool, run) -> dict:
     from pyspark.sql import functions as F
 
-    from ..lake.session import session_cores, session_lakehouse
+    from ..lake.session import session_cores
 
-    owner = cfg.catalog.owner
-    ensure_table(spark, tokens_spec(cfg.tokenize.table), owner)
-    ensure_table(spark, EXPORTS, owner)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    latest = latest_version(spark, TOKENS.name)
-    version = latest if as_of is None else int(as_of)
-    if not 0 <= version <= latest:
-        raise BrickyardError(f"--as-of {as_of}: gold.tokens has versions 0 to {latest}")
-    xid = export_id(spec, version)
-    dest = Path(out) if out else export_root(cfg, session_lakehouse(spark)) / xid
-    logged = {"curriculum": to_dict(spec), "tokens_version": version, "path": str(dest)}
-    with JobRun(spark, "export", logged, spec_hash(spec), owner) as run:
-        run.inputs.append(Ref(TOKENS.name, "table", version))
-        if (dest / MANIFEST).exists() and not force:
-            old = read_manifest(dest)
-            if old.get("export_id") == xid:
-                if not spark.table(EXPORTS.name).where(f"export_id = {sql_str(xid)}").limit(1).count():
-                    # a run killed after its files were in place and before its row was written
-                    _record(spark, dest, old)
-                    run.metrics["recorded_after_kill"] = xid
-                    say(f"export: {xid} was written by run {old.get('run_id')} but not recorded; recorded it in {EXPORTS.name}")
-                run.counts(0, 0)
-                run.noop(f"{dest} already holds this export")
-                run.outputs.append(Ref(xid, "export", None, str(dest)))
-                if out is None:
-                    link_newest(dest, spec.name)
-                say(f"export: {dest} already holds {xid}")
-                return run.run_id, "noop", dest, old
-            raise BrickyardError(f"{dest} holds another export ({old.get('export_id')}); choose another --out or pass --force")
-        try:
-            tokens = spark.sql(f"SELECT doc_id, source, domain, quality_tier, encoding, n_tokens, tokens FROM {TOKENS.name} VERSION AS OF {version}")
-        except Exception as e:
-            raise BrickyardError(f"cannot read gold.tokens version {version} ({str(e).splitlines()[0][:200]}); "
-                                 "its files may have been vacuumed") from None
-        selected = tokens.withColumn("stream", F.expr(stream_expr(spec))).where("stream IS NOT NULL")
-        encodings = [r["encoding"] for r in selected.select("encoding").distinct().collect()]
-        if len(encodings) > 1:
-            raise BrickyardError(f"gold.tokens version {version} mixes encodings ({', '.join(sorted(encodings))}); "
-                                 "run `brickyard tokenize` to finish re-tokenizing, then export")
-        L = spec.sample_tokens
-        starts, totals = layout(spark, selected, spec.seed)
-        available = {s: totals.get(s, (0, 0))[1] // L for s in spec.streams}
-        plans, warnings = plan_phases(spec, available)
-        for w in warnings:
-            say(f"export: warning: {w}")
+    say = log.info
+    run.inputs.append(Ref(TOKENS.name, "table", version))
+    if (dest / MANIFEST).exists() and not force:
+        old = read_manifest(dest)
+        if old.get("export_id") == xid:
+            if not spark.table(EXPORTS.name).where(f"export_id = {sql_str(xid)}").limit(1).count():
+                # a run killed after its files were in place and before its row was written
+                _record(spark, dest, old)
+                run.metrics["recorded_after_kill"] = xid
+                say(f"export: {xid} was written by run {old.get('run_id')} but not recorded; recorded it in {EXPORTS.name}")
+            run.counts(0, 0)
+            run.noop(f"{dest} already holds this export")
+            run.outputs.append(Ref(xid, "export", None, str(dest)))
+            if out is None:
+                link_newest(dest, spec.name)
+            say(f"export: {dest} already holds {xid}")
+            return {"path": dest, "manifest": old}
+        raise BrickyardError(f"{dest} holds another export ({old.get('export_id')}); choose another --out or pass --force")
+    try:
+        tokens = spark.sql(f"SELECT doc_id, source, domain, quality_tier, encoding, n_tokens, tokens FROM {TOKENS.name} VERSION AS OF {version}")
+    except Exception as e:
+        raise BrickyardError(f"cannot read gold.tokens version {version} ({str(e).splitlines()[0][:200]}); "
+                             "its files may have been vacuumed") from None
+    selected = tokens.withColumn("stream", F.expr(stream_expr(spec))).where("stream IS NOT NULL")
+    encodings = [r["encoding"] for r in selected.select("encoding").distinct().collect()]
+    if len(encodings) > 1:
+        raise BrickyardError(f"gold.tokens version {version} mixes encodings ({', '.join(sorted(encodings))}); "
+                             "run `brickyard tokenize` to finish re-tokenizing, then export")
+    L = spec.sample_tokens
+    starts, totals = layout(spark, selected, spec.seed)
+    available = {s: totals.get(s, (0, 0))[1] // L for s in spec.streams}
+    plans, warnings = plan_phases(spec, available)
+    for w in warnings:
+        say(f"export: warning: {w}")
 
-        per_part = part_samples(spec)
-        usable = {s: available[s] * L for s in spec.streams}
-        tmp = dest.parent / f".{dest.name}.tmp-{run.run_id}"
-        for stale in dest.parent.glob(f".{dest.name}.tmp-*"):  # left by a killed run
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        t0 = time.perf_counter()
-        results = []
-        if starts is not None and any(usable.values()):
-            span = per_part * L
-            usable_df = spark.createDataFrame(list(usable.items()), "stream STRING, usable BIGINT")
-            pieces = (starts.join(F.broadcast(usable_df), "stream").where("start < usable")
-                      .withColumn("part", F.explode(F.sequence(
-                          (F.col("start") / span).cast("int"),
-                          ((F.least(F.col("start") + F.col("n_tokens"), F.col("usable")) - 1) / span).cast("int"))))
-                      .select("stream", "part", "doc_id", "start"))
-            with_ids = pieces.join(tokens.select("doc_id", "tokens"), "doc_id")
-            n_parts = sum(-(-usable[s] // span) for s in usable)
-            tasks = max(1, min(n_parts, 4 * session_cores(spark)))
-            settings = {"sample_tokens": L, "part_samples": per_part, "columns": columns(spec), "compression": spec.compression,
-                        "shard_bytes": spec.shard_bytes, "doc_boundaries": spec.doc_boundaries}
-            written = (with_ids.repartition(tasks, "stream", "part").sortWithinPartitions("stream", "part", "start")
-                       .select("stream", "part", "start", "tokens")
-                       .mapInArrow(make_part_writer(str(tmp), settings, usable), PART_SCHEMA))
-            results = [r.asDict(recursive=True) for r in written.collect()]
-        write_s = time.perf_counter() - t0
+    per_part = part_samples(spec)
+    usable = {s: available[s] * L for s in spec.streams}
+    tmp = dest.parent / f".{dest.name}.tmp-{run.run_id}"
+    for stale in dest.parent.glob(f".{dest.name}.tmp-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    results = []
+    if starts is not None and any(usable.values()):
+        span = per_part * L
+        usable_df = spark.createDataFrame(list(usable.items()), "stream STRING, usable BIGINT")
+        pieces = (starts.join(F.broadcast(usable_df), "stream").where("start < usable")
+                  .withColumn("part", F.explode(F.sequence(
+                      (F.col("start") / span).cast("int"),
+                      ((F.least(F.col("start") + F.col("n_tokens"), F.col("usable")) - 1) / span).cast("int"))))
+                  .select("stream", "part", "doc_id", "start"))
+        with_ids = pieces.join(tokens.select("doc_id", "tokens"), "doc_id")
+        n_parts = sum(-(-usable[s] // span) for s in usable)
+        tasks = max(1, min(n_parts, 4 * session_cores(spark)))
+        settings = {"sample_tokens": L, "part_samples": per_part, "columns": columns(spec), "compression": spec.compression,
+                    "shard_bytes": spec.shard_bytes, "doc_boundaries": spec.doc_boundaries}
+        written = (with_ids.repartition(tasks, "stream", "part").sortWithinPartitions("stream", "part", "start")
+                   .select("stream", "part", "start", "tokens")
+                   .mapInArrow(make_part_writer(str(tmp), settings, usable), PART_SCHEMA))
+        results = [r.asDict(recursive=True) for r in written.collect()]
+    write_s = time.perf_counter() - t0
 
-        streams = {}
-        for s, sel in spec.streams.items():
-            parts = sorted((r for r in results if r["stream"] == s), key=lambda r: r["part"])
-            samples = sum(r["samples"] for r in parts)
-            if samples != available[s] or [r["part"] for r in parts] != list(range(len(parts))):
-                raise BrickyardError(f"export: stream {s} wrote {samples} samples in parts {[r['part'] for r in parts]}, "
-                                     f"expected {available[s]}")
-            sdir = tmp / "streams" / s
-            if parts:
-                _merge_index([str(tmp / "streams" / s / f"part-{r['part']:05d}" / INDEX) for r in parts], str(sdir))
-            docs, toks = totals.get(s, (0, 0))
-            streams[s] = {
-                "path": f"streams/{s}", "domains": sel.domains, "tiers": sel.tiers, "documents": docs,
-                "tokens": toks, "samples": samples, "sample_tokens": samples * L, "tail_tokens_dropped": toks - samples * L,
-                "index_sha256": file_sha256(sdir / INDEX) if parts else None,
-                "shards": [f for r in parts for f in r["files"] if not f["file"].endswith(INDEX)],
-            }
-        manifest = {
-            "format": FORMAT, "export_id": xid, "run_id": run.run_id,
-            "curriculum": to_dict(spec), "spec_hash": spec_hash(spec),
-            "tables": {TOKENS.name: version}, "encoding": encodings[0] if encodings else cfg.tokenize.encoding,
-            "eot_id": _eot(encodings[0] if encodings else cfg.tokenize.encoding),
-            "seq_len": spec.seq_len, "sample_tokens": L, "columns": columns(spec), "order_buckets": ORDER_BUCKETS,
-            "budget": {"tokens": spec.tokens, "samples": spec.budget_samples},
-            "streams": streams,
-            "phases": [{"name": p.name, "share": p.share, "samples": p.samples, "tokens": p.samples * spec.seq_len,
-                        "streams": p.streams} for p in plans],
-            "warnings": warnings,
+    streams = {}
+    for s, sel in spec.streams.items():
+        parts = sorted((r for r in results if r["stream"] == s), key=lambda r: r["part"])
+        samples = sum(r["samples"] for r in parts)
+        if samples != available[s] or [r["part"] for r in parts] != list(range(len(parts))):
+            raise BrickyardError(f"export: stream {s} wrote {samples} samples in parts {[r['part'] for r in parts]}, "
+                                 f"expected {available[s]}")
+        sdir = tmp / "streams" / s
+        if parts:
+            _merge_index([str(tmp / "streams" / s / f"part-{r['part']:05d}" / INDEX) for r in parts], str(sdir))
+        docs, toks = totals.get(s, (0, 0))
+        streams[s] = {
+            "path": f"streams/{s}", "domains": sel.domains, "tiers": sel.tiers, "documents": docs,
+            "tokens": toks, "samples": samples, "sample_tokens": samples * L, "tail_tokens_dropped": toks - samples * L,
+            "index_sha256": file_sha256(sdir / INDEX) if parts else None,
+            "shards": [f for r in parts for f in r["files"] if not f["file"].endswith(INDEX)],
         }
-        write_manifest(tmp, manifest)
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        if out is None:
-            link_newest(dest, spec.name)
-        fault_pause("export:after-files")
+    manifest = {
+        "format": FORMAT, "export_id": xid, "run_id": run.run_id,
+        "curriculum": to_dict(spec), "spec_hash": spec_hash(spec),
+        "tables": {TOKENS.name: version}, "encoding": encodings[0] if encodings else cfg.tokenize.encoding,
+        "eot_id": _eot(encodings[0] if encodings else cfg.tokenize.encoding),
+        "seq_len": spec.seq_len, "sample_tokens": L, "columns": columns(spec), "order_buckets": ORDER_BUCKETS,
+        "budget": {"tokens": spec.tokens, "samples": spec.budget_samples},
+        "streams": streams,
+        "phases": [{"name": p.name, "share": p.share, "samples": p.samples, "tokens": p.samples * spec.seq_len,
+                    "streams": p.streams} for p in plans],
+        "warnings": warnings,
+    }
+    write_manifest(tmp, manifest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+    if out is None:
+        link_newest(dest, spec.name)
+    fault_pause("export:after-files")
 
-        n_docs = sum(v["documents"] for v in streams.values())
-        n_samples = sum(v["samples"] for v in streams.values())
-        n_tokens = n_samples * L
-        _record(spark, dest, manifest)
-        run.outputs.append(Ref(xid, "export", None, str(dest)))
-        run.outputs.append(Ref(EXPORTS.name, "table", latest_version(spark, EXPORTS.name)))
-        run.counts(n_docs, n_docs)
-        run.metrics.update({"samples": n_samples, "tokens": n_tokens, "seconds.write": f"{write_s:.2f}",
-                            **{f"samples.{s}": v["samples"] for s, v in streams.items()}, "warnings": len(warnings)})
-        say(f"export: {xid}: {n_samples:,} samples of {L} tokens ({n_tokens:,} tokens) from {n_docs:,} documents -> {dest}")
-        for p in plans:
-            mix = ", ".join(f"{s} {v['samples']:,} ({v['proportion']:.1%})" for s, v in p.streams.items())
-            say(f"  phase {p.name}: {p.samples:,} samples: {mix}")
-        return run.run_id, "succeeded", dest, manifest
+    n_docs = sum(v["documents"] for v in streams.values())
+    n_samples = sum(v["samples"] for v in streams.values())
+    n_tokens = n_samples * L
+    _record(spark, dest, manifest)
+    run.outputs.append(Ref(xid, "export", None, str(dest)))
+    run.outputs.append(Ref(EXPORTS.name, "table", latest_version(spark, EXPORTS.name)))
+    run.counts(n_docs, n_docs)
+    run.metrics.update({"samples": n_samples, "tokens": n_tokens, "seconds.write": f"{write_s:.2f}",
+                        **{f"samples.{s}": v["samples"] for s, v in streams.items()}, "warnings": len(warnings)})
+    say(f"export: {xid}: {n_samples:,} samples of {L} tokens ({n_tokens:,} tokens) from {n_docs:,} documents -> {dest}")
+    for p in plans:
+        mix = ", ".join(f"{s} {v['samples']:,} ({v['proportion']:.1%})" for s, v in p.streams.items())
+        say(f"  phase {p.name}: {p.samples:,} samples: {mix}")
+    return {"path": dest, "manifest": manifest}
 
 
 def _record(spark, dest: Path, manifest: dict) -> None:

@@ -29,26 +29,15 @@ again by the next ingest; remove the source from the config to stop reading it f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ..config import PipelineConfig, config_hash
+from ..config import PipelineConfig
 from ..errors import BrickyardError
 from ..lake.delta import delete_matching, latest_version, sql_str, table_exists
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 # the tables keyed by doc_id, upstream first
 LAYERS = ("bronze.documents", "bronze.quarantine", "silver.documents", "silver.signatures",
           "silver.duplicates", "gold.documents", "gold.tokens")
-
-
-@dataclass
-class ForgetResult:
-    run_id: str
-    status: str
-    documents: int
-    deleted: dict[str, int] = field(default_factory=dict)
-    released: int = 0
-    stale_exports: list[str] = field(default_factory=list)
 
 
 def selection_sql(source: str | None, doc_ids: list[str] | None, where: str | None) -> str:
@@ -63,71 +52,93 @@ def selection_sql(source: str | None, doc_ids: list[str] | None, where: str | No
     return f"({where})"
 
 
+class Forget(Stage):
+    """Remove documents (a source, ids, or a condition) from every layer; exports that hold them are
+    marked stale. Not part of `brickyard run`: a governance command."""
+
+    name = "forget"
+    quick_noop = False
+
+    def prepare(self, ctx: StageContext) -> None:
+        from pyspark.errors import AnalysisException
+
+        spark, o = ctx.spark, ctx.options
+        self.predicate = predicate = selection_sql(o.get("source"), o.get("doc_ids"), o.get("where"))
+        if not table_exists(spark, "bronze.documents"):
+            raise BrickyardError("forget: this lakehouse has no bronze.documents yet; nothing to forget")
+        self.present = [t for t in LAYERS if table_exists(spark, t)]
+        self.bronze_version = latest_version(spark, "bronze.documents")
+        try:
+            self.chosen = spark.sql(
+                f"SELECT doc_id FROM bronze.documents VERSION AS OF {self.bronze_version} WHERE {predicate}"
+            ).localCheckpoint(eager=True)
+        except AnalysisException as e:
+            raise BrickyardError(f"forget --where {o.get('where')!r}: not a valid condition on bronze.documents "
+                                 f"({str(e).splitlines()[0][:200]})") from None
+
+    def settings(self, ctx: StageContext) -> dict:
+        o = ctx.options
+        return {"source": o.get("source"), "doc_ids": o.get("doc_ids"), "where": o.get("where"), "vacuum": bool(o.get("vacuum"))}
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _forget(ctx.spark, ctx.options.get("source"), bool(ctx.options.get("vacuum")), self.predicate,
+                       self.present, self.bronze_version, self.chosen, run)
+
+
 def forget(spark, cfg: PipelineConfig, source: str | None = None, doc_ids: list[str] | None = None,
-           where: str | None = None, vacuum: bool = False, quiet: bool = False) -> ForgetResult:
-    from pyspark.errors import AnalysisException
+           where: str | None = None, vacuum: bool = False, quiet: bool = False) -> StageResult:
+    """Run forget; the result's detail holds `deleted` (rows per table), `released` and `stale_exports`."""
+    return run_stage(Forget(), StageContext.of(spark, cfg, source=source, doc_ids=doc_ids, where=where, vacuum=vacuum))
 
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    predicate = selection_sql(source, doc_ids, where)
-    if not table_exists(spark, "bronze.documents"):
-        raise BrickyardError("forget: this lakehouse has no bronze.documents yet; nothing to forget")
-    present = [t for t in LAYERS if table_exists(spark, t)]
-    bronze_version = latest_version(spark, "bronze.documents")
-    try:
-        chosen = spark.sql(
-            f"SELECT doc_id FROM bronze.documents VERSION AS OF {bronze_version} WHERE {predicate}"
-        ).localCheckpoint(eager=True)
-    except AnalysisException as e:
-        raise BrickyardError(f"forget --where {where!r}: not a valid condition on bronze.documents "
-                             f"({str(e).splitlines()[0][:200]})") from None
-    settings = {"source": source, "doc_ids": doc_ids, "where": where, "vacuum": vacuum}
-    with JobRun(spark, "forget", settings, config_hash(settings), cfg.catalog.owner) as run:
-        run.inputs.append(Ref("bronze.documents", "table", bronze_version, predicate))
-        n = chosen.count()
-        n_quarantine = (spark.table("bronze.quarantine").where(predicate if source else "false").count()
-                        if source and "bronze.quarantine" in present else 0)
-        say(f"forget: {n} documents match {predicate}" + (f", and {n_quarantine} quarantine rows" if n_quarantine else ""))
-        if n == 0 and n_quarantine == 0:
-            run.counts(0, 0)
-            run.noop(f"no document matches {predicate}")
-            return ForgetResult(run.run_id, "noop", 0)
 
-        # 1. exports built from a version of gold.tokens that holds any of them
-        stale = _stale_exports(spark, chosen) if table_exists(spark, "ops.exports") else []
-        if stale:
-            spark.sql(f"UPDATE ops.exports SET status = 'stale' WHERE export_id IN ({', '.join(sql_str(x) for x in stale)})")
-            run.outputs.append(Ref("ops.exports", "table", latest_version(spark, "ops.exports")))
-            say(f"forget: {len(stale)} exports marked stale: {', '.join(stale)}")
+def _forget(spark, source, vacuum: bool, predicate: str, present: list[str], bronze_version: int, chosen, run) -> dict:
+    say = log.info
+    run.inputs.append(Ref("bronze.documents", "table", bronze_version, predicate))
+    n = chosen.count()
+    n_quarantine = (spark.table("bronze.quarantine").where(predicate if source else "false").count()
+                    if source and "bronze.quarantine" in present else 0)
+    say(f"forget: {n} documents match {predicate}" + (f", and {n_quarantine} quarantine rows" if n_quarantine else ""))
+    if n == 0 and n_quarantine == 0:
+        run.counts(0, 0)
+        run.noop(f"no document matches {predicate}")
+        return {"documents": 0, "deleted": {}, "released": 0, "stale_exports": []}
 
-        # 2. clusters that lose a member are dissolved; their other members are released
-        released = spark.createDataFrame([], "doc_id STRING")
-        if "silver.duplicates" in present:
-            dups = spark.sql(f"SELECT doc_id, cluster_id FROM silver.duplicates VERSION AS OF {latest_version(spark, 'silver.duplicates')}")
-            touched = dups.join(chosen, "doc_id", "left_semi").select("cluster_id").distinct()
-            released = (dups.join(touched, "cluster_id", "left_semi").select("doc_id")
-                        .join(chosen, "doc_id", "left_anti").localCheckpoint(eager=True))
-        n_released = released.count()
+    # 1. exports built from a version of gold.tokens that holds any of them
+    stale = _stale_exports(spark, chosen) if table_exists(spark, "ops.exports") else []
+    if stale:
+        spark.sql(f"UPDATE ops.exports SET status = 'stale' WHERE export_id IN ({', '.join(sql_str(x) for x in stale)})")
+        run.outputs.append(Ref("ops.exports", "table", latest_version(spark, "ops.exports")))
+        say(f"forget: {len(stale)} exports marked stale: {', '.join(stale)}")
 
-        # 3. delete, downstream first: a run killed half way leaves no orphan below a parent
-        deleted: dict[str, int] = {}
-        for table in reversed(present):
-            gone = chosen.unionByName(released) if table in ("silver.duplicates", "gold.documents", "gold.tokens") else chosen
-            before = latest_version(spark, table)
-            delete_matching(spark, gone, table, "doc_id", run.run_id)
-            if table == "bronze.quarantine" and source:
-                spark.sql(f"DELETE FROM bronze.quarantine WHERE source = {sql_str(source)}")
-            deleted[table] = _deleted_since(spark, table, before)
-            if latest_version(spark, table) != before:
-                run.outputs.append(Ref(table, "table", latest_version(spark, table)))
-        say("forget: deleted " + ", ".join(f"{t} {k}" for t, k in deleted.items() if k)
-            + (f"; {n_released} duplicates released to be clustered again by the next dedup" if n_released else ""))
+    # 2. clusters that lose a member are dissolved; their other members are released
+    released = spark.createDataFrame([], "doc_id STRING")
+    if "silver.duplicates" in present:
+        dups = spark.sql(f"SELECT doc_id, cluster_id FROM silver.duplicates VERSION AS OF {latest_version(spark, 'silver.duplicates')}")
+        touched = dups.join(chosen, "doc_id", "left_semi").select("cluster_id").distinct()
+        released = (dups.join(touched, "cluster_id", "left_semi").select("doc_id")
+                    .join(chosen, "doc_id", "left_anti").localCheckpoint(eager=True))
+    n_released = released.count()
 
-        if vacuum:
-            _purge(spark, [t for t in present if deleted.get(t)] + (["ops.exports"] if stale else []), say)
-        run.counts(n + n_quarantine, n + n_quarantine)
-        run.metrics.update({f"deleted.{t}": k for t, k in deleted.items()})
-        run.metrics.update(released=n_released, exports_stale=len(stale), vacuumed=int(vacuum))
-        return ForgetResult(run.run_id, "succeeded", n, deleted, n_released, stale)
+    # 3. delete, downstream first: a run killed half way leaves no orphan below a parent
+    deleted: dict[str, int] = {}
+    for table in reversed(present):
+        gone = chosen.unionByName(released) if table in ("silver.duplicates", "gold.documents", "gold.tokens") else chosen
+        before = latest_version(spark, table)
+        delete_matching(spark, gone, table, "doc_id", run.run_id)
+        if table == "bronze.quarantine" and source:
+            spark.sql(f"DELETE FROM bronze.quarantine WHERE source = {sql_str(source)}")
+        deleted[table] = _deleted_since(spark, table, before)
+        if latest_version(spark, table) != before:
+            run.outputs.append(Ref(table, "table", latest_version(spark, table)))
+    say("forget: deleted " + ", ".join(f"{t} {k}" for t, k in deleted.items() if k)
+        + (f"; {n_released} duplicates released to be clustered again by the next dedup" if n_released else ""))
+
+    if vacuum:
+        _purge(spark, [t for t in present if deleted.get(t)] + (["ops.exports"] if stale else []), say)
+    run.counts(n + n_quarantine, n + n_quarantine)
+    run.metrics.update({f"deleted.{t}": k for t, k in deleted.items()})
+    run.metrics.update(released=n_released, exports_stale=len(stale), vacuumed=int(vacuum))
+    return {"documents": n, "deleted": deleted, "released": n_released, "stale_exports": stale}
 
 
 def _stale_exports(spark, chosen) -> list[str]:

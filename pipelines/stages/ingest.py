@@ -18,12 +18,10 @@ The job, in order:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
-from ..config import PipelineConfig, config_hash, to_dict
+from ..config import PipelineConfig, to_dict
 from ..lake.delta import (
     code_version,
-    ensure_table,
     last_commit,
     latest_version,
     merge_into,
@@ -31,11 +29,12 @@ from ..lake.delta import (
     table_properties,
 )
 from ..lake.faults import fault_pause
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
 from ..lake.session import default_parallelism
 from ..lake.tables import DOCUMENTS, QUARANTINE, SOURCE_FILES
 from ..sources.listing import assign_partitions, list_units
 from ..sources.readers import CHANGED, RECORD_FIELDS, Unit, read_unit
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 TABLES = (DOCUMENTS, QUARANTINE, SOURCE_FILES)
 
@@ -48,19 +47,6 @@ UNIT_SCHEMA = (
     "mtime_ns BIGINT, start BIGINT, end BIGINT, text_field STRING, id_field STRING, "
     "license STRING, problem STRING, url_blocklist STRING, part INT"
 )
-
-
-@dataclass
-class IngestResult:
-    run_id: str
-    status: str
-    rows_in: int
-    documents: int
-    quarantined: int
-    inserted: int
-    updated: int
-    files_read: int
-    files_skipped: int
 
 
 def make_reader(max_doc_bytes: int, max_file_bytes: int, batch_rows: int, batch_bytes: int = 32 << 20):
@@ -93,135 +79,151 @@ def make_reader(max_doc_bytes: int, max_file_bytes: int, batch_rows: int, batch_
     return read_partition
 
 
-def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: bool = False) -> IngestResult:
+class Ingest(Stage):
+    """Sources -> bronze.documents and bronze.quarantine. Its plan is the file listing against
+    ops.source_files: files new or changed since they were read (size or mtime)."""
+
+    name = "ingest"
+    writes = (DOCUMENTS, QUARANTINE, SOURCE_FILES)
+
+    def _sources(self, ctx: StageContext):
+        only = ctx.options.get("sources")
+        return [ctx.cfg.source(n) for n in only] if only else list(ctx.cfg.sources)
+
+    def settings(self, ctx: StageContext) -> dict:
+        return {"sources": [to_dict(s) for s in self._sources(ctx)], "ingest": to_dict(ctx.cfg.ingest)}
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _ingest(ctx.spark, ctx.cfg, self._sources(ctx), run)
+
+
+def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: bool = False) -> StageResult:
+    """Run the ingest stage (only the sources named in `only`, if given)."""
+    return run_stage(Ingest(), StageContext.of(spark, cfg, sources=only))
+
+
+def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    sources = [cfg.source(n) for n in only] if only else list(cfg.sources)
-    owner = cfg.catalog.owner
-    for spec in TABLES:
-        ensure_table(spark, spec, owner)
-    settings = {"sources": [to_dict(s) for s in sources], "ingest": to_dict(cfg.ingest)}
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    say = log.info
+    # 1. list
+    units: list[Unit] = []
+    skipped: Counter = Counter()
+    for s in sources:
+        found = list_units(cfg, s, skipped)
+        units.extend(found)
+        run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
+    # 2. skip files read before, unchanged
+    listed = spark.createDataFrame(
+        [(u.source, u.path, u.size, u.mtime_ns) for u in units],
+        "source STRING, path STRING, size BIGINT, mtime_ns BIGINT",
+    ).dropDuplicates(["source", "path"])
+    seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns")
+    fresh = {(r["source"], r["path"]) for r in listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").collect()}
+    todo = [u for u in units if (u.source, u.path) in fresh]
+    n_files = len({(u.source, u.path) for u in units})
+    n_fresh = len(fresh)
+    run.metrics.update(files_listed=n_files, files_read=n_fresh, files_skipped=n_files - n_fresh,
+                       **{f"passed_over.{k}": v for k, v in sorted(skipped.items())})
+    passed = f" (passed over: {', '.join(f'{v} {k}' for k, v in sorted(skipped.items()))})" if skipped else ""
+    say(f"ingest: {n_files} files in {len(sources)} sources, {n_fresh} new or changed{passed}")
+    if not todo:
+        run.counts(0, 0)
+        run.noop("no new or changed files")
+        for spec in (DOCUMENTS, QUARANTINE):
+            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+        return {"files_read": 0, "files_skipped": n_files}
 
-    with JobRun(spark, "ingest", settings, config_hash(settings), owner) as run:
-        # 1. list
-        units: list[Unit] = []
-        skipped: Counter = Counter()
-        for s in sources:
-            found = list_units(cfg, s, skipped)
-            units.extend(found)
-            run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
-        # 2. skip files read before, unchanged
-        listed = spark.createDataFrame(
-            [(u.source, u.path, u.size, u.mtime_ns) for u in units],
-            "source STRING, path STRING, size BIGINT, mtime_ns BIGINT",
-        ).dropDuplicates(["source", "path"])
-        seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns")
-        fresh = {(r["source"], r["path"]) for r in listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").collect()}
-        todo = [u for u in units if (u.source, u.path) in fresh]
-        n_files = len({(u.source, u.path) for u in units})
-        n_fresh = len(fresh)
-        run.metrics.update(files_listed=n_files, files_read=n_fresh, files_skipped=n_files - n_fresh,
-                           **{f"passed_over.{k}": v for k, v in sorted(skipped.items())})
-        passed = f" (passed over: {', '.join(f'{v} {k}' for k, v in sorted(skipped.items()))})" if skipped else ""
-        say(f"ingest: {n_files} files in {len(sources)} sources, {n_fresh} new or changed{passed}")
-        if not todo:
-            run.counts(0, 0)
-            run.noop("no new or changed files")
-            for spec in (DOCUMENTS, QUARANTINE):
-                run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
-            return IngestResult(run.run_id, "noop", 0, 0, 0, 0, 0, 0, n_files)
+    # 3. read in parallel
+    n_parts = cfg.ingest.partitions or min(len(todo), 4 * default_parallelism())
+    parts = assign_partitions(todo, n_parts)
+    unit_rows = [(*_unit_tuple(u), p) for u, p in zip(todo, parts, strict=True)]
+    reader = make_reader(cfg.ingest.max_doc_bytes, cfg.ingest.max_file_bytes, cfg.ingest.batch_rows)
+    records = (
+        spark.createDataFrame(unit_rows, UNIT_SCHEMA)
+        .repartitionByRange(n_parts, "part")
+        .mapInArrow(reader, RECORD_SCHEMA)
+    )
+    if any(src.id_field for src in sources):
+        records = _quarantine_duplicate_ids(records)
+    records = records.persist(StorageLevel.MEMORY_AND_DISK)
+    fault_pause("ingest:after-read")
 
-        # 3. read in parallel
-        n_parts = cfg.ingest.partitions or min(len(todo), 4 * default_parallelism())
-        parts = assign_partitions(todo, n_parts)
-        unit_rows = [(*_unit_tuple(u), p) for u, p in zip(todo, parts, strict=True)]
-        reader = make_reader(cfg.ingest.max_doc_bytes, cfg.ingest.max_file_bytes, cfg.ingest.batch_rows)
-        records = (
-            spark.createDataFrame(unit_rows, UNIT_SCHEMA)
-            .repartitionByRange(n_parts, "part")
-            .mapInArrow(reader, RECORD_SCHEMA)
+    # 4. conservation and figures (small aggregates only)
+    stats = records.groupBy("kind").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("bytes")).collect()
+    by_kind = {r["kind"]: (r["n"], r["bytes"] or 0) for r in stats}
+    n_docs, doc_bytes = by_kind.get("doc", (0, 0))
+    n_bad, bad_bytes = by_kind.get("quarantine", (0, 0))
+    rows_in = n_docs + n_bad
+    reasons = {r["reason"]: r["n"] for r in records.where("kind = 'quarantine'").groupBy("reason").agg(F.count("*").alias("n")).collect()}
+    licenses = sorted(r[0] for r in records.where("kind = 'doc' AND license IS NOT NULL").select("license").distinct().collect())
+    say(f"ingest: read {rows_in} records: {n_docs} documents ({doc_bytes / 1e6:.1f} MB), {n_bad} quarantined")
+
+    # 5. commit: governance properties first, so the documents commit is the run's output version
+    props = table_properties(spark, DOCUMENTS.name)
+    have = {x for x in props.get("brickyard.licenses", "").split(",") if x}
+    wanted = {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id}
+    if not set(licenses) <= have:
+        wanted["brickyard.licenses"] = ",".join(sorted(have | set(licenses)))
+    set_properties(spark, DOCUMENTS.name, wanted)
+
+    now = F.current_timestamp()
+    docs = records.where("kind = 'doc'").select(
+        *[c.name for c in DOCUMENTS.columns if c.name not in ("metadata", "batch_id", "ingested_at")],
+        F.from_json("metadata", "MAP<STRING, STRING>").alias("metadata"),
+        F.lit(run.run_id).alias("batch_id"),
+        now.alias("ingested_at"),
+    )
+    target = spark.table(DOCUMENTS.name).select("doc_id", "content_sha256")
+    changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
+    inserted = updated = 0
+    if not changed.isEmpty():
+        merge_into(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
+        version, m = last_commit(spark, DOCUMENTS.name)
+        inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
+        run.outputs.append(Ref(DOCUMENTS.name, "table", version))
+    fault_pause("ingest:after-documents")
+
+    bad = records.where("kind = 'quarantine'").select(
+        *[c.name for c in QUARANTINE.columns if c.name not in ("batch_id", "quarantined_at")],
+        F.lit(run.run_id).alias("batch_id"),
+        now.alias("quarantined_at"),
+    )
+    bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
+    if not bad_new.isEmpty():
+        merge_into(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
+
+    per_file = records.groupBy("source", "path").agg(
+        F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
+        F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).alias("quarantined"),
+        F.max(F.col("reason") == CHANGED).alias("changed"),
+    )
+    files = (
+        listed.join(F.broadcast(spark.createDataFrame(sorted(fresh), "source STRING, path STRING")), ["source", "path"])
+        .join(per_file, ["source", "path"], "left")
+        .where(F.coalesce("changed", F.lit(False)) == F.lit(False))  # read again next run
+        .select(
+            "source", "path", "size", "mtime_ns",
+            F.coalesce("documents", F.lit(0)).alias("documents"),
+            F.coalesce("quarantined", F.lit(0)).alias("quarantined"),
+            F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
         )
-        if any(src.id_field for src in sources):
-            records = _quarantine_duplicate_ids(records)
-        records = records.persist(StorageLevel.MEMORY_AND_DISK)
-        fault_pause("ingest:after-read")
+    )
+    merge_into(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
+    records.unpersist()
 
-        # 4. conservation and figures (small aggregates only)
-        stats = records.groupBy("kind").agg(F.count("*").alias("n"), F.sum("n_bytes").alias("bytes")).collect()
-        by_kind = {r["kind"]: (r["n"], r["bytes"] or 0) for r in stats}
-        n_docs, doc_bytes = by_kind.get("doc", (0, 0))
-        n_bad, bad_bytes = by_kind.get("quarantine", (0, 0))
-        rows_in = n_docs + n_bad
-        reasons = {r["reason"]: r["n"] for r in records.where("kind = 'quarantine'").groupBy("reason").agg(F.count("*").alias("n")).collect()}
-        licenses = sorted(r[0] for r in records.where("kind = 'doc' AND license IS NOT NULL").select("license").distinct().collect())
-        say(f"ingest: read {rows_in} records: {n_docs} documents ({doc_bytes / 1e6:.1f} MB), {n_bad} quarantined")
-
-        # 5. commit: governance properties first, so the documents commit is the run's output version
-        props = table_properties(spark, DOCUMENTS.name)
-        have = {x for x in props.get("brickyard.licenses", "").split(",") if x}
-        wanted = {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id}
-        if not set(licenses) <= have:
-            wanted["brickyard.licenses"] = ",".join(sorted(have | set(licenses)))
-        set_properties(spark, DOCUMENTS.name, wanted)
-
-        now = F.current_timestamp()
-        docs = records.where("kind = 'doc'").select(
-            *[c.name for c in DOCUMENTS.columns if c.name not in ("metadata", "batch_id", "ingested_at")],
-            F.from_json("metadata", "MAP<STRING, STRING>").alias("metadata"),
-            F.lit(run.run_id).alias("batch_id"),
-            now.alias("ingested_at"),
-        )
-        target = spark.table(DOCUMENTS.name).select("doc_id", "content_sha256")
-        changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
-        inserted = updated = 0
-        if not changed.isEmpty():
-            merge_into(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
-            version, m = last_commit(spark, DOCUMENTS.name)
-            inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
-            run.outputs.append(Ref(DOCUMENTS.name, "table", version))
-        fault_pause("ingest:after-documents")
-
-        bad = records.where("kind = 'quarantine'").select(
-            *[c.name for c in QUARANTINE.columns if c.name not in ("batch_id", "quarantined_at")],
-            F.lit(run.run_id).alias("batch_id"),
-            now.alias("quarantined_at"),
-        )
-        bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
-        if not bad_new.isEmpty():
-            merge_into(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
-
-        per_file = records.groupBy("source", "path").agg(
-            F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
-            F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).alias("quarantined"),
-            F.max(F.col("reason") == CHANGED).alias("changed"),
-        )
-        files = (
-            listed.join(F.broadcast(spark.createDataFrame(sorted(fresh), "source STRING, path STRING")), ["source", "path"])
-            .join(per_file, ["source", "path"], "left")
-            .where(F.coalesce("changed", F.lit(False)) == F.lit(False))  # read again next run
-            .select(
-                "source", "path", "size", "mtime_ns",
-                F.coalesce("documents", F.lit(0)).alias("documents"),
-                F.coalesce("quarantined", F.lit(0)).alias("quarantined"),
-                F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
-            )
-        )
-        merge_into(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
-        records.unpersist()
-
-        run.counts(rows_in, n_docs, 0, n_bad)
-        run.metrics.update(
-            inserted=inserted, updated=updated, unchanged=n_docs - inserted - updated,
-            bytes_in=doc_bytes + bad_bytes, document_bytes=doc_bytes,
-            **{f"quarantined.{k}": v for k, v in reasons.items()},
-        )
-        for spec in (DOCUMENTS, QUARANTINE, SOURCE_FILES):
-            if spec.name not in {o.name for o in run.outputs}:
-                run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
-        say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
-        return IngestResult(run.run_id, "succeeded", rows_in, n_docs, n_bad, inserted, updated, n_fresh, n_files - n_fresh)
+    run.counts(rows_in, n_docs, 0, n_bad)
+    run.metrics.update(
+        inserted=inserted, updated=updated, unchanged=n_docs - inserted - updated,
+        bytes_in=doc_bytes + bad_bytes, document_bytes=doc_bytes,
+        **{f"quarantined.{k}": v for k, v in reasons.items()},
+    )
+    for spec in (DOCUMENTS, QUARANTINE, SOURCE_FILES):
+        if spec.name not in {o.name for o in run.outputs}:
+            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+    say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
+    return {"inserted": inserted, "updated": updated, "files_read": n_fresh, "files_skipped": n_files - n_fresh}
 
 
 def _quarantine_duplicate_ids(records):

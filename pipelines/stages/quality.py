@@ -26,13 +26,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..config import config_hash, to_dict
 from ..errors import BrickyardError
+from ..lake.delta import latest_version
+from ..lake.lineage import Ref
 from ..lake.registry import current_model
+from ..lake.tables import SILVER
 from ..text.quality import (
     EXPERIMENT,
     MIN_PER_CLASS,
     train_fasttext,
 )
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 # ---------------------------------------------------------------------------------------------
 # Training from the catalog
@@ -89,86 +94,114 @@ def _draw(df, n: int, seed: int, max_chars: int) -> list[str]:
     return [r["t"] for r in picked.select(F.substring("text", 1, max_chars).alias("t")).collect()]
 
 
-def train(spark, cfg, lakehouse: Path, quiet: bool = False, force: bool = False):
-    """Train (unless the same data and settings already made the newest version) and register."""
-    from ..config import config_hash, to_dict
-    from ..lake.delta import latest_version
-    from ..lake.lineage import JobRun, Ref
-    from ..lake.tables import SILVER
+class Quality(Stage):
+    """Train the quality classifier when its data or settings changed, and register a new version;
+    curate then scores silver with it (the follow-up `brickyard run` runs)."""
+
+    name = "quality"
+    quick_noop = False  # its plan is the fingerprint of the data it would learn from
+
+    def skip(self, ctx: StageContext) -> str | None:
+        if ctx.options.get("explicit"):
+            return None
+        if ctx.cfg.quality.positives is None:
+            return "no classifier configured (set quality.positives); documents stay unscored"
+        if ctx.cfg.tokenize.table == "bronze.documents":
+            return "tokenize reads bronze.documents (tokenize.table), so no curated table is on the way to the export"
+        return None
+
+    def prepare(self, ctx: StageContext) -> None:
+        if ctx.cfg.quality.positives is None:
+            raise BrickyardError("quality: no reference selection is configured; set quality.positives (domains, table or where) in the config")
+
+    def settings(self, ctx: StageContext) -> dict:
+        return to_dict(ctx.cfg.quality)
+
+    def settings_hash(self, ctx: StageContext, settings: dict) -> str:
+        return config_hash({k: v for k, v in settings.items() if k != "tiers"})  # tiers apply at scoring time only
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _train(ctx.spark, ctx.cfg, ctx.lakehouse, bool(ctx.options.get("force")), run)
+
+
+def train(spark, cfg, lakehouse: Path | None = None, quiet: bool = False, force: bool = False) -> StageResult:
+    """Train (unless the same data and settings already made the newest version) and register;
+    the result's detail holds the `model` (`lake.registry.Registered`)."""
+    return run_stage(Quality(), StageContext.of(spark, cfg, force=force, explicit=True))
+
+
+def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
     from ..lake.tracking import experiment_id, open_store
 
     q = cfg.quality
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    if q.positives is None:
-        raise BrickyardError("quality: no reference selection is configured; set quality.positives (domains, table or where) in the config")
+    say = log.info
     settings = to_dict(q)
-    recipe = {k: v for k, v in settings.items() if k != "tiers"}  # tiers apply at scoring time only
-    with JobRun(spark, "quality", settings, config_hash(recipe), cfg.catalog.owner) as run:
-        pos, pos_version = _selection(spark, q.positives, q.kinds)
-        run.inputs.append(Ref(q.positives.table, "table", pos_version, "positives"))
-        silver_version = pos_version if q.positives.table == SILVER.name else latest_version(spark, SILVER.name)
-        silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}").where(
-            f"kind IN ({', '.join(repr(k) for k in q.kinds)})")
-        if q.negatives == "rejected":
-            neg = silver.where("NOT keep")
-        else:
-            neg = silver.join(pos.select("doc_id"), "doc_id", "left_anti")
-        neg = neg.select("doc_id", "content_sha256", "text")
-        run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
-        (n_pos, h_pos), (n_neg, h_neg) = _fingerprint(pos), _fingerprint(neg)
-        fingerprint = f"{config_hash(recipe)}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
-        if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
-            raise BrickyardError(
-                f"quality: training needs at least {MIN_PER_CLASS} positives and {MIN_PER_CLASS} negatives, "
-                f"but the selection gives {n_pos} positives and {n_neg} negatives ({q.negatives})"
-            )
-        current = current_model(lakehouse, q.model_name)
-        if current is not None and current.tags.get("brickyard.fingerprint") == fingerprint and not force:
-            run.counts(0, 0)
-            run.noop(f"{current.uri} was trained on the same data and settings")
-            run.outputs.append(Ref(q.model_name, "model", current.version, current.uri))
-            say(f"quality: {current.uri} is up to date (same data and settings)")
-            return current, "noop"
-
-        positives = _draw(pos, q.max_per_class, q.seed, q.max_chars)
-        n_negatives = min(q.max_per_class, max(MIN_PER_CLASS, round(len(positives) * q.negatives_per_positive)))
-        negatives = _draw(neg, n_negatives, q.seed, q.max_chars)
-        with tempfile.TemporaryDirectory(prefix="brickyard-quality-") as work:
-            trained = train_fasttext(positives, negatives, q, work)
-            mlflow = open_store(lakehouse)
-            exp = experiment_id(lakehouse, EXPERIMENT)
-            inputs = ", ".join(f"{r.name}@v{r.version}" if r.version is not None else r.name for r in run.inputs)
-            with mlflow.start_run(experiment_id=exp, run_name=f"quality {run.run_id}") as mrun:
-                mlflow.log_params({k: v for k, v in settings.items() if not isinstance(v, dict)})
-                mlflow.log_param("positives", to_dict(q.positives))
-                mlflow.log_params({"n_positives": len(positives), "n_negatives": len(negatives)})
-                mlflow.log_metrics(trained.metrics)
-                mlflow.set_tags({"brickyard.run_id": run.run_id, "brickyard.inputs": inputs, "brickyard.fingerprint": fingerprint})
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=str(Path(__file__).with_name("quality_pyfunc.py")),
-                    artifacts={"fasttext": trained.path},
-                    pip_requirements=["fasttext-numpy2-wheel", "mlflow"],
-                    model_config={"max_chars": q.max_chars},
-                )
-            client = mlflow.MlflowClient()
-            if not client.search_registered_models(f"name = '{q.model_name}'"):
-                client.create_registered_model(q.model_name, description="brickyard's fastText quality classifier: P(reference-like) of a document")
-            tags = {"brickyard.fingerprint": fingerprint, "brickyard.inputs": inputs,
-                    "brickyard.run_id": run.run_id, "brickyard.mlflow_run": mrun.info.run_id}
-            mv = client.create_model_version(q.model_name, info.model_uri, run_id=mrun.info.run_id, tags=tags,
-                                             description=f"positives {to_dict(q.positives)}; negatives {q.negatives}")
-            version = int(mv.version)
-        registered = current_model(lakehouse, q.model_name)
-        n = len(positives) + len(negatives)
-        run.counts(n, n)
-        run.metrics.update({k: f"{v:.4f}" for k, v in trained.metrics.items()})
-        run.metrics.update({"positives": len(positives), "negatives": len(negatives), "mlflow_run": mrun.info.run_id})
-        run.outputs.append(Ref(q.model_name, "model", version, registered.uri))
-        m = trained.metrics
-        say(
-            f"quality: trained {registered.uri} on {len(positives)} positives and {len(negatives)} negatives; "
-            f"held out {trained.n_holdout}: accuracy {m.get('holdout_accuracy', float('nan')):.3f}, "
-            f"AUC {m.get('holdout_auc', float('nan')):.3f}"
+    recipe = {k: v for k, v in settings.items() if k != "tiers"}
+    pos, pos_version = _selection(spark, q.positives, q.kinds)
+    run.inputs.append(Ref(q.positives.table, "table", pos_version, "positives"))
+    silver_version = pos_version if q.positives.table == SILVER.name else latest_version(spark, SILVER.name)
+    silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}").where(
+        f"kind IN ({', '.join(repr(k) for k in q.kinds)})")
+    if q.negatives == "rejected":
+        neg = silver.where("NOT keep")
+    else:
+        neg = silver.join(pos.select("doc_id"), "doc_id", "left_anti")
+    neg = neg.select("doc_id", "content_sha256", "text")
+    run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
+    (n_pos, h_pos), (n_neg, h_neg) = _fingerprint(pos), _fingerprint(neg)
+    fingerprint = f"{config_hash(recipe)}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
+    if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
+        raise BrickyardError(
+            f"quality: training needs at least {MIN_PER_CLASS} positives and {MIN_PER_CLASS} negatives, "
+            f"but the selection gives {n_pos} positives and {n_neg} negatives ({q.negatives})"
         )
-        return registered, "succeeded"
+    current = current_model(lakehouse, q.model_name)
+    if current is not None and current.tags.get("brickyard.fingerprint") == fingerprint and not force:
+        run.counts(0, 0)
+        run.noop(f"{current.uri} was trained on the same data and settings")
+        run.outputs.append(Ref(q.model_name, "model", current.version, current.uri))
+        say(f"quality: {current.uri} is up to date (same data and settings)")
+        return {"model": current}
+
+    positives = _draw(pos, q.max_per_class, q.seed, q.max_chars)
+    n_negatives = min(q.max_per_class, max(MIN_PER_CLASS, round(len(positives) * q.negatives_per_positive)))
+    negatives = _draw(neg, n_negatives, q.seed, q.max_chars)
+    with tempfile.TemporaryDirectory(prefix="brickyard-quality-") as work:
+        trained = train_fasttext(positives, negatives, q, work)
+        mlflow = open_store(lakehouse)
+        exp = experiment_id(lakehouse, EXPERIMENT)
+        inputs = ", ".join(f"{r.name}@v{r.version}" if r.version is not None else r.name for r in run.inputs)
+        with mlflow.start_run(experiment_id=exp, run_name=f"quality {run.run_id}") as mrun:
+            mlflow.log_params({k: v for k, v in settings.items() if not isinstance(v, dict)})
+            mlflow.log_param("positives", to_dict(q.positives))
+            mlflow.log_params({"n_positives": len(positives), "n_negatives": len(negatives)})
+            mlflow.log_metrics(trained.metrics)
+            mlflow.set_tags({"brickyard.run_id": run.run_id, "brickyard.inputs": inputs, "brickyard.fingerprint": fingerprint})
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(__file__).parents[1] / "text" / "quality_pyfunc.py"),
+                artifacts={"fasttext": trained.path},
+                pip_requirements=["fasttext-numpy2-wheel", "mlflow"],
+                model_config={"max_chars": q.max_chars},
+            )
+        client = mlflow.MlflowClient()
+        if not client.search_registered_models(f"name = '{q.model_name}'"):
+            client.create_registered_model(q.model_name, description="brickyard's fastText quality classifier: P(reference-like) of a document")
+        tags = {"brickyard.fingerprint": fingerprint, "brickyard.inputs": inputs,
+                "brickyard.run_id": run.run_id, "brickyard.mlflow_run": mrun.info.run_id}
+        mv = client.create_model_version(q.model_name, info.model_uri, run_id=mrun.info.run_id, tags=tags,
+                                         description=f"positives {to_dict(q.positives)}; negatives {q.negatives}")
+        version = int(mv.version)
+    registered = current_model(lakehouse, q.model_name)
+    n = len(positives) + len(negatives)
+    run.counts(n, n)
+    run.metrics.update({k: f"{v:.4f}" for k, v in trained.metrics.items()})
+    run.metrics.update({"positives": len(positives), "negatives": len(negatives), "mlflow_run": mrun.info.run_id})
+    run.outputs.append(Ref(q.model_name, "model", version, registered.uri))
+    m = trained.metrics
+    say(
+        f"quality: trained {registered.uri} on {len(positives)} positives and {len(negatives)} negatives; "
+        f"held out {trained.n_holdout}: accuracy {m.get('holdout_accuracy', float('nan')):.3f}, "
+        f"AUC {m.get('holdout_auc', float('nan')):.3f}"
+    )
+    return {"model": registered}

@@ -28,12 +28,11 @@ tokenizes it again). Token counts per domain and quality tier go to the run's me
 
 from __future__ import annotations
 
-from ..config import PipelineConfig, config_hash, to_dict
+from ..config import PipelineConfig, to_dict
 from ..errors import BrickyardError
 from ..lake.delta import (
     code_version,
     delete_matching,
-    ensure_table,
     last_commit,
     latest_version,
     merge_into,
@@ -42,10 +41,11 @@ from ..lake.delta import (
     sql_str,
 )
 from ..lake.faults import fault_pause
-from ..lake.lineage import JobRun, Ref
+from ..lake.lineage import Ref
 from ..lake.session import scoped_conf, session_cores
 from ..lake.tables import DOCUMENTS, GOLD, TOKENS, tokens_spec
 from ..text.tokenizer import encode_documents, encoder
+from .base import Stage, StageContext, StageResult, log, run_stage
 
 PASS_THROUGH = ("doc_id", "source", "domain", "quality_tier", "content_sha256")
 TOKENIZE_SCHEMA = ("doc_id STRING, source STRING, domain STRING, quality_tier STRING, content_sha256 STRING, "
@@ -102,91 +102,112 @@ def _check_and_count(spark, gold, name: str, version: int, run_id: str | None = 
     return out
 
 
-def tokenize(spark, cfg: PipelineConfig, quiet: bool = False):
-    """Run the tokenize job. Returns (run_id, status, documents tokenized, tokens written)."""
+class Tokenize(Stage):
+    """gold.documents (or bronze, by `tokenize.table`) -> gold.tokens. Its plan classifies every
+    key once: new, text or encoding changed, re-tiered, or gone from gold."""
+
+    name = "tokenize"
+    writes = (TOKENS,)
+
+    def read_tables(self, ctx: StageContext) -> tuple[str, ...]:
+        return (ctx.cfg.tokenize.table,)
+
+    def tables(self, ctx: StageContext):
+        source = {GOLD.name: GOLD, DOCUMENTS.name: DOCUMENTS}[ctx.cfg.tokenize.table]
+        return (source, tokens_spec(ctx.cfg.tokenize.table))
+
+    def prepare(self, ctx: StageContext) -> None:
+        encoder(ctx.cfg.tokenize.encoding)  # a bad name fails here, in one sentence, before any Spark work
+
+    def settings(self, ctx: StageContext) -> dict:
+        return to_dict(ctx.cfg.tokenize)
+
+    def apply(self, ctx: StageContext, run) -> dict:
+        return _tokenize(ctx.spark, ctx.cfg, run)
+
+
+def tokenize(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+    """Run the tokenize stage (rows_out: documents tokenized; detail: tokens written)."""
+    return run_stage(Tokenize(), StageContext.of(spark, cfg))
+
+
+def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
     from pyspark.sql import functions as F
 
-
-    owner = cfg.catalog.owner
     source = {GOLD.name: GOLD, DOCUMENTS.name: DOCUMENTS}[cfg.tokenize.table]
-    ensure_table(spark, source, owner)
-    ensure_table(spark, tokens_spec(cfg.tokenize.table), owner)
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    say = log.info
     name = cfg.tokenize.encoding
-    encoder(name)  # a bad name fails here, in one sentence, before any Spark work
-    logged = to_dict(cfg.tokenize)
-    with JobRun(spark, "tokenize", logged, config_hash(logged), owner) as run:
-        tier = "quality_tier" if source is GOLD else "CAST(NULL AS STRING) AS quality_tier"
-        gold, gold_version = read_pinned(spark, source.name, f"doc_id, source, domain, {tier}, content_sha256, text")
-        run.inputs.append(Ref(source.name, "table", gold_version))
-        have, tokens_version = read_pinned(spark, TOKENS.name, "doc_id, domain, quality_tier, content_sha256, encoding")
+    tier = "quality_tier" if source is GOLD else "CAST(NULL AS STRING) AS quality_tier"
+    gold, gold_version = read_pinned(spark, source.name, f"doc_id, source, domain, {tier}, content_sha256, text")
+    run.inputs.append(Ref(source.name, "table", gold_version))
+    have, tokens_version = read_pinned(spark, TOKENS.name, "doc_id, domain, quality_tier, content_sha256, encoding")
 
-        with run.phase("plan"):
-            # every gold and tokens key once, classified: todo (no tokens, or for other text or
-            # encoding), retier (domain or tier changed), gone (left gold)
-            g = gold.select("doc_id", F.col("content_sha256").alias("g_sha"), F.col("domain").alias("g_domain"),
-                            F.col("quality_tier").alias("g_tier"))
-            t = have.select("doc_id", F.col("content_sha256").alias("t_sha"), F.col("encoding").alias("t_enc"),
-                            F.col("domain").alias("t_domain"), F.col("quality_tier").alias("t_tier"))
-            state = F.expr(f"""CASE WHEN g_sha IS NULL THEN 'gone'
-                WHEN t_sha IS NULL THEN 'new'
-                WHEN t_sha <> g_sha OR t_enc <> {sql_str(name)} THEN 'replace'
-                WHEN NOT (t_domain <=> g_domain AND t_tier <=> g_tier) THEN 'retier'
-                ELSE 'done' END""")
-            keys = g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier").localCheckpoint(eager=True)
-            n = {r["state"]: r["n"] for r in keys.groupBy("state").agg(F.count("*").alias("n")).collect()}
-            n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
-            n_todo = n.get("new", 0) + n_stale
-            if n_gone:
-                delete_matching(spark, keys.where("state = 'gone'"), TOKENS.name, "doc_id", run.run_id)
-            if n_moved:
-                moved = keys.where("state = 'retier'").select("doc_id", F.col("g_domain").alias("domain"), F.col("g_tier").alias("quality_tier"))
-                merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
-        run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
-        if n_todo == 0:
-            run.counts(0, 0)
-            if n_gone or n_moved:
-                version = latest_version(spark, TOKENS.name)
-                run.outputs.append(Ref(TOKENS.name, "table", version))
-                say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
-                _check_and_count(spark, gold, source.name, version)
-                return run.run_id, "succeeded", 0, 0
-            run.noop("every gold document is tokenized")
-            say("tokenize: nothing new")
-            return run.run_id, "noop", 0, 0
+    with run.phase("plan"):
+        # every gold and tokens key once, classified: todo (no tokens, or for other text or
+        # encoding), retier (domain or tier changed), gone (left gold)
+        g = gold.select("doc_id", F.col("content_sha256").alias("g_sha"), F.col("domain").alias("g_domain"),
+                        F.col("quality_tier").alias("g_tier"))
+        t = have.select("doc_id", F.col("content_sha256").alias("t_sha"), F.col("encoding").alias("t_enc"),
+                        F.col("domain").alias("t_domain"), F.col("quality_tier").alias("t_tier"))
+        state = F.expr(f"""CASE WHEN g_sha IS NULL THEN 'gone'
+            WHEN t_sha IS NULL THEN 'new'
+            WHEN t_sha <> g_sha OR t_enc <> {sql_str(name)} THEN 'replace'
+            WHEN NOT (t_domain <=> g_domain AND t_tier <=> g_tier) THEN 'retier'
+            ELSE 'done' END""")
+        keys = g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier").localCheckpoint(eager=True)
+        n = {r["state"]: r["n"] for r in keys.groupBy("state").agg(F.count("*").alias("n")).collect()}
+        n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
+        n_todo = n.get("new", 0) + n_stale
+        if n_gone:
+            delete_matching(spark, keys.where("state = 'gone'"), TOKENS.name, "doc_id", run.run_id)
+        if n_moved:
+            moved = keys.where("state = 'retier'").select("doc_id", F.col("g_domain").alias("domain"), F.col("g_tier").alias("quality_tier"))
+            merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
+    run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
+    if n_todo == 0:
+        run.counts(0, 0)
+        if n_gone or n_moved:
+            version = latest_version(spark, TOKENS.name)
+            run.outputs.append(Ref(TOKENS.name, "table", version))
+            say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
+            _check_and_count(spark, gold, source.name, version)
+            return {"tokens": 0}
+        run.noop("every gold document is tokenized")
+        say("tokenize: nothing new")
+        return {"tokens": 0}
 
-        # rows being replaced (changed text or encoding) are deleted first; the rest is one append
-        if n_stale:
-            delete_matching(spark, keys.where("state = 'replace'"), TOKENS.name, "doc_id", run.run_id)
-        # the documents to encode, read in the scan's own partitions (Spark spreads a scan over the
-        # cores), so the text is never shuffled: all of gold, or gold semi-joined with broadcast keys
-        n_gold = sum(v for k, v in n.items() if k != "gone")
-        if n_todo == n_gold:
-            todo = gold
-        elif n_todo <= BROADCAST_KEYS:
-            todo = gold.join(F.broadcast(keys.where("state IN ('new', 'replace')").select("doc_id")), "doc_id", "left_semi")
-        else:
-            todo = gold.join(keys.where("state IN ('new', 'replace')").select("doc_id"), "doc_id", "left_semi").repartition(
-                4 * session_cores(spark), "doc_id")
-        rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
-                .select(*PASS_THROUGH, F.lit(name).alias("encoding"), "n_tokens", "tokens",
-                        F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
-        set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id,
-                                            "brickyard.tokenized_table": source.name})
-        # scans split into a few tasks per core, so that a slow batch does not leave a core idle
-        with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):
-            rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
-        version, _ = last_commit(spark, TOKENS.name)
-        fault_pause("tokenize:after-write")
-        with run.phase("check"):
-            counts = _check_and_count(spark, gold, source.name, version, run.run_id)
-            n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
-            n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
-        run.outputs.append(Ref(TOKENS.name, "table", version))
-        run.counts(n_todo, n_docs)
-        run.metrics.update(counts | {"tokens": n_tokens, "replaced": n_stale})
-        say(f"tokenize: {n_docs} documents, {n_tokens:,} tokens ({name})")
-        for k, v in counts.items():
-            if k.startswith("tokens."):
-                say(f"  {k.removeprefix('tokens.'):<24} {v:>12,} tokens  {counts['documents.' + k.removeprefix('tokens.')]:>8,} documents")
-        return run.run_id, "succeeded", n_docs, n_tokens
+    # rows being replaced (changed text or encoding) are deleted first; the rest is one append
+    if n_stale:
+        delete_matching(spark, keys.where("state = 'replace'"), TOKENS.name, "doc_id", run.run_id)
+    # the documents to encode, read in the scan's own partitions (Spark spreads a scan over the
+    # cores), so the text is never shuffled: all of gold, or gold semi-joined with broadcast keys
+    n_gold = sum(v for k, v in n.items() if k != "gone")
+    if n_todo == n_gold:
+        todo = gold
+    elif n_todo <= BROADCAST_KEYS:
+        todo = gold.join(F.broadcast(keys.where("state IN ('new', 'replace')").select("doc_id")), "doc_id", "left_semi")
+    else:
+        todo = gold.join(keys.where("state IN ('new', 'replace')").select("doc_id"), "doc_id", "left_semi").repartition(
+            4 * session_cores(spark), "doc_id")
+    rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
+            .select(*PASS_THROUGH, F.lit(name).alias("encoding"), "n_tokens", "tokens",
+                    F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
+    set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id,
+                                        "brickyard.tokenized_table": source.name})
+    # scans split into a few tasks per core, so that a slow batch does not leave a core idle
+    with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):
+        rows.write.format("delta").mode("append").saveAsTable(TOKENS.name)
+    version, _ = last_commit(spark, TOKENS.name)
+    fault_pause("tokenize:after-write")
+    with run.phase("check"):
+        counts = _check_and_count(spark, gold, source.name, version, run.run_id)
+        n_docs = sum(v for k, v in counts.items() if k.startswith("documents."))
+        n_tokens = sum(v for k, v in counts.items() if k.startswith("tokens."))
+    run.outputs.append(Ref(TOKENS.name, "table", version))
+    run.counts(n_todo, n_docs)
+    run.metrics.update(counts | {"tokens": n_tokens, "replaced": n_stale})
+    say(f"tokenize: {n_docs} documents, {n_tokens:,} tokens ({name})")
+    for k, v in counts.items():
+        if k.startswith("tokens."):
+            say(f"  {k.removeprefix('tokens.'):<24} {v:>12,} tokens  {counts['documents.' + k.removeprefix('tokens.')]:>8,} documents")
+    return {"tokens": n_tokens}

@@ -42,7 +42,8 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
         {"name": "c_code", "kind": "code", "path": "code", "domain": "code"},
     )
     ingest(spark, cfg, quiet=True)
-    run_id, status, kept, rejected = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg, quiet=True)
+    run_id, status, kept, rejected = result.run_id, result.status, result.rows_out, result.rows_rejected
     assert status == "succeeded"
 
     d, c = silver_of(spark, "c_docs"), silver_of(spark, "c_code")
@@ -70,6 +71,7 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
     assert curate(spark, cfg, quiet=True)[1] == "noop"
     (docs / "new.txt").write_text(prose[1] + "\nOne more paragraph, written later.\n")
     ingest(spark, cfg, quiet=True)
-    _, status, k2, r2 = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg, quiet=True)
+    status, k2, r2 = result.status, result.rows_out, result.rows_rejected
     assert (status, k2 + r2) == ("succeeded", 1)
     assert "new.txt" in silver_of(spark, "c_docs")

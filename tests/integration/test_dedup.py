@@ -77,7 +77,8 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     kept = {r["path"] for r in spark.table("silver.documents").where("source IN ('d_legal', 'd_chain', 'd_code') AND keep").collect()}
     assert {"GPL-3", "COPYING", "GPL-2", "LGPL-2.1", "LGPL-2.1-project", "a.txt", "b.txt", "c.txt", "pkg/html/parser.py"} <= kept
 
-    run_id, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
+    result = dedup(spark, cfg, quiet=True)
+    run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
     assert status == "succeeded"
     run = run_of(spark, run_id)
     assert run["rows_in"] == run["rows_out"] + run["rows_rejected"] and run["rows_quarantined"] == 0
@@ -111,7 +112,8 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert len({g["content_sha256"] for g in gold.values()}) == len(gold), "no two gold rows share a text"
 
     # nothing new: a recorded no-op
-    run_id, status, _, _ = dedup(spark, cfg, quiet=True)
+    result = dedup(spark, cfg, quiet=True)
+    run_id, status = result.run_id, result.status
     assert status == "noop" and run_of(spark, run_id)["status"] == "noop"
 
     # an increment, in one run: copies of gold documents never enter gold, however good; new text
@@ -124,7 +126,8 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     (chain / "b.txt").write_text("\n".join((LICENSES / "GPL-2").read_text().splitlines()[:150]) + "\n")
     ingest(spark, cfg, quiet=True)
     curate(spark, cfg, quiet=True)
-    run_id, status, keepers, duplicates = dedup(spark, cfg, quiet=True)
+    result = dedup(spark, cfg, quiet=True)
+    run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
     run = run_of(spark, run_id)
     assert status == "succeeded" and run["rows_in"] == keepers + duplicates
     assert int(run["metrics"]["signed"]) == 4, "only the new and the changed documents are signed"

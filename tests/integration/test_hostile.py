@@ -147,7 +147,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
         with Appender(corpus / "files" / "growing.txt"):
             first = ingest(spark, cfg, quiet=True)
         assert first.status == "succeeded"
-        assert first.rows_in == first.documents + first.quarantined  # conservation
+        assert first.rows_in == first.rows_out + first.rows_quarantined  # conservation
 
         names = "'hostile_files', 'hostile_jsonl'"
         docs = {(r["source"], r["locator"]): r["text"] for r in spark.sql(
@@ -155,7 +155,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
         bad = {(r["source"], r["locator"]): (r["reason"], r["detail"], r["snippet"]) for r in spark.sql(
             f"SELECT source, locator, reason, detail, snippet FROM bronze.quarantine WHERE source IN ({names}) "
             f"AND batch_id = '{first.run_id}'").collect()}
-        assert len(docs) == first.documents and len(bad) == first.quarantined
+        assert len(docs) == first.rows_out and len(bad) == first.rows_quarantined
 
         def reason(locator: str, source: str = "hostile_files") -> str:
             return bad[(source, locator)][0]
@@ -191,7 +191,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
             "SELECT path FROM ops.source_files WHERE source = 'hostile_files'").collect()}
         assert "growing.txt" not in manifest and "ok.txt" in manifest
         second = ingest(spark, cfg, quiet=True)
-        assert second.status == "succeeded" and second.files_read == 1 and second.documents == 1
+        assert second.status == "succeeded" and second.detail['files_read'] == 1 and second.rows_out == 1
         grown = spark.sql("SELECT text FROM bronze.documents WHERE source = 'hostile_files' "
                           "AND locator = 'growing.txt'").first()["text"]
         assert grown == (corpus / "files" / "growing.txt").read_text() and "appended while ingest runs" in grown

@@ -95,11 +95,11 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
         (d / f"book{i}.txt").write_text(t)
     cfg = make_config({"name": "t_books", "kind": "text", "path": "books", "domain": "books"})
     first = ingest(spark, cfg, quiet=True)
-    assert (first.inserted, first.documents) == (4, 4)
+    assert (first.detail['inserted'], first.rows_out) == (4, 4)
     version = delta.latest_version(spark, "bronze.documents")
 
     again = ingest(spark, cfg, quiet=True)
-    assert again.status == "noop" and again.files_read == 0
+    assert again.status == "noop" and again.detail['files_read'] == 0
     assert delta.latest_version(spark, "bronze.documents") == version
     assert lineage_row(spark, again.run_id)["status"] == "noop"
     assert docs_of(spark, "t_books").count() == 4
@@ -109,7 +109,7 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     (d / "book2.txt").touch()  # touched but unchanged: read again, left alone
     os.utime(d / "book2.txt", ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
     changed = ingest(spark, cfg, quiet=True)
-    assert (changed.files_read, changed.inserted, changed.updated) == (2, 0, 1)
+    assert (changed.detail['files_read'], changed.detail['inserted'], changed.detail['updated']) == (2, 0, 1)
     assert docs_of(spark, "t_books").count() == 4
     row = docs_of(spark, "t_books").where("path = 'book1.txt'").collect()[0]
     assert row["text"].endswith("A new closing paragraph.\n") and row["batch_id"] == changed.run_id
@@ -122,7 +122,7 @@ def test_duplicate_ids_in_one_batch_keep_the_first_and_quarantine_the_rest(spark
     write_jsonl(d / "b.jsonl", [{"id": 1, "text": "a second record with id 1"}])
     cfg = make_config({"name": "t_ids", "kind": "jsonl", "path": "ids", "domain": "web", "id_field": "id"})
     r = ingest(spark, cfg, quiet=True)
-    assert (r.rows_in, r.documents, r.quarantined) == (3, 2, 1)
+    assert (r.rows_in, r.rows_out, r.rows_quarantined) == (3, 2, 1)
     assert docs_of(spark, "t_ids").where("locator = 'id:1'").collect()[0]["text"] == "the first one"
     assert quarantine_of(spark, "t_ids") == {("id:1", "duplicate_id")}
 
@@ -208,12 +208,13 @@ def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehous
     assert "Traceback" not in r.stderr and "Derby" not in r.stderr
 
 
-def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whole(spark, make_config, tmp_path):
+def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whole(spark, lakehouse, make_config, tmp_path):
     """Two ingests at once against one lakehouse: the second stops with one sentence before it
     writes anything; the first finishes, and its next run finds nothing left to do."""
     import threading
 
     from brickyard.pipelines.errors import BrickyardError
+    from brickyard.pipelines.lake.lineage import live_runs
     from pyspark.sql import functions as F
 
     src = tmp_path / "src"
@@ -228,7 +229,8 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     worker = threading.Thread(target=lambda: first.update(result=ingest(spark, cfg, quiet=True)))
     worker.start()
     deadline = time.time() + 120
-    while not spark.table("ops.lineage").where(f"job = 'ingest' AND status = 'running' AND pid = {os.getpid()}").count():
+    # a run in progress is a marker under the lakehouse, not a lineage row
+    while not [m for m in live_runs(lakehouse, "ingest") if m["pid"] == os.getpid() and m["alive"]]:
         assert worker.is_alive() and time.time() < deadline, "the first ingest never showed as running"
         time.sleep(0.2)
     with pytest.raises(BrickyardError, match=r"^ingest is already running on this lakehouse \(run \S+, process \d+, started .*\); wait for it"):
@@ -238,5 +240,6 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     runs = spark.table("ops.lineage").where("job = 'ingest'").where(~F.col("run_id").isin(list(before))).collect()
     assert [r.status for r in runs] == ["succeeded"]  # the refused run wrote nothing, not even its lineage row
     docs = spark.table("bronze.documents").where("source = 't_twice'")
-    assert docs.count() == docs.select("doc_id").distinct().count() == first["result"].inserted > 0
+    assert docs.count() == docs.select("doc_id").distinct().count() == first["result"].detail["inserted"] > 0
     assert ingest(spark, cfg, quiet=True).status == "noop"
+    assert not live_runs(lakehouse, "ingest")  # each marker went with its run's outcome row

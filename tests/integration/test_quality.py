@@ -46,7 +46,8 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     curate(spark, cfg, quiet=True)
     lakehouse = session_lakehouse(spark)
 
-    model, status = train(spark, cfg, lakehouse, quiet=True)
+    result = train(spark, cfg, lakehouse, quiet=True)
+    model, status = result.detail['model'], result.status
     assert status == "succeeded" and model.uri.startswith(f"models:/{MODEL}/")
     assert Path(model.path).is_file() and model.tags["brickyard.fingerprint"]
     assert "silver.documents@v" in model.tags["brickyard.inputs"]
@@ -56,11 +57,13 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     assert float(run["metrics"]["holdout_auc"]) > 0.8
 
     # the same data and settings: nothing to train
-    again, status = train(spark, cfg, lakehouse, quiet=True)
+    result = train(spark, cfg, lakehouse, quiet=True)
+    again, status = result.detail['model'], result.status
     assert (status, again.version) == ("noop", model.version)
 
     # curate applies it to every text row of silver (these sources' and any earlier ones)
-    run_id, status, _, _ = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg, quiet=True)
+    run_id, status = result.run_id, result.status
     assert status == "succeeded"
     rows = spark.table("silver.documents").where("source IN ('q_ref', 'q_other')").collect()
     assert rows and all(r["quality_model"] == model.label for r in rows)
@@ -82,11 +85,13 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
 
     # new tier thresholds re-tier without rescoring; a new version rescores
     cfg.quality.tiers = {"top": 0.5, "rest": 0.0}
-    _, status, _, _ = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg, quiet=True)
+    status = result.status
     assert status == "succeeded"
     tiers = {r["quality_tier"] for r in spark.table("silver.documents").where("source = 'q_ref'").collect()}
     assert tiers <= {"top", "rest"}
-    newer, status = train(spark, cfg, lakehouse, quiet=True, force=True)
+    result = train(spark, cfg, lakehouse, quiet=True, force=True)
+    newer, status = result.detail['model'], result.status
     assert status == "succeeded" and newer.version == model.version + 1
     assert current_model(lakehouse, MODEL).version == newer.version
     curate(spark, cfg, quiet=True)

@@ -83,7 +83,8 @@ def mine(spark, version=None):
 
 def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     cfg, _ = built
-    run_id, status, docs, tokens = tokenize(spark, cfg, quiet=True)
+    result = tokenize(spark, cfg, quiet=True)
+    run_id, status, docs = result.run_id, result.status, result.rows_out
     assert status == "succeeded" and docs >= 1
     enc = encoder("cl100k_base")
     gold = {r["doc_id"]: r for r in spark.sql("SELECT doc_id, path, text, domain, quality_tier FROM gold.documents WHERE source IN ('tk_text', 'tk_code')").collect()}
@@ -106,7 +107,7 @@ def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     assert any(i["name"] == "gold.documents" and i["version"] is not None for i in run["inputs"])
 
     again = tokenize(spark, cfg, quiet=True)
-    assert again[1] == "noop" and lineage(spark, again[0])["rows_in"] == 0
+    assert again.status == "noop" and lineage(spark, again.run_id)["rows_in"] == 0
 
     # the closing check: gold.tokens must mirror the gold it read, row for row
     from brickyard.pipelines.errors import BrickyardError
@@ -127,7 +128,8 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
     cfg, _ = built
     tokenize(spark, cfg, quiet=True)
     s = spec()
-    run_id, status, path, m = export(spark, cfg, s, out=tmp_path / "x1", quiet=True)
+    result = export(spark, cfg, s, out=tmp_path / "x1", quiet=True)
+    run_id, status, path, m = result.run_id, result.status, result.detail['path'], result.detail['manifest']
     assert status == "succeeded" and verify(path, quiet=True) == []
     version = m["tables"]["gold.tokens"]
     L = 65
@@ -169,7 +171,7 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
     assert any(o["kind"] == "export" and o["detail"] == str(path) for o in run["outputs"])
 
     # the same versions and spec: the same bytes; exporting into the same folder again is a no-op
-    again = export(spark, cfg, s, out=tmp_path / "x2", quiet=True)[3]
+    again = export(spark, cfg, s, out=tmp_path / "x2", quiet=True).detail['manifest']
     assert shard_sums(again) == shard_sums(m)
     assert export(spark, cfg, s, out=tmp_path / "x1", quiet=True)[1] == "noop"
 
@@ -178,11 +180,12 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
     ingest(spark, cfg, quiet=True)
     curate(spark, cfg, quiet=True)
     dedup(spark, cfg, quiet=True)
-    t_run, t_status, t_docs, _ = tokenize(spark, cfg, quiet=True)
+    result = tokenize(spark, cfg, quiet=True)
+    t_run, t_status, t_docs = result.run_id, result.status, result.rows_out
     assert t_status == "succeeded" and lineage(spark, t_run)["rows_in"] == t_docs >= 1
-    latest = export(spark, cfg, s, out=tmp_path / "x3", quiet=True)[3]
+    latest = export(spark, cfg, s, out=tmp_path / "x3", quiet=True).detail['manifest']
     assert latest["tables"]["gold.tokens"] > version and latest["streams"]["prose"]["documents"] == len(TEXTS) + 1
-    old = export(spark, cfg, s, out=tmp_path / "x4", as_of=version, quiet=True)[3]
+    old = export(spark, cfg, s, out=tmp_path / "x4", as_of=version, quiet=True).detail['manifest']
     assert old["export_id"] == m["export_id"] and shard_sums(old) == shard_sums(m)
 
     # a corrupted shard is caught

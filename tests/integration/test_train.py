@@ -58,7 +58,8 @@ def exported(spark, tmp_path_factory):
         "streams": {"text": {"domains": ["tr_text"]}, "code": {"domains": ["tr_code"]}},
         "phases": [{"name": "first", "share": 0.5, "mix": {"text": 0.5, "code": 0.5}},
                    {"name": "second", "share": 0.5, "mix": {"text": 0.25, "code": 0.75}}]}, "spec")
-    _, _, path, manifest = export(spark, cfg, spec, out=root / "export", quiet=True)
+    result = export(spark, cfg, spec, out=root / "export", quiet=True)
+    path, manifest = result.detail['path'], result.detail['manifest']
     return path, manifest
 
 

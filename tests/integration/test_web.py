@@ -46,7 +46,7 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     cfg.curate.rules = {r.name: {"enabled": False} for r in DEFAULT_RULES}
 
     res = ingest(spark, cfg, quiet=True)
-    assert (res.rows_in, res.documents, res.quarantined) == (10, 5, 5)  # every record but warcinfo, once
+    assert (res.rows_in, res.rows_out, res.rows_quarantined) == (10, 5, 5)  # every record but warcinfo, once
     bad = {r["reason"]: r for r in spark.table("bronze.quarantine").where("source = 'w_crawl'").collect()}
     assert set(bad) == {"malformed", "http_status", "not_html", "url_blocked", "undecodable"}
     assert bad["malformed"]["locator"] == f"crawl-1.warc.gz@{members[3]}"
@@ -68,9 +68,10 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
               page(pages[7], date=NEW)]
     (crawl / "crawl-2.warc.gz").write_bytes(warc_bytes(second))
     res = ingest(spark, cfg, quiet=True)
-    assert (res.files_read, res.rows_in, res.documents) == (1, 2, 2)
+    assert (res.detail['files_read'], res.rows_in, res.rows_out) == (1, 2, 2)
 
-    _, status, kept, rejected = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg, quiet=True)
+    kept, rejected = result.rows_out, result.rows_rejected
     silver = {r["doc_id"]: r for r in spark.table("silver.documents").where("source = 'w_crawl'").collect()}
     new_id = next(r["doc_id"] for r in spark.table("bronze.documents").where("source = 'w_crawl'").collect()
                   if r["metadata"]["fetch_date"] == NEW and r["metadata"]["url_normalized"] == p0["metadata"]["url_normalized"])
