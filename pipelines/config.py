@@ -1,12 +1,21 @@
-"""Pipeline configuration: YAML in, validated dataclasses out, one clear sentence per mistake.
+"""Pipeline configuration: YAML in, validated pydantic models out, one clear sentence per mistake.
 
 `load_config(path)` reads a pipeline YAML (see `configs/demo.yaml`) into a `PipelineConfig`.
 Validation is strict: an unknown key is an error (with a "did you mean" hint), and so is a value
 of the wrong type or out of range. Every error names where it is, e.g.
-`sources[1].text_field: expected a string, got 3`.
+`demo.yaml.sources[1].text_field: expected a string, got 3`.
 
-`from_dict` is generic over dataclasses, so later stages (curate thresholds, curriculum specs,
-training runs) declare their settings as dataclasses and get the same checks for free.
+Each section is a `ConfigModel` (a pydantic model that forbids unknown keys and converts nothing
+but integers to floats). Its rules live in its field and model validators, which raise `Invalid`
+with the sentence to show; they run when a model is validated from data (`from_dict`,
+`load_config`, `model_validate`). A model built or changed in code (`SourceConfig(name=...)`,
+`cfg.spark.progress = False`) gets its types checked at once and its rules when the code calls
+`validate(where)`. `from_dict` turns pydantic's errors into one `ConfigError` sentence, so a
+`ValidationError` never reaches the user.
+
+`from_dict` also still builds plain dataclasses with the same checks (calling each one's
+`validate(where)` for its rules), for settings not yet declared as models (the training config).
+`to_dict` gives the plain-data form of either kind, and `config_hash` a hash of it.
 """
 
 from __future__ import annotations
@@ -19,17 +28,38 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------
 # Generic validation
 # ---------------------------------------------------------------------------------------------
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _unwrap(tp: Any) -> Any:
+    """`X | None` -> X (the only unions a config declares)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0]
+    return tp
 
 
 def _type_name(tp: Any) -> str:
@@ -48,12 +78,13 @@ def _type_name(tp: Any) -> str:
         return "a list"
     if origin is dict:
         return "a mapping"
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) or _is_model(tp):
         return "a mapping"
     return str(tp)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
+    """`value` as type `tp`, for a dataclass field (models check their own fields)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -81,7 +112,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) or _is_model(tp):
         return from_dict(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
@@ -109,12 +140,147 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+class Invalid(ValueError):
+    """A broken config rule, raised by a `ConfigModel` validator. `message` is the sentence after the
+    place; `at` extends the place below the validated value (".parts.x", "[1]"), empty for the value."""
+
+    def __init__(self, message: str, at: str = ""):
+        super().__init__(message)
+        self.message, self.at = message, at
+
+
+def rules_apply(info: ValidationInfo) -> bool:
+    """Whether a validator enforces its rule: yes when the model is validated from data (with a
+    validation context, which `from_dict` and `ConfigModel.model_validate` always pass); no while
+    code builds or assigns one, whose rules then wait for `validate(where)`."""
+    return info.context is not None
+
+
+class ConfigModel(BaseModel):
+    """A config section: unknown keys are refused, types are strict (only an integer becomes a float)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_data(cls, data: Any) -> Any:
+        """An empty YAML section (`spark:`) means the defaults; mapping keys are names (`{1: x}`: "1")."""
+        if data is None:
+            return {}
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, f in cls.model_fields.items():
+                if typing.get_origin(_unwrap(f.annotation)) is dict and isinstance(data.get(name), dict):
+                    data[name] = {str(k): v for k, v in data[name].items()}
+        return data
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        """Pydantic's entry point, with the rules on (a validation context) unless one is given."""
+        if kwargs.get("context") is None:
+            kwargs["context"] = {}
+        return super().model_validate(obj, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Any:
+        """The same for JSON text."""
+        if kwargs.get("context") is None:
+            kwargs["context"] = {}
+        return super().model_validate_json(json_data, **kwargs)
+
+    def validate(self, where: str) -> None:  # type: ignore[override]  # pydantic's own is a deprecated v1 classmethod
+        """Check this model and everything in it as `load_config` would, naming places from `where`:
+        for a config built or changed in code."""
+        from_dict(type(self), to_dict(self), where)
+
+
+def _annotation_at(cls: type, loc: tuple) -> Any:
+    """The declared type of the value at pydantic's error location `loc` under model `cls`."""
+    tp: Any = cls
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if _is_model(tp) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return Any
+    return _unwrap(tp)
+
+
+def _place(where: str, loc: tuple) -> str:
+    return where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
+def _check_order(cls: type, error: dict) -> tuple:
+    """Sorts pydantic's errors into the order the checks run in a hand-written loader: at each level
+    of the config the unknown keys first, then the fields in order (each value in full), then the
+    level's own rules. The first error is the one reported."""
+    loc, tp, key = error["loc"], cls, []
+    rule = isinstance((error.get("ctx") or {}).get("error"), Invalid)
+    for i, part in enumerate(loc):
+        tp = _unwrap(tp)
+        last = i == len(loc) - 1
+        if _is_model(tp):
+            names = list(tp.model_fields)
+            if last and error["type"] in ("extra_forbidden", "invalid_key"):
+                return (*key, (0, 0))
+            if part not in names:
+                break
+            if last and rule and not _is_model(_unwrap(tp.model_fields[part].annotation)):
+                return (*key, (2, 0))  # a field validator: a rule of this level
+            key.append((1, names.index(part)))
+            tp = tp.model_fields[part].annotation
+        elif typing.get_origin(tp) in (list, tuple):
+            key.append((1, part))
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is dict:
+            key.append((1, 0))  # keys keep the file's order (a stable sort)
+            tp = typing.get_args(tp)[1]
+        else:
+            break
+    if rule:
+        key.append((2, 0))  # a model validator: after its own fields
+    return tuple(key)
+
+
+def _sentence(cls: type, error: dict, where: str) -> str:
+    """One pydantic error as the sentence a user sees."""
+    loc, kind = error["loc"], error["type"]
+    if kind in ("extra_forbidden", "invalid_key"):
+        names = list(_annotation_at(cls, loc[:-1]).model_fields)
+        key = loc[-1]
+        return (f"{_place(where, loc[:-1])}: unknown key {key!r}{_did_you_mean(str(key), names)}; "
+                f"allowed: {', '.join(names)}")
+    if kind == "missing":
+        return f"{_place(where, loc[:-1])}: missing required key {loc[-1]!r}"
+    broken = (error.get("ctx") or {}).get("error")
+    if isinstance(broken, Invalid):
+        return f"{_place(where, loc)}{broken.at}: {broken.message}"
+    tp = _annotation_at(cls, loc)
+    if tp is Any:
+        return f"{_place(where, loc)}: {error['msg']}"
+    value = error.get("input")
+    hint = _did_you_mean(str(value), [str(a) for a in typing.get_args(tp)]) if typing.get_origin(tp) is Literal else ""
+    return f"{_place(where, loc)}: expected {_type_name(tp)}, got {value!r}{hint}"
+
+
 def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build dataclass `cls` from a plain mapping, checking keys, types and `validate()`."""
+    """Build `cls` (a `ConfigModel` or a dataclass) from a plain mapping, checking keys, types and
+    rules; the first problem is a `ConfigError` naming its place from `where`."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    if _is_model(cls):
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            first = min(e.errors(include_url=False), key=lambda err: _check_order(cls, err))
+            raise ConfigError(_sentence(cls, first, where)) from None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
@@ -136,6 +302,8 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
 
 def to_dict(obj: Any) -> Any:
     """The plain-data form of a config, as recorded in lineage and MLflow."""
+    if isinstance(obj, BaseModel):
+        return {name: to_dict(getattr(obj, name)) for name in type(obj).model_fields}
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, list | tuple):
@@ -154,8 +322,15 @@ def config_hash(obj: Any) -> str:
 
 
 def _positive(where: str, name: str, value: int | float | None) -> None:
+    """For dataclass settings' `validate(where)`."""
     if value is not None and value <= 0:
         raise ConfigError(f"{where}.{name}: must be greater than 0, got {value!r}")
+
+
+def _require_positive(value: int | float | None) -> None:
+    """For a model's validators: None (unset) passes."""
+    if value is not None and value <= 0:
+        raise Invalid(f"must be greater than 0, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,16 +344,15 @@ DEFAULT_DOMAINS = ["web", "code", "books", "docs", "papers", "wiki", "legal", "m
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-@dataclass
-class SourceConfig:
+class SourceConfig(ConfigModel):
     """One declared source. `kind` picks the reader; the options below apply where noted."""
 
     name: str
     kind: SourceKind
     domain: str = "other"  # for `sample`, each part has its own domain
     path: str | None = None  # a file or folder; relative paths are relative to the config file
-    include: list[str] = field(default_factory=list)  # glob patterns on the relative path
-    exclude: list[str] = field(default_factory=list)
+    include: list[str] = Field(default_factory=list)  # glob patterns on the relative path
+    exclude: list[str] = Field(default_factory=list)
     text_field: str = "text"  # jsonl / parquet: the field holding the document
     id_field: str | None = None  # jsonl / parquet: a stable record id, else the line / row number
     license: str | None = None  # code / text: override the licence read from the tree
@@ -186,38 +360,41 @@ class SourceConfig:
     # paths are relative to the config file
     url_blocklist: str | None = None
     # sample: megabytes to take from each part (0 leaves a part out)
-    parts: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, float] = Field(default_factory=dict)
 
-    def validate(self, where: str) -> None:
-        if not _NAME.match(self.name):
-            raise ConfigError(
-                f"{where}.name: {self.name!r} must be lower case letters, digits and _ "
-                "(starting with a letter)"
-            )
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info) and not _NAME.match(v):
+            raise Invalid(f"{v!r} must be lower case letters, digits and _ (starting with a letter)")
+        return v
+
+    @model_validator(mode="after")
+    def _options_fit_the_kind(self, info: ValidationInfo) -> SourceConfig:
+        if not rules_apply(info):
+            return self
         if self.kind == "sample":
             from .sources.sample import PARTS  # local: keeps config free of reader imports
 
             for part, mb in self.parts.items():
                 if part not in PARTS:
                     hint = _did_you_mean(part, list(PARTS))
-                    raise ConfigError(
-                        f"{where}.parts: unknown part {part!r}{hint}; parts: {', '.join(PARTS)}"
-                    )
+                    raise Invalid(f"unknown part {part!r}{hint}; parts: {', '.join(PARTS)}", at=".parts")
                 if mb < 0:
-                    raise ConfigError(f"{where}.parts.{part}: must be 0 or more, got {mb!r}")
+                    raise Invalid(f"must be 0 or more, got {mb!r}", at=f".parts.{part}")
             if self.path is not None:
-                raise ConfigError(f"{where}.path: the sample source reads no path; remove it")
+                raise Invalid("the sample source reads no path; remove it", at=".path")
         else:
             if not self.path:
-                raise ConfigError(f"{where}: a {self.kind} source needs a 'path'")
+                raise Invalid(f"a {self.kind} source needs a 'path'")
             if self.parts:
-                raise ConfigError(f"{where}.parts: only the sample source has parts")
+                raise Invalid("only the sample source has parts", at=".parts")
         if self.url_blocklist is not None and self.kind != "warc":
-            raise ConfigError(f"{where}.url_blocklist: only a warc source has a URL blocklist")
+            raise Invalid("only a warc source has a URL blocklist", at=".url_blocklist")
+        return self
 
 
-@dataclass
-class IngestSettings:
+class IngestSettings(ConfigModel):
     max_doc_bytes: int = 8 * 1024 * 1024  # a larger document goes to quarantine as too_large
     # a compressed file that inflates past this is cut off there (bounds gzip / zstd bombs)
     max_file_bytes: int = 4 * 1024**3
@@ -225,25 +402,36 @@ class IngestSettings:
     batch_rows: int = 1000  # rows per Arrow batch handed back to Spark
     partitions: int | None = None  # read tasks; default: a few per core
 
-    def validate(self, where: str) -> None:
-        for name in ("max_doc_bytes", "max_file_bytes", "jsonl_chunk_bytes", "batch_rows", "partitions"):
-            _positive(where, name, getattr(self, name))
+    @field_validator("max_doc_bytes", "max_file_bytes", "jsonl_chunk_bytes", "batch_rows", "partitions")
+    @classmethod
+    def _above_zero(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if rules_apply(info):
+            _require_positive(v)
+        return v
 
 
-@dataclass
-class SparkSettings:
+class SparkSettings(ConfigModel):
     master: str = "local[*]"
     remote: str | None = None  # a Spark Connect URL (sc://host:15002); then master is unused
     driver_memory: str = "4g"
     shuffle_partitions: int | None = None  # default: 2 per core, at least 4
     ui: bool = True
     progress: bool = False  # Spark's console progress bar (off: it would interleave with brickyard's stage lines)
-    conf: dict[str, str] = field(default_factory=dict)  # any other spark.* settings
+    conf: dict[str, str] = Field(default_factory=dict)  # any other spark.* settings
 
-    def validate(self, where: str) -> None:
-        if not re.match(r"^\d+[kmgt]?$", self.driver_memory.lower()):
-            raise ConfigError(f"{where}.driver_memory: expected a size like 4g, got {self.driver_memory!r}")
-        _positive(where, "shuffle_partitions", self.shuffle_partitions)
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory_size(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info) and not re.match(r"^\d+[kmgt]?$", v.lower()):
+            raise Invalid(f"expected a size like 4g, got {v!r}")
+        return v
+
+    @field_validator("shuffle_partitions")
+    @classmethod
+    def _above_zero(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if rules_apply(info):
+            _require_positive(v)
+        return v
 
 
 PERMISSIVE_LICENSES = [
@@ -251,50 +439,61 @@ PERMISSIVE_LICENSES = [
 ]
 
 
-@dataclass
-class CurateSettings:
-    languages: list[str] = field(default_factory=lambda: ["en"])  # kept text languages (code is exempt)
+class CurateSettings(ConfigModel):
+    languages: list[str] = Field(default_factory=lambda: ["en"])  # kept text languages (code is exempt)
     min_lang_score: float = 0.65
     # code whose licence is not listed is rejected as license:<id>; NOASSERTION means no licence file
-    licenses: list[str] = field(default_factory=lambda: list(PERMISSIVE_LICENSES))
+    licenses: list[str] = Field(default_factory=lambda: list(PERMISSIVE_LICENSES))
     redact_pii: bool = True
-    rules: dict[str, Any] = field(default_factory=dict)  # {rule: {min, max, enabled}}, see brickyard.pipelines.text.filters
+    rules: dict[str, Any] = Field(default_factory=dict)  # {rule: {min, max, enabled}}, see brickyard.pipelines.text.filters
 
-    def validate(self, where: str) -> None:
-        if not 0 <= self.min_lang_score <= 1:
-            raise ConfigError(f"{where}.min_lang_score: must be between 0 and 1, got {self.min_lang_score!r}")
+    @field_validator("min_lang_score")
+    @classmethod
+    def _score(cls, v: float, info: ValidationInfo) -> float:
+        if rules_apply(info) and not 0 <= v <= 1:
+            raise Invalid(f"must be between 0 and 1, got {v!r}")
+        return v
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not rules_apply(info):
+            return v
         from .text.filters import configure
 
         try:
-            configure(self.rules)
-        except ConfigError as e:
-            raise ConfigError(f"{where}.{str(e).removeprefix('curate.')}") from None
+            configure(v)
+        except ConfigError as e:  # "curate.rules.NAME.min: ..." -> at ".NAME.min"
+            at, _, message = str(e).removeprefix("curate.rules").partition(": ")
+            raise Invalid(message, at=at) from None
+        return v
 
 
-@dataclass
-class Selection:
+class Selection(ConfigModel):
     """Rows of a catalog table or view: by domain, by an SQL condition, or the whole table."""
 
     table: str = "silver.documents"  # any table or view with doc_id and text columns
-    domains: list[str] = field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
     where: str | None = None  # any further Spark SQL condition, e.g. "source = 'wiki'"
     kept_only: bool = True  # on tables with a `keep` column, only rows that passed curation
 
-    def validate(self, where: str) -> None:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$", self.table):
-            raise ConfigError(f"{where}.table: expected schema.table, got {self.table!r}")
+    @field_validator("table")
+    @classmethod
+    def _qualified(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info) and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$", v):
+            raise Invalid(f"expected schema.table, got {v!r}")
+        return v
 
 
-@dataclass
-class QualitySettings:
+class QualitySettings(ConfigModel):
     """The fastText quality classifier (see brickyard.pipelines.stages.quality): what it learns from and its tiers."""
 
     positives: Selection | None = None  # the reference selection; no classifier while unset
     negatives: Literal["random", "rejected"] = "random"  # other curated documents, or the rejected ones
     negatives_per_positive: float = 1.0  # balanced classes by default
-    kinds: list[Literal["text", "code"]] = field(default_factory=lambda: ["text"])  # kinds it scores
+    kinds: list[Literal["text", "code"]] = Field(default_factory=lambda: ["text"])  # kinds it scores
     # score thresholds, highest first wins; a document below every threshold gets the lowest tier
-    tiers: dict[str, float] = field(default_factory=lambda: {"high": 0.7, "medium": 0.3, "low": 0.0})
+    tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.7, "medium": 0.3, "low": 0.0})
     model_name: str = "brickyard-quality"  # the registered model in the lakehouse's MLflow registry
     max_per_class: int = 20000
     holdout: float = 0.1
@@ -308,81 +507,132 @@ class QualitySettings:
     bucket: int = 200000
     min_count: int = 2
 
-    def validate(self, where: str) -> None:
-        for name in ("negatives_per_positive", "max_per_class", "max_chars", "train_chunk_words", "dim", "epoch", "lr", "word_ngrams", "bucket", "min_count"):
-            _positive(where, name, getattr(self, name))
-        if not 0 <= self.holdout < 1:
-            raise ConfigError(f"{where}.holdout: must be at least 0 and below 1, got {self.holdout!r}")
-        if not self.tiers:
-            raise ConfigError(f"{where}.tiers: name at least one tier, e.g. {{high: 0.7, low: 0.0}}")
-        for name, low in self.tiers.items():
+    @field_validator("negatives_per_positive", "max_per_class", "max_chars", "train_chunk_words", "dim", "epoch", "lr",
+                     "word_ngrams", "bucket", "min_count")
+    @classmethod
+    def _above_zero(cls, v: int | float, info: ValidationInfo) -> int | float:
+        if rules_apply(info):
+            _require_positive(v)
+        return v
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout(cls, v: float, info: ValidationInfo) -> float:
+        if rules_apply(info) and not 0 <= v < 1:
+            raise Invalid(f"must be at least 0 and below 1, got {v!r}")
+        return v
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        if not rules_apply(info):
+            return v
+        if not v:
+            raise Invalid("name at least one tier, e.g. {high: 0.7, low: 0.0}")
+        for name, low in v.items():
             if not re.match(r"^[a-z][a-z0-9_]*$", name) or name == "unscored":
-                raise ConfigError(f"{where}.tiers: {name!r} is not a usable tier name (lower case, not 'unscored')")
+                raise Invalid(f"{name!r} is not a usable tier name (lower case, not 'unscored')")
             if not 0 <= low <= 1:
-                raise ConfigError(f"{where}.tiers.{name}: a threshold is a score in [0, 1], got {low!r}")
-        if not self.kinds:
-            raise ConfigError(f"{where}.kinds: name at least one kind (text, code)")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", self.model_name):
-            raise ConfigError(f"{where}.model_name: {self.model_name!r} must be letters, digits, '.', '_' or '-'")
+                raise Invalid(f"a threshold is a score in [0, 1], got {low!r}", at=f".{name}")
+        return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if rules_apply(info) and not v:
+            raise Invalid("name at least one kind (text, code)")
+        return v
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info) and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", v):
+            raise Invalid(f"{v!r} must be letters, digits, '.', '_' or '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _positives_select_something(self, info: ValidationInfo) -> QualitySettings:
         p = self.positives
-        if p is not None and p.table == "silver.documents" and not p.domains and not p.where:
-            raise ConfigError(f"{where}.positives: selects all of silver.documents; name domains, a where condition or another table")
+        if rules_apply(info) and p is not None and p.table == "silver.documents" and not p.domains and not p.where:
+            raise Invalid("selects all of silver.documents; name domains, a where condition or another table",
+                          at=".positives")
+        return self
 
 
-@dataclass
-class MinHashOverride:
+def _check_minhash(name: str, value: int | float | None) -> None:
+    """One MinHash setting's rule (raises Invalid); None (unset) passes."""
+    if value is None:
+        return
+    if name == "ngram":
+        _require_positive(value)
+    elif name == "num_perm" and not 16 <= value <= 1024:
+        raise Invalid(f"must be between 16 and 1024, got {value!r}")
+    elif name == "threshold" and not 0 < value < 1:
+        raise Invalid(f"a Jaccard similarity strictly between 0 and 1, got {value!r}")
+
+
+class MinHashOverride(ConfigModel):
     """A domain's own MinHash settings; what is left unset comes from `dedup`."""
 
     ngram: int | None = None
     num_perm: int | None = None
     threshold: float | None = None
 
-    def validate(self, where: str) -> None:
-        _check_minhash(where, self.ngram, self.num_perm, self.threshold)
-
-
-def _check_minhash(where: str, ngram: int | None, num_perm: int | None, threshold: float | None) -> None:
-    _positive(where, "ngram", ngram)
-    if num_perm is not None and not 16 <= num_perm <= 1024:
-        raise ConfigError(f"{where}.num_perm: must be between 16 and 1024, got {num_perm!r}")
-    if threshold is not None and not 0 < threshold < 1:
-        raise ConfigError(f"{where}.threshold: a Jaccard similarity strictly between 0 and 1, got {threshold!r}")
+    @field_validator("ngram", "num_perm", "threshold")
+    @classmethod
+    def _minhash(cls, v: int | float | None, info: ValidationInfo) -> int | float | None:
+        if rules_apply(info):
+            _check_minhash(info.field_name, v)
+        return v
 
 
 KEEPER_KEYS = ("quality_score", "n_bytes", "curated_at", "lang_score")
 
 
-@dataclass
-class DedupSettings:
+class DedupSettings(ConfigModel):
     """Exact and MinHash-LSH near-duplicate detection (see brickyard.pipelines.stages.dedup)."""
 
     ngram: int = 5  # shingles are word n-grams
     num_perm: int = 128  # signature length
     threshold: float = 0.8  # Jaccard similarity at which two documents are near-duplicates
     seed: int = 1  # seeds the permutations (datasketch's own parameters for this seed)
-    domains: dict[str, MinHashOverride] = field(default_factory=dict)  # e.g. {code: {ngram: 7}}
+    domains: dict[str, MinHashOverride] = Field(default_factory=dict)  # e.g. {code: {ngram: 7}}
     # which member of a cluster goes to gold: first key decides, later keys break ties, doc_id last
-    keeper: list[str] = field(default_factory=lambda: ["quality_score desc", "n_bytes desc", "curated_at asc"])
+    keeper: list[str] = Field(default_factory=lambda: ["quality_score desc", "n_bytes desc", "curated_at asc"])
     # candidate pairs (documents sharing an LSH band) count when their Jaccard similarity reaches the
     # threshold: "exact" recomputes it from the two texts' shingles (precision 1), "estimate" takes
     # the signatures' estimate, "none" takes every candidate
     verify: Literal["exact", "estimate", "none"] = "exact"
     # weights of false positives and false negatives in datasketch's search for (bands, rows); the
     # default favours recall, since exact verification removes the false positives
-    lsh_weights: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    lsh_weights: list[float] = Field(default_factory=lambda: [0.02, 0.98])
 
-    def validate(self, where: str) -> None:
-        _check_minhash(where, self.ngram, self.num_perm, self.threshold)
-        w = self.lsh_weights
-        if len(w) != 2 or min(w) < 0 or abs(sum(w) - 1) > 1e-6:
-            raise ConfigError(f"{where}.lsh_weights: two weights, false positives then false negatives, "
-                              f"at least 0 and adding up to 1, got {w!r}")
-        for i, key in enumerate(self.keeper):
+    @field_validator("ngram", "num_perm", "threshold")
+    @classmethod
+    def _minhash(cls, v: int | float, info: ValidationInfo) -> int | float:
+        if rules_apply(info):
+            _check_minhash(info.field_name, v)
+        return v
+
+    @field_validator("keeper")
+    @classmethod
+    def _keeper(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if not rules_apply(info):
+            return v
+        for i, key in enumerate(v):
             parts = key.split()
             if len(parts) not in (1, 2) or parts[0] not in KEEPER_KEYS or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
                 hint = _did_you_mean(parts[0] if parts else "", list(KEEPER_KEYS))
-                raise ConfigError(f"{where}.keeper[{i}]: {key!r} is not 'COLUMN [asc|desc]' with COLUMN one of "
-                                  f"{', '.join(KEEPER_KEYS)}{hint}")
+                raise Invalid(f"{key!r} is not 'COLUMN [asc|desc]' with COLUMN one of {', '.join(KEEPER_KEYS)}{hint}",
+                              at=f"[{i}]")
+        return v
+
+    @field_validator("lsh_weights")
+    @classmethod
+    def _weights(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        if rules_apply(info) and (len(v) != 2 or min(v) < 0 or abs(sum(v) - 1) > 1e-6):
+            raise Invalid(f"two weights, false positives then false negatives, at least 0 and adding up to 1, got {v!r}")
+        return v
 
     def scheme(self, domain: str) -> tuple[int, int, float]:
         """(ngram, num_perm, threshold) for a domain."""
@@ -391,8 +641,7 @@ class DedupSettings:
                 o.threshold if o.threshold is not None else self.threshold)
 
 
-@dataclass
-class TokenizeSettings:
+class TokenizeSettings(ConfigModel):
     """`brickyard tokenize` (see brickyard.pipelines.stages.tokenize)."""
 
     encoding: str = "cl100k_base"  # a tiktoken encoding; cl100k_base (GPT-4's, DBRX's) ships offline
@@ -400,75 +649,78 @@ class TokenizeSettings:
     # baseline to measure curation against; its tokens are unredacted and have no quality tier)
     table: Literal["gold.documents", "bronze.documents"] = "gold.documents"
 
-    def validate(self, where: str) -> None:
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str, info: ValidationInfo) -> str:
+        if not rules_apply(info):
+            return v
         import tiktoken
 
         known = set(tiktoken.list_encoding_names())
-        if self.encoding not in known:
+        if v not in known:
             names = sorted(n for n in known if not n.endswith("_offline"))
-            raise ConfigError(f"{where}.encoding: unknown tiktoken encoding {self.encoding!r}"
-                              f"{_did_you_mean(self.encoding, names)}; known: {', '.join(names)}")
+            raise Invalid(f"unknown tiktoken encoding {v!r}{_did_you_mean(v, names)}; known: {', '.join(names)}")
+        return v
 
 
-@dataclass
-class ExportSettings:
+class ExportSettings(ConfigModel):
     """`brickyard export` (see brickyard.pipelines.stages.export): which curriculum `brickyard run` exports, and where."""
 
     curriculum: str | None = None  # a curriculum YAML, relative to this config file; none: run skips export
     root: str = "exports"  # where exports go, relative to the lakehouse root (or absolute)
 
 
-@dataclass
-class TrainStageSettings:
+class TrainStageSettings(ConfigModel):
     """`brickyard run`'s last stage: a training config run on the export just made."""
 
     config: str | None = None  # a training YAML (configs/train/*.yaml), relative to this config file; none: no training
 
 
-@dataclass
-class CatalogSettings:
+class CatalogSettings(ConfigModel):
     owner: str = "data-platform"  # recorded in every table's `brickyard.owner` property
 
 
-@dataclass
-class PipelineConfig:
-    sources: list[SourceConfig] = field(default_factory=list)
+class PipelineConfig(ConfigModel):
+    sources: list[SourceConfig] = Field(default_factory=list)
     lakehouse: str = "lakehouse"
-    catalog: CatalogSettings = field(default_factory=CatalogSettings)
-    spark: SparkSettings = field(default_factory=SparkSettings)
-    ingest: IngestSettings = field(default_factory=IngestSettings)
-    curate: CurateSettings = field(default_factory=CurateSettings)
-    quality: QualitySettings = field(default_factory=QualitySettings)
-    dedup: DedupSettings = field(default_factory=DedupSettings)
-    tokenize: TokenizeSettings = field(default_factory=TokenizeSettings)
-    export: ExportSettings = field(default_factory=ExportSettings)
-    train: TrainStageSettings = field(default_factory=TrainStageSettings)
-    domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    curate: CurateSettings = Field(default_factory=CurateSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    tokenize: TokenizeSettings = Field(default_factory=TokenizeSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+    train: TrainStageSettings = Field(default_factory=TrainStageSettings)
+    domains: list[str] = Field(default_factory=lambda: list(DEFAULT_DOMAINS))
     base_dir: str = "."  # where relative paths resolve; set by load_config to the file's folder
 
-    def validate(self, where: str) -> None:
+    @model_validator(mode="after")
+    def _sources_and_domains_agree(self, info: ValidationInfo) -> PipelineConfig:
+        if not rules_apply(info):
+            return self
         seen = set()
         for i, s in enumerate(self.sources):
             if s.name in seen:
-                raise ConfigError(f"{where}.sources[{i}].name: {s.name!r} is declared twice")
+                raise Invalid(f"{s.name!r} is declared twice", at=f".sources[{i}].name")
             seen.add(s.name)
             if s.kind != "sample" and s.domain not in self.domains:
                 hint = _did_you_mean(s.domain, self.domains)
-                raise ConfigError(
-                    f"{where}.sources[{i}].domain: unknown domain {s.domain!r}{hint}; "
-                    f"declared domains: {', '.join(self.domains)} (add it under 'domains')"
-                )
+                raise Invalid(f"unknown domain {s.domain!r}{hint}; declared domains: {', '.join(self.domains)} "
+                              "(add it under 'domains')", at=f".sources[{i}].domain")
             if s.url_blocklist is not None:
                 from .sources.web import UrlRules  # local: keeps config free of reader imports
 
                 try:
                     UrlRules.load(self.resolve(s.url_blocklist))
                 except ConfigError as e:
-                    raise ConfigError(f"{where}.sources[{i}].url_blocklist: {e}") from None
+                    raise Invalid(str(e), at=f".sources[{i}].url_blocklist") from None
         for d in self.dedup.domains:
             if d not in self.domains:
                 hint = _did_you_mean(d, self.domains)
-                raise ConfigError(f"{where}.dedup.domains: unknown domain {d!r}{hint}; declared domains: {', '.join(self.domains)}")
+                raise Invalid(f"unknown domain {d!r}{hint}; declared domains: {', '.join(self.domains)}",
+                              at=".dedup.domains")
+        return self
 
     def source_path(self, source: SourceConfig) -> Path:
         return self.resolve(source.path or "")

@@ -27,24 +27,30 @@ The spec's settings change the shards' bytes, so its hash is part of the export'
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .config import _did_you_mean, from_dict, read_yaml
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from .config import ConfigModel, Invalid, _did_you_mean, from_dict, read_yaml, rules_apply
 from .errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 SHARE_TOLERANCE = 1e-6  # how far shares may be from adding up to 1 (YAML decimals)
 
 
-@dataclass
-class StreamSpec:
+def _check_name(v: str) -> None:
+    if not _NAME.match(v):
+        raise Invalid(f"{v!r} must be lower case letters, digits, '_' or '-'")
+
+
+class StreamSpec(ConfigModel):
     """Rows of gold.tokens by domain, quality tier and source; an empty list selects all."""
 
-    domains: list[str] = field(default_factory=list)
-    tiers: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+    tiers: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
 
     def overlaps(self, other: StreamSpec) -> bool:
         def meet(a: list[str], b: list[str]) -> bool:
@@ -53,24 +59,59 @@ class StreamSpec:
         return (meet(self.domains, other.domains) and meet(self.tiers, other.tiers)
                 and meet(self.sources, other.sources))
 
+    def _selectors(self):
+        return [(col, vals) for col, vals in (("domain", self.domains), ("quality_tier", self.tiers), ("source", self.sources)) if vals]
+
     def condition(self) -> str:
-        """A Spark SQL condition on gold.tokens."""
-        from .lake.delta import sql_str
+        """The stream's selection in words, as SQL would write it (for messages)."""
+        return " AND ".join(f"{col} IN ({', '.join(repr(v) for v in vals)})" for col, vals in self._selectors()) or "true"
 
-        parts = [f"{col} IN ({', '.join(sql_str(v) for v in vals)})"
-                 for col, vals in (("domain", self.domains), ("quality_tier", self.tiers), ("source", self.sources)) if vals]
-        return " AND ".join(parts) or "true"
+    def column(self):
+        """The selection as a Spark Column on gold.tokens (values never pass through SQL text)."""
+        from functools import reduce
+
+        from pyspark.sql import functions as F
+
+        parts = [F.col(col).isin(list(vals)) for col, vals in self._selectors()]
+        return reduce(lambda a, b: a & b, parts) if parts else F.lit(True)
 
 
-@dataclass
-class PhaseSpec:
+class PhaseSpec(ConfigModel):
     name: str
     share: float  # of the token budget
     mix: dict[str, float]  # stream -> share of the phase's tokens
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info):
+            _check_name(v)
+        return v
 
-@dataclass
-class Curriculum:
+    @field_validator("share")
+    @classmethod
+    def _share(cls, v: float, info: ValidationInfo) -> float:
+        if rules_apply(info) and not 0 < v <= 1:
+            raise Invalid(f"a share of the budget in (0, 1], got {v!r}")
+        return v
+
+    @field_validator("mix")
+    @classmethod
+    def _mix(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        if not rules_apply(info):
+            return v
+        if not v:
+            raise Invalid("give at least one stream a share")
+        for s, share in v.items():
+            if share < 0:
+                raise Invalid(f"a share cannot be negative, got {share!r}", at=f".{s}")
+        total = sum(v.values())
+        if abs(total - 1) > SHARE_TOLERANCE:
+            raise Invalid(f"the stream shares add up to {total:g}, not 1")
+        return v
+
+
+class Curriculum(ConfigModel):
     name: str
     seq_len: int
     tokens: int  # budget: trained tokens over all phases
@@ -81,51 +122,79 @@ class Curriculum:
     shard_bytes: int = 1 << 26  # MDS shard size limit (uncompressed), 64 MiB
     compression: Literal["zstd", "none"] = "zstd"
 
-    def validate(self, where: str) -> None:
-        if not _NAME.match(self.name):
-            raise ConfigError(f"{where}.name: {self.name!r} must be lower case letters, digits, '_' or '-'")
-        if self.seq_len < 1:
-            raise ConfigError(f"{where}.seq_len: must be at least 1, got {self.seq_len}")
-        if self.tokens < self.seq_len:
-            raise ConfigError(f"{where}.tokens: the budget ({self.tokens}) must hold at least one sample of seq_len {self.seq_len}")
-        if self.shard_bytes < 4 * (self.seq_len + 1):
-            raise ConfigError(f"{where}.shard_bytes: {self.shard_bytes} cannot hold one sample of {self.seq_len + 1} uint32 tokens")
-        if not self.streams:
-            raise ConfigError(f"{where}.streams: declare at least one stream, e.g. {{code: {{domains: [code]}}}}")
-        names = list(self.streams)
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info):
+            _check_name(v)
+        return v
+
+    @field_validator("seq_len")
+    @classmethod
+    def _seq_len(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info) and v < 1:
+            raise Invalid(f"must be at least 1, got {v}")
+        return v
+
+    @field_validator("tokens")
+    @classmethod
+    def _budget(cls, v: int, info: ValidationInfo) -> int:
+        seq_len = info.data.get("seq_len")  # absent when seq_len itself failed
+        if rules_apply(info) and seq_len is not None and v < seq_len:
+            raise Invalid(f"the budget ({v}) must hold at least one sample of seq_len {seq_len}")
+        return v
+
+    @field_validator("shard_bytes")
+    @classmethod
+    def _holds_a_sample(cls, v: int, info: ValidationInfo) -> int:
+        seq_len = info.data.get("seq_len")
+        if rules_apply(info) and seq_len is not None and v < 4 * (seq_len + 1):
+            raise Invalid(f"{v} cannot hold one sample of {seq_len + 1} uint32 tokens")
+        return v
+
+    @field_validator("streams")
+    @classmethod
+    def _disjoint_streams(cls, v: dict[str, StreamSpec], info: ValidationInfo) -> dict[str, StreamSpec]:
+        if not rules_apply(info):
+            return v
+        if not v:
+            raise Invalid("declare at least one stream, e.g. {code: {domains: [code]}}")
+        names = list(v)
         for s in names:
             if not _NAME.match(s):
-                raise ConfigError(f"{where}.streams: {s!r} must be lower case letters, digits, '_' or '-'")
+                raise Invalid(f"{s!r} must be lower case letters, digits, '_' or '-'")
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                if self.streams[a].overlaps(self.streams[b]):
-                    raise ConfigError(f"{where}.streams: {a} and {b} overlap (a document could belong to both); "
-                                      "give them different domains, tiers or sources")
-        if not self.phases:
-            raise ConfigError(f"{where}.phases: declare at least one phase")
+                if v[a].overlaps(v[b]):
+                    raise Invalid(f"{a} and {b} overlap (a document could belong to both); "
+                                  "give them different domains, tiers or sources")
+        return v
+
+    @field_validator("phases")
+    @classmethod
+    def _some_phase(cls, v: list[PhaseSpec], info: ValidationInfo) -> list[PhaseSpec]:
+        if rules_apply(info) and not v:
+            raise Invalid("declare at least one phase")
+        return v
+
+    @model_validator(mode="after")
+    def _phases_fit_the_streams(self, info: ValidationInfo) -> Curriculum:
+        if not rules_apply(info):
+            return self
+        names = list(self.streams)
         seen = set()
         for i, p in enumerate(self.phases):
-            at = f"{where}.phases[{i}]"
-            if not _NAME.match(p.name):
-                raise ConfigError(f"{at}.name: {p.name!r} must be lower case letters, digits, '_' or '-'")
             if p.name in seen:
-                raise ConfigError(f"{at}.name: phase {p.name!r} is declared twice")
+                raise Invalid(f"phase {p.name!r} is declared twice", at=f".phases[{i}].name")
             seen.add(p.name)
-            if not 0 < p.share <= 1:
-                raise ConfigError(f"{at}.share: a share of the budget in (0, 1], got {p.share!r}")
-            if not p.mix:
-                raise ConfigError(f"{at}.mix: give at least one stream a share")
-            for s, v in p.mix.items():
+            for s in p.mix:
                 if s not in self.streams:
-                    raise ConfigError(f"{at}.mix: unknown stream {s!r}{_did_you_mean(s, names)}; streams: {', '.join(names)}")
-                if v < 0:
-                    raise ConfigError(f"{at}.mix.{s}: a share cannot be negative, got {v!r}")
-            total = sum(p.mix.values())
-            if abs(total - 1) > SHARE_TOLERANCE:
-                raise ConfigError(f"{at}.mix: the stream shares add up to {total:g}, not 1")
+                    raise Invalid(f"unknown stream {s!r}{_did_you_mean(s, names)}; streams: {', '.join(names)}",
+                                  at=f".phases[{i}].mix")
         total = sum(p.share for p in self.phases)
         if abs(total - 1) > SHARE_TOLERANCE:
-            raise ConfigError(f"{where}.phases: the phase shares add up to {total:g}, not 1")
+            raise Invalid(f"the phase shares add up to {total:g}, not 1", at=".phases")
+        return self
 
     @property
     def sample_tokens(self) -> int:

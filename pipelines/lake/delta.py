@@ -27,7 +27,10 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
-def sql_str(value: str) -> str:
+def ddl_literal(value: str) -> str:
+    """A string literal for DDL text (comments, table properties), where Spark takes no parameters.
+    Only the project's own table specs and property values reach it; values in queries and writes
+    go through the DataFrame API instead."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -95,7 +98,7 @@ def ensure_schema(spark, name: str) -> None:
         return
     # checked first: the Hive metastore logs an error with a trace for IF NOT EXISTS on an existing one
     if not spark.catalog.databaseExists(name):
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name} COMMENT {sql_str(SCHEMAS.get(name, ''))}")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name} COMMENT {ddl_literal(SCHEMAS.get(name, ''))}")
     if key[0]:
         _ENSURED.add(key)
 
@@ -120,17 +123,17 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
     if not table_exists(spark, spec.name):
         # a new table gets its CHECK constraints with its first commit (no ALTER per rule)
         create = {**props, **{f"delta.constraints.{c.lower()}": cond for c, cond in spec.checks.items()}}
-        props_sql = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in create.items())
+        props_sql = ", ".join(f"{ddl_literal(k)} = {ddl_literal(v)}" for k, v in create.items())
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS {spec.name} (\n  {spec.ddl_columns()}\n) USING delta "
-            f"COMMENT {sql_str(spec.comment)} TBLPROPERTIES ({props_sql})"
+            f"COMMENT {ddl_literal(spec.comment)} TBLPROPERTIES ({props_sql})"
         )
     else:
         # columns added to the spec since the table was made arrive as nullable columns, in place
         have = {f.name for f in spark.table(spec.name).schema.fields}
         missing = [c for c in spec.columns if c.name not in have]
         if missing:
-            cols = ", ".join(f"`{c.name}` {c.type} COMMENT {sql_str(c.comment)}" for c in missing)
+            cols = ", ".join(f"`{c.name}` {c.type} COMMENT {ddl_literal(c.comment)}" for c in missing)
             spark.sql(f"ALTER TABLE {spec.name} ADD COLUMNS ({cols})")
     current = table_properties(spark, spec.name)
     wanted = {k: v for k, v in props.items() if k != f"{PROP}licenses" and current.get(k) != v}
@@ -151,34 +154,43 @@ def _same_sql(stored: str, wanted: str) -> bool:
     return "".join(stored.split()) == "".join(wanted.split())
 
 
-def merge_into(spark, df, table: str, keys, run_id: str, update_when: str = "true",
-               columns: list[str] | None = None) -> None:
-    """MERGE `df` into `table` on `keys`: insert new rows, update matched rows where `update_when`.
+def _matches(table: str, keys: list[str]):
+    """The merge condition: the target's keys (qualified by the table's name) equal the source's."""
+    from functools import reduce
 
-    With `columns`, matched rows get only those columns and nothing is inserted (an in-place update)."""
+    from pyspark.sql import functions as F
+
+    return reduce(lambda x, y: x & y, [F.col(f"{table}.{k}") == F.col(f"source.{k}") for k in keys])
+
+
+def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: list[str] | None = None) -> None:
+    """MERGE `df` into `table` on `keys` (one commit): insert new rows, replace matched ones.
+
+    `changed`: replace a matched row only where one of these columns differs (null-safe), so an
+    unchanged row costs no rewrite. `columns`: matched rows get only these columns and nothing is
+    inserted (an in-place update). Built with `DataFrame.mergeInto`: no SQL text, no temporary
+    view, and the same call works over Spark Connect."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
     keys = [keys] if isinstance(keys, str) else keys
-    view = f"merge_src_{run_id.replace('-', '_')}"
-    df.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    merge = df.alias("source").mergeInto(table, _matches(table, keys))
+    when = None
+    if changed:
+        when = reduce(lambda x, y: x | y, [~F.col(f"{table}.{c}").eqNullSafe(F.col(f"source.{c}")) for c in changed])
+    matched = merge.whenMatched(when) if when is not None else merge.whenMatched()
     if columns:
-        action = f"UPDATE SET {', '.join(f't.{c} = s.{c}' for c in columns)}"
-        spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN MATCHED AND ({update_when}) THEN {action}")
+        matched.update({c: F.col(f"source.{c}") for c in columns}).merge()
     else:
-        spark.sql(
-            f"MERGE INTO {table} t USING {view} s ON {on} "
-            f"WHEN MATCHED AND ({update_when}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-        )
-    spark.catalog.dropTempView(view)
+        matched.updateAll().whenNotMatched().insertAll().merge()
 
 
-def delete_matching(spark, df, table: str, key: str, run_id: str) -> None:
+def delete_matching(df, table: str, key: str) -> None:
     """Delete the rows of `table` whose `key` appears in `df` (one MERGE, one commit)."""
-    view = f"delete_src_{run_id.replace('-', '_')}"
-    df.createOrReplaceTempView(view)
-    spark.sql(f"MERGE INTO {table} t USING {view} s ON t.{key} = s.{key} WHEN MATCHED THEN DELETE")
-    spark.catalog.dropTempView(view)
+    df.select(key).alias("source").mergeInto(table, _matches(table, [key])).whenMatched().delete().merge()
 
 
 def set_properties(spark, table: str, props: dict[str, str]) -> None:
-    body = ", ".join(f"{sql_str(k)} = {sql_str(v)}" for k, v in props.items())
+    body = ", ".join(f"{ddl_literal(k)} = {ddl_literal(v)}" for k, v in props.items())
     spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")

@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BrickyardError
-from .delta import code_version, ensure_table, set_properties, table_exists, table_properties
+from .delta import (
+    code_version,
+    ensure_table,
+    forget_ensured,
+    set_properties,
+    table_exists,
+    table_properties,
+)
 from .tables import LINEAGE, PROP
 
 LINEAGE_FORMAT = "2"  # 1: a `running` row UPDATEd at the end; 2: one row appended per run, markers for live runs
@@ -127,6 +134,7 @@ def ensure_lineage(spark, owner: str) -> None:
     """ops.lineage exists, is governed, and is of this format (upgraded in place if it was older)."""
     if table_exists(spark, LINEAGE.name) and table_properties(spark, LINEAGE.name).get(FORMAT_PROPERTY) != LINEAGE_FORMAT:
         upgrade_lineage(spark)
+        forget_ensured()  # check the table's constraints again: the status rule no longer allows `running`
     ensure_table(spark, LINEAGE, owner)
 
 
@@ -148,11 +156,10 @@ def upgrade_lineage(spark) -> None:
             "of an older brickyard is still writing to it; let it finish, then run again to upgrade the lakehouse in place"
         )
     if running:
-        spark.sql(
-            f"UPDATE {LINEAGE.name} SET status = 'killed', ended_at = current_timestamp(), message = :why "
-            "WHERE status = 'running'",
-            args={"why": KILLED},
-        )
+        ids = spark.createDataFrame([(r["run_id"],) for r in running], "run_id STRING").alias("source")
+        (ids.mergeInto(LINEAGE.name, F.col(f"{LINEAGE.name}.run_id") == F.col("source.run_id"))
+         .whenMatched().update({"status": F.lit("killed"), "ended_at": F.current_timestamp(), "message": F.lit(KILLED)})
+         .merge())
     set_properties(spark, LINEAGE.name, {FORMAT_PROPERTY: LINEAGE_FORMAT})
 
 

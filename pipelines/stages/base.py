@@ -133,9 +133,11 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
         return None
     if live_runs(stage_ctx.lakehouse, stage.name):
         return None  # a killed run's work may be half done: plan it properly
-    last = spark.sql(
-        f"SELECT status, config_hash, inputs, outputs FROM {LINEAGE.name} WHERE job = :job "
-        "ORDER BY ended_at DESC, status = 'killed' LIMIT 1", args={"job": stage.name}).collect()
+    from pyspark.sql import functions as F
+
+    last = (spark.table(LINEAGE.name).where(F.col("job") == stage.name)
+            .orderBy(F.col("ended_at").desc(), (F.col("status") == "killed").asc())  # a killed row shares its finder's end
+            .select("status", "config_hash", "inputs", "outputs").limit(1).collect())
     if not last or last[0]["status"] not in ("succeeded", "noop") or last[0]["config_hash"] != settings_hash:
         return None
     seen = {r["name"]: r["version"] for r in (last[0]["inputs"] or []) + (last[0]["outputs"] or []) if r["kind"] == "table"}

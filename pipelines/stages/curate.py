@@ -166,7 +166,7 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
         if rescored:
             scored = stale.mapInArrow(make_rescorer(q), "doc_id STRING, quality_score DOUBLE").select(
                 "doc_id", "quality_score", F.expr(tier).alias("quality_tier"), F.lit(q["label"]).alias("quality_model"))
-            merge_into(spark, scored, SILVER.name, "doc_id", run.run_id, columns=["quality_score", "quality_tier", "quality_model"])
+            merge_into(scored, SILVER.name, "doc_id", columns=["quality_score", "quality_tier", "quality_model"])
     wrong = spark.table(SILVER.name).where(f"quality_tier IS DISTINCT FROM ({tier})").count()
     if wrong:
         spark.sql(f"UPDATE {SILVER.name} SET quality_tier = {tier} WHERE quality_tier IS DISTINCT FROM ({tier})")
@@ -331,7 +331,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
 
     set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-    merge_into(spark, silver, SILVER.name, "doc_id", run.run_id)
+    merge_into(silver, SILVER.name, "doc_id")
     version, _ = last_commit(spark, SILVER.name)
     run.outputs.append(Ref(SILVER.name, "table", version))
     fault_pause("curate:after-silver")

@@ -249,11 +249,11 @@ def _withdraw(spark, current, run_id: str, say) -> int:
         released = dups.join(gone.select("cluster_id").distinct(), "cluster_id").select("doc_id")
         drop = gone.select("doc_id").unionByName(released).distinct().localCheckpoint(eager=True)
         n_released = drop.count() - n_gone
-        delete_matching(spark, drop, DUPLICATES.name, "doc_id", run_id)
+        delete_matching(drop, DUPLICATES.name, "doc_id")
         sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
-            delete_matching(spark, stale, SIGNATURES.name, "doc_id", run_id)
+            delete_matching(stale, SIGNATURES.name, "doc_id")
         say(f"dedup: {n_gone} documents left curation or changed; {n_released} cluster members released")
     # gold holds exactly the keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first, so strays show as more gold rows than keepers)
@@ -262,7 +262,7 @@ def _withdraw(spark, current, run_id: str, say) -> int:
     if n_gone or gold.count() != keepers.count():
         stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
         if stray.count():
-            delete_matching(spark, stray, GOLD.name, "doc_id", run_id)
+            delete_matching(stray, GOLD.name, "doc_id")
     return n_gone
 
 
@@ -282,7 +282,7 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     )
     n = signed.count()
     if n:
-        merge_into(spark, signed, SIGNATURES.name, "doc_id", run.run_id)
+        merge_into(signed, SIGNATURES.name, "doc_id")
     return n
 
 
@@ -431,9 +431,9 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     # gold first, duplicates last: duplicates is what marks a document done, and a run killed in
     # between leaves gold rows that the next run's check removes before it starts again
     with run.phase("write"):
-        merge_into(spark, gold_rows, GOLD.name, "doc_id", run.run_id)
+        merge_into(gold_rows, GOLD.name, "doc_id")
         fault_pause("dedup:after-gold")
-        merge_into(spark, placed, DUPLICATES.name, "doc_id", run.run_id)
+        merge_into(placed, DUPLICATES.name, "doc_id")
     with run.phase("refresh_quality"):
         refreshed = _refresh_quality(spark, kept, run)
     for spec in (GOLD, DUPLICATES):
@@ -457,5 +457,5 @@ def _refresh_quality(spark, kept, run) -> int:
     stale = stale.localCheckpoint(eager=True)
     n = stale.count()
     if n:
-        merge_into(spark, stale, GOLD.name, "doc_id", run.run_id, columns=QUALITY_COLUMNS)
+        merge_into(stale, GOLD.name, "doc_id", columns=QUALITY_COLUMNS)
     return n

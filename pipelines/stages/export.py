@@ -47,7 +47,7 @@ from pathlib import Path
 from ..config import PipelineConfig, config_hash, to_dict
 from ..curriculum import Curriculum, plan_phases
 from ..errors import BrickyardError
-from ..lake.delta import latest_version, sql_str
+from ..lake.delta import latest_version
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
 from ..lake.tables import EXPORTS, TOKENS, tokens_spec
@@ -96,10 +96,15 @@ def part_samples(spec: Curriculum) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def stream_expr(spec: Curriculum) -> str:
-    """SQL naming the stream of a gold.tokens row (null: in no stream)."""
-    whens = " ".join(f"WHEN {s.condition()} THEN {sql_str(name)}" for name, s in spec.streams.items())
-    return f"CASE {whens} END"
+def stream_expr(spec: Curriculum):
+    """A Column naming the stream of a gold.tokens row: the first stream whose selection it meets
+    (null: in no stream)."""
+    from pyspark.sql import functions as F
+
+    expr = None
+    for name, s in spec.streams.items():
+        expr = F.when(s.column(), F.lit(name)) if expr is None else expr.when(s.column(), F.lit(name))
+    return expr if expr is not None else F.lit(None).cast("string")
 
 
 def ordered(selected, seed: int):
@@ -337,7 +342,7 @@ def _export(spark, cfg: PipelineConfig, spec: Curriculum, version: int, xid: str
     if (dest / MANIFEST).exists() and not force:
         old = read_manifest(dest)
         if old.get("export_id") == xid:
-            if not spark.table(EXPORTS.name).where(f"export_id = {sql_str(xid)}").limit(1).count():
+            if not spark.table(EXPORTS.name).where(F.col("export_id") == xid).limit(1).count():
                 # a run killed after its files were in place and before its row was written
                 _record(spark, dest, old)
                 run.metrics["recorded_after_kill"] = xid
@@ -355,7 +360,7 @@ def _export(spark, cfg: PipelineConfig, spec: Curriculum, version: int, xid: str
     except Exception as e:
         raise BrickyardError(f"cannot read gold.tokens version {version} ({str(e).splitlines()[0][:200]}); "
                              "its files may have been vacuumed") from None
-    selected = tokens.withColumn("stream", F.expr(stream_expr(spec))).where("stream IS NOT NULL")
+    selected = tokens.withColumn("stream", stream_expr(spec)).where("stream IS NOT NULL")
     encodings = [r["encoding"] for r in selected.select("encoding").distinct().collect()]
     if len(encodings) > 1:
         raise BrickyardError(f"gold.tokens version {version} mixes encodings ({', '.join(sorted(encodings))}); "

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..config import PipelineConfig
 from ..errors import BrickyardError
-from ..lake.delta import delete_matching, latest_version, sql_str, table_exists
+from ..lake.delta import delete_matching, latest_version, table_exists
 from ..lake.lineage import Ref
 from .base import Stage, StageContext, StageResult, log, run_stage
 
@@ -40,16 +40,19 @@ LAYERS = ("bronze.documents", "bronze.quarantine", "silver.documents", "silver.s
           "silver.duplicates", "gold.documents", "gold.tokens")
 
 
-def selection_sql(source: str | None, doc_ids: list[str] | None, where: str | None) -> str:
-    """The predicate on bronze.documents for exactly one of the three selectors."""
+def selection(source: str | None, doc_ids: list[str] | None, where: str | None):
+    """(how to say it, the condition on bronze.documents) for exactly one of the three selectors.
+    A source or ids become a Column (no SQL text); `--where` is SQL by design, parsed by Spark."""
+    from pyspark.sql import functions as F
+
     given = [x for x in (source, doc_ids, where) if x]
     if len(given) != 1:
         raise BrickyardError("forget: name what to forget with exactly one of --source, --doc-id or --where")
     if source:
-        return f"source = {sql_str(source)}"
+        return f"source = {source!r}", F.col("source") == F.lit(source)
     if doc_ids:
-        return f"doc_id IN ({', '.join(sql_str(d) for d in doc_ids)})"
-    return f"({where})"
+        return f"doc_id in {sorted(doc_ids)}", F.col("doc_id").isin(list(doc_ids))
+    return f"({where})", F.expr(where)
 
 
 class Forget(Stage):
@@ -63,15 +66,14 @@ class Forget(Stage):
         from pyspark.errors import AnalysisException
 
         spark, o = ctx.spark, ctx.options
-        self.predicate = predicate = selection_sql(o.get("source"), o.get("doc_ids"), o.get("where"))
         if not table_exists(spark, "bronze.documents"):
             raise BrickyardError("forget: this lakehouse has no bronze.documents yet; nothing to forget")
         self.present = [t for t in LAYERS if table_exists(spark, t)]
         self.bronze_version = latest_version(spark, "bronze.documents")
         try:
-            self.chosen = spark.sql(
-                f"SELECT doc_id FROM bronze.documents VERSION AS OF {self.bronze_version} WHERE {predicate}"
-            ).localCheckpoint(eager=True)
+            self.predicate, self.condition = selection(o.get("source"), o.get("doc_ids"), o.get("where"))
+            self.chosen = (spark.sql(f"SELECT * FROM bronze.documents VERSION AS OF {int(self.bronze_version)}")
+                           .where(self.condition).select("doc_id").localCheckpoint(eager=True))
         except AnalysisException as e:
             raise BrickyardError(f"forget --where {o.get('where')!r}: not a valid condition on bronze.documents "
                                  f"({str(e).splitlines()[0][:200]})") from None
@@ -82,7 +84,7 @@ class Forget(Stage):
 
     def apply(self, ctx: StageContext, run) -> dict:
         return _forget(ctx.spark, ctx.options.get("source"), bool(ctx.options.get("vacuum")), self.predicate,
-                       self.present, self.bronze_version, self.chosen, run)
+                       self.condition, self.present, self.bronze_version, self.chosen, run)
 
 
 def forget(spark, cfg: PipelineConfig, source: str | None = None, doc_ids: list[str] | None = None,
@@ -91,11 +93,13 @@ def forget(spark, cfg: PipelineConfig, source: str | None = None, doc_ids: list[
     return run_stage(Forget(), StageContext.of(spark, cfg, source=source, doc_ids=doc_ids, where=where, vacuum=vacuum))
 
 
-def _forget(spark, source, vacuum: bool, predicate: str, present: list[str], bronze_version: int, chosen, run) -> dict:
+def _forget(spark, source, vacuum: bool, predicate: str, condition, present: list[str], bronze_version: int, chosen, run) -> dict:
+    from pyspark.sql import functions as F
+
     say = log.info
     run.inputs.append(Ref("bronze.documents", "table", bronze_version, predicate))
     n = chosen.count()
-    n_quarantine = (spark.table("bronze.quarantine").where(predicate if source else "false").count()
+    n_quarantine = (spark.table("bronze.quarantine").where(condition).count()
                     if source and "bronze.quarantine" in present else 0)
     say(f"forget: {n} documents match {predicate}" + (f", and {n_quarantine} quarantine rows" if n_quarantine else ""))
     if n == 0 and n_quarantine == 0:
@@ -106,7 +110,9 @@ def _forget(spark, source, vacuum: bool, predicate: str, present: list[str], bro
     # 1. exports built from a version of gold.tokens that holds any of them
     stale = _stale_exports(spark, chosen) if table_exists(spark, "ops.exports") else []
     if stale:
-        spark.sql(f"UPDATE ops.exports SET status = 'stale' WHERE export_id IN ({', '.join(sql_str(x) for x in stale)})")
+        (spark.createDataFrame([(x,) for x in stale], "export_id STRING").alias("source")
+         .mergeInto("ops.exports", F.col("ops.exports.export_id") == F.col("source.export_id"))
+         .whenMatched().update({"status": F.lit("stale")}).merge())
         run.outputs.append(Ref("ops.exports", "table", latest_version(spark, "ops.exports")))
         say(f"forget: {len(stale)} exports marked stale: {', '.join(stale)}")
 
@@ -124,9 +130,9 @@ def _forget(spark, source, vacuum: bool, predicate: str, present: list[str], bro
     for table in reversed(present):
         gone = chosen.unionByName(released) if table in ("silver.duplicates", "gold.documents", "gold.tokens") else chosen
         before = latest_version(spark, table)
-        delete_matching(spark, gone, table, "doc_id", run.run_id)
+        delete_matching(gone, table, "doc_id")
         if table == "bronze.quarantine" and source:
-            spark.sql(f"DELETE FROM bronze.quarantine WHERE source = {sql_str(source)}")
+            delete_matching(spark.createDataFrame([(source,)], "source STRING"), table, "source")
         deleted[table] = _deleted_since(spark, table, before)
         if latest_version(spark, table) != before:
             run.outputs.append(Ref(table, "table", latest_version(spark, table)))

@@ -179,7 +179,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
     inserted = updated = 0
     if not changed.isEmpty():
-        merge_into(spark, changed, DOCUMENTS.name, "doc_id", run.run_id, update_when="t.content_sha256 <> s.content_sha256")
+        merge_into(changed, DOCUMENTS.name, "doc_id", changed=["content_sha256"])
         version, m = last_commit(spark, DOCUMENTS.name)
         inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
         run.outputs.append(Ref(DOCUMENTS.name, "table", version))
@@ -192,7 +192,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     )
     bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
     if not bad_new.isEmpty():
-        merge_into(spark, bad_new, QUARANTINE.name, "doc_id", run.run_id, update_when="true")
+        merge_into(bad_new, QUARANTINE.name, "doc_id")
 
     per_file = records.groupBy("source", "path").agg(
         F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).alias("documents"),
@@ -210,7 +210,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
             F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
         )
     )
-    merge_into(spark, files, SOURCE_FILES.name, ["source", "path"], run.run_id, update_when="true")
+    merge_into(files, SOURCE_FILES.name, ["source", "path"])
     records.unpersist()
 
     run.counts(rows_in, n_docs, 0, n_bad)

@@ -38,7 +38,6 @@ from ..lake.delta import (
     merge_into,
     read_pinned,
     set_properties,
-    sql_str,
 )
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
@@ -84,8 +83,8 @@ def _check_and_count(spark, gold, name: str, version: int, run_id: str | None = 
     over the rows that run `run_id` wrote. One join and one small aggregate for both."""
     from pyspark.sql import functions as F
 
-    tokens = spark.sql(f"SELECT doc_id, domain, quality_tier, n_tokens, batch_id = {sql_str(run_id or '')} AS new, "
-                       f"1 AS t FROM {TOKENS.name} VERSION AS OF {version}")
+    tokens = (spark.sql(f"SELECT doc_id, domain, quality_tier, n_tokens, batch_id, 1 AS t FROM {TOKENS.name} VERSION AS OF {int(version)}")
+              .withColumn("new", F.col("batch_id") == F.lit(run_id or "")).drop("batch_id"))
     both = gold.select("doc_id", F.lit(1).alias("g")).join(tokens, "doc_id", "full_outer")
     rows = both.groupBy("domain", "quality_tier", "new", "g", "t").agg(
         F.count("*").alias("d"), F.sum("n_tokens").alias("n")).collect()
@@ -149,20 +148,21 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
                         F.col("quality_tier").alias("g_tier"))
         t = have.select("doc_id", F.col("content_sha256").alias("t_sha"), F.col("encoding").alias("t_enc"),
                         F.col("domain").alias("t_domain"), F.col("quality_tier").alias("t_tier"))
-        state = F.expr(f"""CASE WHEN g_sha IS NULL THEN 'gone'
-            WHEN t_sha IS NULL THEN 'new'
-            WHEN t_sha <> g_sha OR t_enc <> {sql_str(name)} THEN 'replace'
-            WHEN NOT (t_domain <=> g_domain AND t_tier <=> g_tier) THEN 'retier'
-            ELSE 'done' END""")
+        c = F.col
+        state = (F.when(c("g_sha").isNull(), "gone")
+                 .when(c("t_sha").isNull(), "new")
+                 .when((c("t_sha") != c("g_sha")) | (c("t_enc") != F.lit(name)), "replace")
+                 .when(~(c("t_domain").eqNullSafe(c("g_domain")) & c("t_tier").eqNullSafe(c("g_tier"))), "retier")
+                 .otherwise("done"))
         keys = g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier").localCheckpoint(eager=True)
         n = {r["state"]: r["n"] for r in keys.groupBy("state").agg(F.count("*").alias("n")).collect()}
         n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
         n_todo = n.get("new", 0) + n_stale
         if n_gone:
-            delete_matching(spark, keys.where("state = 'gone'"), TOKENS.name, "doc_id", run.run_id)
+            delete_matching(keys.where("state = 'gone'"), TOKENS.name, "doc_id")
         if n_moved:
             moved = keys.where("state = 'retier'").select("doc_id", F.col("g_domain").alias("domain"), F.col("g_tier").alias("quality_tier"))
-            merge_into(spark, moved, TOKENS.name, "doc_id", run.run_id, columns=["domain", "quality_tier"])
+            merge_into(moved, TOKENS.name, "doc_id", columns=["domain", "quality_tier"])
     run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
     if n_todo == 0:
         run.counts(0, 0)
@@ -178,7 +178,7 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
 
     # rows being replaced (changed text or encoding) are deleted first; the rest is one append
     if n_stale:
-        delete_matching(spark, keys.where("state = 'replace'"), TOKENS.name, "doc_id", run.run_id)
+        delete_matching(keys.where("state = 'replace'"), TOKENS.name, "doc_id")
     # the documents to encode, read in the scan's own partitions (Spark spreads a scan over the
     # cores), so the text is never shuffled: all of gold, or gold semi-joined with broadcast keys
     n_gold = sum(v for k, v in n.items() if k != "gone")

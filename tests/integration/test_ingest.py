@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pyarrow as pa
@@ -243,3 +245,36 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     assert docs.count() == docs.select("doc_id").distinct().count() == first["result"].detail["inserted"] > 0
     assert ingest(spark, cfg, quiet=True).status == "noop"
     assert not live_runs(lakehouse, "ingest")  # each marker went with its run's outcome row
+
+
+def test_a_lineage_table_of_the_previous_format_is_upgraded_in_place_or_refused_in_one_sentence(spark, make_config, tmp_path):
+    """Format 1 kept a `running` row per live run: a dead one becomes `killed` on upgrade; a live
+    one (an older brickyard at work) stops the upgrade with one sentence."""
+    from brickyard.pipelines.errors import BrickyardError
+    from brickyard.pipelines.lake.lineage import FORMAT_PROPERTY, ensure_lineage
+    from brickyard.pipelines.lake.session import hostname
+
+    def as_format_1(pid: int, run_id: str) -> None:
+        spark.sql("ALTER TABLE ops.lineage DROP CONSTRAINT IF EXISTS status_known")
+        spark.sql("ALTER TABLE ops.lineage ADD CONSTRAINT status_known CHECK "
+                  "(status IN ('running', 'succeeded', 'noop', 'failed', 'killed'))")
+        spark.sql("ALTER TABLE ops.lineage UNSET TBLPROPERTIES IF EXISTS ('brickyard.lineage.format')")
+        spark.sql("INSERT INTO ops.lineage (run_id, job, status, host, pid, started_at) "
+                  "VALUES (:id, 'curate', 'running', :host, :pid, current_timestamp())",
+                  args={"id": run_id, "host": hostname(), "pid": pid})
+        delta.forget_ensured()
+
+    ingest(spark, make_config({"name": "t_upgrade", "kind": "text", "path": str(tmp_path)}), quiet=True)  # ops.lineage exists
+    as_format_1(os.getpid(), "old-live")
+    with pytest.raises(BrickyardError, match=r"^this lakehouse's ops.lineage is of an older format and curate run old-live "
+                       r"\(process \d+\) of an older brickyard is still writing to it; let it finish, then run again"):
+        ensure_lineage(spark, "data-platform")
+    spark.sql("DELETE FROM ops.lineage WHERE run_id = 'old-live'")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    as_format_1(dead.pid, "old-dead")
+    ensure_lineage(spark, "data-platform")
+    row = spark.sql("SELECT status, message FROM ops.lineage WHERE run_id = 'old-dead'").first()
+    assert row["status"] == "killed" and "without recording an outcome" in row["message"]
+    props = delta.table_properties(spark, "ops.lineage")
+    assert props[FORMAT_PROPERTY] == "2" and "running" not in props["delta.constraints.status_known"]
