@@ -73,7 +73,7 @@ def bench_signatures(texts: list[str]) -> None:
 
 def write_silver(lakehouse: Path, n: int) -> None:
     """silver.documents with n real documents, all kept (what curate would hand to dedup)."""
-    from brickyard.pipelines.stages.curate import SILVER
+    from brickyard.pipelines.lake.tables import SILVER
 
     texts = documents(n)
     write_documents(lakehouse, SILVER, texts, lang_score=1.0, keep=True,

@@ -74,7 +74,7 @@ def corpus(mb: float) -> tuple[list[str], list[str]]:
 
 def write_gold(lakehouse: Path, texts: list[str], spark=None, first_id: int = 0) -> None:
     """Append the documents to gold.documents (what dedup would hand to tokenize)."""
-    from brickyard.pipelines.stages.dedup import GOLD
+    from brickyard.pipelines.lake.tables import GOLD
 
     write_documents(lakehouse, GOLD, texts, spark=spark, first_id=first_id, quality_tier="unscored", cluster_id=lambda d: d)
 

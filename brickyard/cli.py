@@ -442,24 +442,12 @@ def cmd_setup(args) -> int:
 COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "setup": cmd_setup}
 
 
-def _progress_to_stdout() -> None:
-    """brickyard's progress lines (logger `brickyard`) as plain lines on stdout, once."""
-    import logging
-
-    log = logging.getLogger("brickyard")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .pipelines.errors import BrickyardError
+    from .progress import to_console
 
-    _progress_to_stdout()
+    to_console()
 
     try:
         return COMMANDS[args.command](args)

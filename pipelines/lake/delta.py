@@ -6,6 +6,7 @@ come only from `tables`, never from user input.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from ... import __version__
 from .tables import PROP, SCHEMAS, TableSpec
 
 
+@functools.cache
 def code_version() -> str:
-    """Package version plus the git commit when run from a checkout (`0.1.0+3f2a1bc-dirty`)."""
+    """Package version plus the git commit when run from a checkout (`0.1.0+3f2a1bc-dirty`), read
+    once per process."""
     here = Path(__file__).resolve().parents[2]  # the checkout, when run from one
     try:
         out = subprocess.run(
@@ -80,7 +83,7 @@ def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
 _ENSURED: set[tuple] = set()
 
 
-def _session_key(spark) -> str:
+def session_key(spark) -> str:
     try:
         return spark._jsparkSession.sessionUUID()
     except Exception:  # Spark Connect has no JVM handle: check every time
@@ -92,8 +95,18 @@ def forget_ensured() -> None:
     _ENSURED.clear()
 
 
+def is_ensured(spark, *what) -> bool:
+    """Whether `what` (a check of a table's state) was done in this session already."""
+    return (session_key(spark), *what) in _ENSURED
+
+
+def mark_ensured(spark, *what) -> None:
+    if session_key(spark):  # Spark Connect has no session id here: check every time
+        _ENSURED.add((session_key(spark), *what))
+
+
 def ensure_schema(spark, name: str) -> None:
-    key = (_session_key(spark), "schema", name)
+    key = (session_key(spark), "schema", name)
     if key in _ENSURED:
         return
     # checked first: the Hive metastore logs an error with a trace for IF NOT EXISTS on an existing one
@@ -107,7 +120,7 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
     """Create the table if missing; keep its governance properties and constraints in place.
 
     Checked once per Spark session for a given spec and owner; `forget_ensured` resets that."""
-    key = (_session_key(spark), spec.name, spec.ddl_columns(), tuple(sorted(spec.checks.items())),
+    key = (session_key(spark), spec.name, spec.ddl_columns(), tuple(sorted(spec.checks.items())),
            spec.comment, spec.layer, spec.pii, spec.producer, owner)
     if key in _ENSURED:
         return

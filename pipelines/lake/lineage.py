@@ -35,6 +35,8 @@ from .delta import (
     code_version,
     ensure_table,
     forget_ensured,
+    is_ensured,
+    mark_ensured,
     set_properties,
     table_exists,
     table_properties,
@@ -131,11 +133,19 @@ def _killed_row(m: dict, ended: dt.datetime) -> tuple:
 
 
 def ensure_lineage(spark, owner: str) -> None:
-    """ops.lineage exists, is governed, and is of this format (upgraded in place if it was older)."""
-    if table_exists(spark, LINEAGE.name) and table_properties(spark, LINEAGE.name).get(FORMAT_PROPERTY) != LINEAGE_FORMAT:
-        upgrade_lineage(spark)
-        forget_ensured()  # check the table's constraints again: the status rule no longer allows `running`
-    ensure_table(spark, LINEAGE, owner)
+    """ops.lineage exists, is governed, and is of this format (upgraded in place if it was older);
+    the format is checked once per session."""
+    if not is_ensured(spark, FORMAT_PROPERTY):
+        if table_exists(spark, LINEAGE.name) and table_properties(spark, LINEAGE.name).get(FORMAT_PROPERTY) != LINEAGE_FORMAT:
+            upgrade_lineage(spark)
+            forget_ensured()  # check the table's constraints again: the status rule no longer allows `running`
+            ensure_table(spark, LINEAGE, owner)
+        elif not table_exists(spark, LINEAGE.name):
+            ensure_table(spark, LINEAGE, owner)
+        if not table_properties(spark, LINEAGE.name).get(FORMAT_PROPERTY):
+            set_properties(spark, LINEAGE.name, {FORMAT_PROPERTY: LINEAGE_FORMAT})  # a new table is of this format
+        mark_ensured(spark, FORMAT_PROPERTY)
+    ensure_table(spark, LINEAGE, owner)  # once per session too
 
 
 def upgrade_lineage(spark) -> None:

@@ -118,6 +118,10 @@ class Stage:
     def apply(self, ctx: StageContext, run) -> dict:
         raise NotImplementedError
 
+    def check(self, ctx: StageContext, result: StageResult) -> None:
+        """A check of the output after the run is recorded (raise to stop `brickyard run`)."""
+        return None
+
 
 def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_hash: str) -> str | None:
     """Why `stage` has nothing new to do without planning it, or None: its last run ended well
@@ -193,4 +197,5 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
         time.perf_counter() - t, run.message,
     )
     log.info(result.line())
+    stage.check(ctx, result)
     return result

@@ -203,6 +203,19 @@ def url_standing(bronze):
     )
 
 
+def plan_curate(bronze, judged, standing):
+    """The plan: doc_ids of bronze to curate (again). New or changed text (no silver row judged this
+    `content_sha256`), and web pages whose standing flipped (a newer capture of their URL arrived, or
+    the one that superseded them left). `judged`: silver's (doc_id, content_sha256 of the bronze text
+    it judged, was_superseded); `standing`: `url_standing(bronze)`."""
+    from pyspark.sql import functions as F
+
+    changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").select("doc_id")
+    flipped = (standing.join(judged, "doc_id")
+               .where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id"))
+    return changed.union(flipped).distinct()
+
+
 def filter_stats(rows):
     """ops.filter_stats rows for curated silver rows: per run (their batch_id) and domain."""
     from pyspark.sql import functions as F
@@ -284,13 +297,12 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         f"FROM {SILVER.name} VERSION AS OF {silver_version}"
     )
     standing = url_standing(bronze)
-    changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").select("doc_id")
-    flipped = standing.join(judged, "doc_id").where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id")
+    planned = plan_curate(bronze, judged, standing)
     # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
     # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
     tasks = 4 * session_cores(spark)
     todo = (
-        bronze.join(changed.union(flipped).distinct(), "doc_id", "left_semi")
+        bronze.join(planned, "doc_id", "left_semi")
         .join(standing, "doc_id", "left")
         .select(*IN_FIELDS, "superseded_by")
         .repartition(tasks, "doc_id")

@@ -236,6 +236,19 @@ def verified(pairs, signed, texts, verify: str = "exact"):
 # ---------------------------------------------------------------------------------------------
 
 
+def plan_dedup(kept, placed):
+    """The plan: kept silver rows to place in a cluster, those whose (doc_id, content_sha256) no
+    row of silver.duplicates (`placed`) holds: new documents, and changed texts."""
+    return kept.join(placed.select("doc_id", "content_sha256"), ["doc_id", "content_sha256"], "left_anti")
+
+
+def plan_withdrawal(placed, gone):
+    """What leaves silver.duplicates when documents leave curation (or change): the `gone` ones and
+    every other member of their clusters, which are dissolved and placed again."""
+    released = placed.join(gone.select("cluster_id").distinct(), "cluster_id").select("doc_id")
+    return gone.select("doc_id").unionByName(released).distinct()
+
+
 def _withdraw(spark, current, run_id: str, say) -> int:
     """Take documents that curation no longer keeps, or whose text changed, out of dedup's tables.
     A cluster that loses a document is dissolved (a lost link may split it, a lost keeper leaves it
@@ -246,8 +259,7 @@ def _withdraw(spark, current, run_id: str, say) -> int:
     gone = dups.join(current, ["doc_id", "content_sha256"], "left_anti").localCheckpoint(eager=True)
     n_gone = gone.count()
     if n_gone:
-        released = dups.join(gone.select("cluster_id").distinct(), "cluster_id").select("doc_id")
-        drop = gone.select("doc_id").unionByName(released).distinct().localCheckpoint(eager=True)
+        drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True)
         n_released = drop.count() - n_gone
         delete_matching(drop, DUPLICATES.name, "doc_id")
         sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
@@ -373,7 +385,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     dup_version = latest_version(spark, DUPLICATES.name)
     old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
     policy = sorted({k.split()[0] for k in settings.keeper})
-    todo = (kept.join(old.select("doc_id", "content_sha256"), ["doc_id", "content_sha256"], "left_anti")
+    todo = (plan_dedup(kept, old)
             .select("doc_id", "domain", "content_sha256", *[c for c in policy if c not in ("doc_id", "domain", "content_sha256")])
             .localCheckpoint(eager=True))
     n_todo = todo.count()

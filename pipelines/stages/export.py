@@ -312,16 +312,21 @@ class Export(Stage):
         detail = _export(ctx.spark, ctx.cfg, spec, version, xid, dest, ctx.options.get("out"),
                          bool(ctx.options.get("force")), run)
         ctx.handoff["export"] = detail["path"]
-        if ctx.options.get("verify"):
-            from ..manifest import verify
-
-            problems = verify(detail["path"])
-            for p in problems:
-                log.error("verify: %s", p)
-            if problems:
-                raise BrickyardError(f"export: {detail['path']} does not verify ({len(problems)} problems)")
-            log.info("verify: %s: ok", detail["path"])
         return detail
+
+    def check(self, ctx: StageContext, result: StageResult) -> None:
+        """With `verify` (brickyard run, export --verify): read the export back against its manifest."""
+        if not ctx.options.get("verify"):
+            return
+        from ..manifest import verify
+
+        path = result.detail["path"]
+        problems = verify(path)
+        for p in problems:
+            log.error("verify: %s", p)
+        if problems:
+            raise BrickyardError(f"export: {path} does not verify ({len(problems)} problems); stopping")
+        log.info("verify: %s: ok", path)
 
 
 def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None = None, as_of: int | None = None,

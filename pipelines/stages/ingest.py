@@ -120,7 +120,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
         "source STRING, path STRING, size BIGINT, mtime_ns BIGINT",
     ).dropDuplicates(["source", "path"])
     seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns")
-    fresh = {(r["source"], r["path"]) for r in listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").collect()}
+    fresh = {(r["source"], r["path"]) for r in plan_files(listed, seen).collect()}
     todo = [u for u in units if (u.source, u.path) in fresh]
     n_files = len({(u.source, u.path) for u in units})
     n_fresh = len(fresh)
@@ -224,6 +224,12 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
             run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
     say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
     return {"inserted": inserted, "updated": updated, "files_read": n_fresh, "files_skipped": n_files - n_fresh}
+
+
+def plan_files(listed, seen):
+    """The plan: (source, path) of the listed files not read before at this size and mtime
+    (`seen`: ops.source_files). Names and sizes only: the driver never sees a document."""
+    return listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").select("source", "path")
 
 
 def _quarantine_duplicate_ids(records):

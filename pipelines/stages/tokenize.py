@@ -77,6 +77,24 @@ def make_tokenizer(name: str):
 BROADCAST_KEYS = 2_000_000  # up to this many documents to encode, they are picked by a broadcast join
 
 
+def plan_tokens(gold, have, encoding: str):
+    """The plan: every key of gold and of gold.tokens once, with its state: `new` (no tokens),
+    `replace` (tokens of another text or encoding), `retier` (domain or tier changed in gold),
+    `gone` (left gold) or `done`; plus gold's domain and tier (g_domain, g_tier)."""
+    from pyspark.sql import functions as F
+
+    c = F.col
+    g = gold.select("doc_id", c("content_sha256").alias("g_sha"), c("domain").alias("g_domain"), c("quality_tier").alias("g_tier"))
+    t = have.select("doc_id", c("content_sha256").alias("t_sha"), c("encoding").alias("t_enc"),
+                    c("domain").alias("t_domain"), c("quality_tier").alias("t_tier"))
+    state = (F.when(c("g_sha").isNull(), "gone")
+             .when(c("t_sha").isNull(), "new")
+             .when((c("t_sha") != c("g_sha")) | (c("t_enc") != F.lit(encoding)), "replace")
+             .when(~(c("t_domain").eqNullSafe(c("g_domain")) & c("t_tier").eqNullSafe(c("g_tier"))), "retier")
+             .otherwise("done"))
+    return g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier")
+
+
 def _check_and_count(spark, gold, name: str, version: int, run_id: str | None = None) -> dict[str, int]:
     """After a run, gold.tokens at `version` must hold exactly the documents of the version of
     `name` it read; raises if not. Returns {'tokens.DOMAIN.TIER': n, 'documents.DOMAIN.TIER': n}
@@ -144,17 +162,7 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
     with run.phase("plan"):
         # every gold and tokens key once, classified: todo (no tokens, or for other text or
         # encoding), retier (domain or tier changed), gone (left gold)
-        g = gold.select("doc_id", F.col("content_sha256").alias("g_sha"), F.col("domain").alias("g_domain"),
-                        F.col("quality_tier").alias("g_tier"))
-        t = have.select("doc_id", F.col("content_sha256").alias("t_sha"), F.col("encoding").alias("t_enc"),
-                        F.col("domain").alias("t_domain"), F.col("quality_tier").alias("t_tier"))
-        c = F.col
-        state = (F.when(c("g_sha").isNull(), "gone")
-                 .when(c("t_sha").isNull(), "new")
-                 .when((c("t_sha") != c("g_sha")) | (c("t_enc") != F.lit(name)), "replace")
-                 .when(~(c("t_domain").eqNullSafe(c("g_domain")) & c("t_tier").eqNullSafe(c("g_tier"))), "retier")
-                 .otherwise("done"))
-        keys = g.join(t, "doc_id", "full_outer").select("doc_id", state.alias("state"), "g_domain", "g_tier").localCheckpoint(eager=True)
+        keys = plan_tokens(gold, have, name).localCheckpoint(eager=True)
         n = {r["state"]: r["n"] for r in keys.groupBy("state").agg(F.count("*").alias("n")).collect()}
         n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
         n_todo = n.get("new", 0) + n_stale

@@ -68,7 +68,7 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
     assert delta.table_properties(spark, "silver.documents")["brickyard.pii"] == "redacted"
 
     # a rerun is a no-op; a new bronze document is curated alone
-    assert curate(spark, cfg, quiet=True)[1] == "noop"
+    assert curate(spark, cfg, quiet=True).status == "noop"
     (docs / "new.txt").write_text(prose[1] + "\nOne more paragraph, written later.\n")
     ingest(spark, cfg, quiet=True)
     result = curate(spark, cfg, quiet=True)

@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from brickyard.pipelines.errors import ConfigError
 from brickyard.pipelines.lake import catalog, delta, tables
+from brickyard.pipelines.lake.tables import DOCUMENTS, QUARANTINE
 from brickyard.pipelines.sources.readers import content_sha256, doc_id
-from brickyard.pipelines.stages.ingest import DOCUMENTS, QUARANTINE, ingest
+from brickyard.pipelines.stages.ingest import ingest
 
 from tests.helpers import copy_stdlib_package, real_metadata_texts, write_jsonl
 
@@ -260,8 +261,7 @@ def test_a_lineage_table_of_the_previous_format_is_upgraded_in_place_or_refused_
                   "(status IN ('running', 'succeeded', 'noop', 'failed', 'killed'))")
         spark.sql("ALTER TABLE ops.lineage UNSET TBLPROPERTIES IF EXISTS ('brickyard.lineage.format')")
         spark.sql("INSERT INTO ops.lineage (run_id, job, status, host, pid, started_at) "
-                  "VALUES (:id, 'curate', 'running', :host, :pid, current_timestamp())",
-                  args={"id": run_id, "host": hostname(), "pid": pid})
+                  f"VALUES ('{run_id}', 'curate', 'running', '{hostname()}', {int(pid)}, current_timestamp())")
         delta.forget_ensured()
 
     ingest(spark, make_config({"name": "t_upgrade", "kind": "text", "path": str(tmp_path)}), quiet=True)  # ops.lineage exists

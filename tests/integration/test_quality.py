@@ -73,7 +73,7 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     assert spark.table("silver.documents").where("kind = 'code' AND quality_tier != 'unscored'").count() == 0
     curate_run = spark.table("ops.lineage").where(f"run_id = '{run_id}'").collect()[0]
     assert (MODEL, "model", model.version) in [(i["name"], i["kind"], i["version"]) for i in curate_run["inputs"]]
-    assert curate(spark, cfg, quiet=True)[1] == "noop"
+    assert curate(spark, cfg, quiet=True).status == "noop"
 
     # the registered model is a pyfunc model too, giving the same scores as silver
     import mlflow

@@ -173,7 +173,7 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
     # the same versions and spec: the same bytes; exporting into the same folder again is a no-op
     again = export(spark, cfg, s, out=tmp_path / "x2", quiet=True).detail['manifest']
     assert shard_sums(again) == shard_sums(m)
-    assert export(spark, cfg, s, out=tmp_path / "x1", quiet=True)[1] == "noop"
+    assert export(spark, cfg, s, out=tmp_path / "x1", quiet=True).status == "noop"
 
     # --as-of: after new data, the old version re-exports to the same checksums
     shutil.copy(LICENSES / "MPL-1.1", built[1] / "text" / "MPL-1.1")

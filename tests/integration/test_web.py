@@ -82,6 +82,6 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     others = [r for i, r in silver.items() if i not in (old_id, new_id)]
     assert all("url_duplicate" not in r["failed_rules"] for r in others)
 
-    assert curate(spark, cfg, quiet=True)[1] == "noop"  # the standing is settled: nothing to judge again
+    assert curate(spark, cfg, quiet=True).status == "noop"  # the standing is settled: nothing to judge again
     first = spark.table("ops.filter_stats").where("counted_as = 'first_failure' AND rule = 'url_duplicate'")
     assert first.groupBy().sum("documents").collect()[0][0] == 1

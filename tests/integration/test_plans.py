@@ -1,0 +1,92 @@
+"""Each stage's plan (what is new, changed or withdrawn) on small in-memory frames, and the runner's
+quick no-op: a stage whose tables are where its last run left them is not planned at all."""
+
+from __future__ import annotations
+
+import pytest
+from brickyard.pipelines.stages.curate import plan_curate
+from brickyard.pipelines.stages.dedup import plan_dedup, plan_withdrawal
+from brickyard.pipelines.stages.ingest import plan_files
+from brickyard.pipelines.stages.tokenize import plan_tokens
+
+pytestmark = pytest.mark.spark
+
+
+def rows(df, *cols) -> set:
+    return {tuple(r[c] for c in cols) if len(cols) > 1 else r[cols[0]] for r in df.collect()}
+
+
+def test_ingest_plans_files_that_are_new_or_changed_in_size_or_mtime(spark):
+    listed = spark.createDataFrame([("s", "a", 10, 1), ("s", "b", 20, 2), ("s", "c", 30, 3), ("t", "a", 10, 1)],
+                                   "source STRING, path STRING, size BIGINT, mtime_ns BIGINT")
+    seen = spark.createDataFrame([("s", "a", 10, 1), ("s", "b", 21, 2), ("s", "c", 30, 4)],
+                                 "source STRING, path STRING, size BIGINT, mtime_ns BIGINT")
+    assert rows(plan_files(listed, seen), "source", "path") == {("s", "b"), ("s", "c"), ("t", "a")}
+
+
+def test_curate_plans_new_and_changed_text_and_pages_whose_newest_capture_changed(spark):
+    bronze = spark.createDataFrame([("same", "h1"), ("edited", "h2new"), ("new", "h3"), ("old_page", "h4"), ("page", "h5")],
+                                   "doc_id STRING, content_sha256 STRING")
+    judged = spark.createDataFrame([("same", "h1", False), ("edited", "h2", False), ("old_page", "h4", False),
+                                    ("page", "h5", True), ("left", "h9", False)],
+                                   "doc_id STRING, content_sha256 STRING, was_superseded BOOLEAN")
+    # old_page is now superseded by a newer capture; page no longer is
+    standing = spark.createDataFrame([("old_page", "new"), ("page", None), ("new", None)], "doc_id STRING, superseded_by STRING")
+    assert rows(plan_curate(bronze, judged, standing), "doc_id") == {"edited", "new", "old_page", "page"}
+
+
+def test_dedup_plans_unplaced_or_changed_documents_and_withdraws_whole_clusters(spark):
+    kept = spark.createDataFrame([("a", "h1"), ("b", "h2new"), ("c", "h3")], "doc_id STRING, content_sha256 STRING")
+    placed = spark.createDataFrame([("a", "h1", "a"), ("b", "h2", "b"), ("x", "h8", "a"), ("y", "h9", "y")],
+                                   "doc_id STRING, content_sha256 STRING, cluster_id STRING")
+    assert rows(plan_dedup(kept, placed), "doc_id") == {"b", "c"}
+    gone = placed.where("doc_id = 'x'")  # x left curation: its cluster (keeper a) is dissolved
+    assert rows(plan_withdrawal(placed, gone), "doc_id") == {"x", "a"}
+
+
+def test_tokenize_classifies_every_key_once(spark):
+    gold = spark.createDataFrame([("new", "h1", "code", "high"), ("done", "h2", "code", "high"), ("text", "h3new", "docs", None),
+                                  ("tier", "h4", "docs", "low"), ("enc", "h5", "docs", None)],
+                                 "doc_id STRING, content_sha256 STRING, domain STRING, quality_tier STRING")
+    have = spark.createDataFrame([("done", "h2", "cl100k_base", "code", "high"), ("text", "h3", "cl100k_base", "docs", None),
+                                  ("tier", "h4", "cl100k_base", "docs", "high"), ("enc", "h5", "o200k_base", "docs", None),
+                                  ("gone", "h6", "cl100k_base", "web", None)],
+                                 "doc_id STRING, content_sha256 STRING, encoding STRING, domain STRING, quality_tier STRING")
+    keys = plan_tokens(gold, have, "cl100k_base")
+    assert rows(keys, "doc_id", "state") == {("new", "new"), ("done", "done"), ("text", "replace"), ("tier", "retier"),
+                                             ("enc", "replace"), ("gone", "gone")}
+
+
+def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_it_again(spark, make_config, tmp_path):
+    from brickyard.pipelines.stages.base import StageContext, unchanged_since_last_run
+    from brickyard.pipelines.stages.curate import Curate, curate
+    from brickyard.pipelines.stages.ingest import ingest
+
+    from tests.helpers import real_metadata_texts
+
+    (tmp_path / "q").mkdir()
+    for i, text in enumerate(real_metadata_texts(2)):
+        (tmp_path / "q" / f"{i}.txt").write_text(text)
+    cfg = make_config({"name": "t_quick", "kind": "text", "path": "q", "domain": "docs"})
+    ingest(spark, cfg, quiet=True)
+    first = curate(spark, cfg, quiet=True)
+    assert first.status == "succeeded"
+
+    def why() -> str | None:
+        stage, ctx = Curate(), StageContext.of(spark, cfg)
+        stage.prepare(ctx)
+        return unchanged_since_last_run(stage, ctx, stage.settings_hash(ctx, stage.settings(ctx)))
+
+    assert why() == "its input and output tables are at the versions of its last run"
+    again = curate(spark, cfg, quiet=True)
+    assert again.status == "noop" and again.message == why()
+    assert again.outputs == {k: v for k, v in first.outputs.items()}  # the versions it found, recorded as its outputs
+    # a new bronze version (another source's ingest) makes it plan again; other settings do too
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "x.txt").write_text(real_metadata_texts(3)[2])
+    ingest(spark, make_config({"name": "t_quick2", "kind": "text", "path": "r", "domain": "docs"}), quiet=True)
+    assert why() is None
+    curate(spark, cfg, quiet=True)
+    assert why() is not None
+    cfg.curate.min_lang_score = 0.5
+    assert why() is None
