@@ -1,7 +1,9 @@
 """Parallelism, applied to the model from outside (model/ never imports torch.distributed).
 
 One code path for every scale: a single process is a world of one (its own process group on
-127.0.0.1), torchrun gives many. The model is wrapped, innermost first:
+127.0.0.1), torchrun gives many. The model is built where it will live (`build_model`): constructed
+on the meta device (shapes only, no memory), wrapped, then each rank materializes and initializes
+only its own shards, so no rank ever holds the whole model. The model is wrapped, innermost first:
   1. activation checkpointing per block (optional): the block's activations are recomputed in
      backward instead of kept;
   2. torch.compile per block (optional, GPU): blocks are identical, so one compiled graph serves all;
@@ -84,7 +86,7 @@ def param_dtype(world: World, settings: ParallelSettings) -> torch.dtype:
 
 
 def parallelize(model: torch.nn.Module, world: World, settings: ParallelSettings) -> torch.nn.Module:
-    """Wrap `model` (built on the CPU, identically on every rank) for training on `world`; in place."""
+    """Wrap `model` (on the meta device, or built identically on every rank) for training on `world`; in place."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = device_mesh(world, settings)
@@ -113,3 +115,45 @@ def all_mean(values: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         values /= dist.get_world_size()
     return values
+
+
+def local_shard(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """This rank's piece of `full` for a parameter that may be a DTensor: on each mesh dimension a
+    Shard(d) placement takes this rank's torch.chunk along d (DTensor's own split), Replicate keeps it all."""
+    from torch.distributed.tensor import DTensor, Shard
+
+    if not isinstance(param, DTensor):
+        return full
+    coordinate = param.device_mesh.get_coordinate()
+    for mesh_dim, placement in enumerate(param.placements):
+        if isinstance(placement, Shard):
+            chunks = full.chunk(param.device_mesh.size(mesh_dim), dim=placement.dim)
+            i = coordinate[mesh_dim]
+            full = chunks[i] if i < len(chunks) else full.narrow(placement.dim, 0, 0)
+    return full
+
+
+@torch.no_grad()
+def init_weights(model: torch.nn.Module, seed: int) -> None:
+    """Initialize a materialized (possibly sharded) model: every rank writes its shards of the values
+    eager construction gives after torch.manual_seed(seed), drawn one parameter at a time on the CPU,
+    so the weights do not depend on the number of ranks."""
+    from torch.distributed.tensor import DTensor
+
+    generator = torch.Generator().manual_seed(seed)
+    for param, full in model.initial_values(generator):
+        local = param.to_local() if isinstance(param, DTensor) else param
+        local.copy_(local_shard(full, param))
+
+
+def build_model(model_cfg, world: World, settings: ParallelSettings, seed: int) -> torch.nn.Module:
+    """The model for training on `world`: built on the meta device, parallelized, then each rank's
+    shards materialized on its device and initialized (the same weights as a one-process run)."""
+    from model.moe import MoETransformer
+
+    with torch.device("meta"):
+        model = MoETransformer(model_cfg)
+    parallelize(model, world, settings)
+    model.to_empty(device=world.device)
+    init_weights(model, seed)
+    return model

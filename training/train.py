@@ -32,7 +32,7 @@ from pipelines.errors import BrickyardError, ConfigError
 from training import checkpoint, tracking
 from training.config import TrainConfig, add_arguments, config_from_args
 from training.data import open_export, phase_at, phase_loader, plan
-from training.parallel import World, all_mean, init_distributed, parallelize
+from training.parallel import World, all_mean, build_model, init_distributed
 
 # dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0,
@@ -184,7 +184,6 @@ def _resume_point(cfg: TrainConfig, world: World, resume: Resume, fresh: bool, t
 
 def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Result:
     """Run (or resume) the training `cfg` describes, in this process; every rank calls it."""
-    from model.moe import MoETransformer
     from model.presets import flops_per_token
 
     if not cfg.data.export:
@@ -216,9 +215,8 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
             progress.say(f"train: {cfg.name} is already trained ({state['step']} steps, checkpoint {start}); nothing to do")
             return Result("noop", state.get("mlflow_run_id"), state["step"], state["tokens"], [], start)
 
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank, before sharding
-        model = MoETransformer(model_cfg)
-        parallelize(model, world, cfg.parallel)
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_cfg, world, cfg.parallel, cfg.seed)  # the same weights whatever the world size
         optimizer, scheduler = build_optimizer(model, cfg, total_steps)
         state = {"step": 0, "tokens": 0, "loader": None, "phase": None, "mlflow_run_id": None}
         if start is not None:
