@@ -304,6 +304,7 @@ class Experts(nn.Module):
         h = F.silu(F.grouped_mm(x_sorted, w1.transpose(-2, -1), offs=offs)) * F.grouped_mm(x_sorted, v1.transpose(-2, -1), offs=offs)
         return F.grouped_mm(h, w2, offs=offs)  # (N*k, D)
 
+    @torch.compiler.disable  # data-dependent split sizes: compiled, every new set of counts would recompile
     def looped_glu(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """One matmul per expert (a loop over experts, never over tokens); the reference, and the CPU path.
         The split sizes must be known on the host (.tolist() syncs with the device)."""

@@ -6,7 +6,8 @@ on the meta device (shapes only, no memory), wrapped, then each rank materialize
 only its own shards, so no rank ever holds the whole model. The model is wrapped, innermost first:
   1. activation checkpointing per block (optional): the block's activations are recomputed in
      backward instead of kept;
-  2. torch.compile per block (optional, GPU): blocks are identical, so one compiled graph serves all;
+  2. torch.compile per block (optional; inductor on GPU, and on CPU where a C compiler is installed):
+     blocks are identical, so one compiled graph serves all;
   3. FSDP2 `fully_shard` per block, then on the root (embedding, final norm, head), over a device
      mesh: 1-D (every rank holds a shard) or 2-D for HSDP (replicate across `dp_replicate` groups,
      usually nodes, and shard within a group, so the all-gathers stay on the fast links).
@@ -61,8 +62,8 @@ def init_distributed(settings: ParallelSettings) -> World:
         device = torch.device("cuda", local)
     else:
         device = torch.device("cpu")
-    if settings.compile and device.type != "cuda":
-        raise ConfigError("parallel.compile: torch.compile is for GPU runs here; turn it off on CPU")
+    if settings.ep > 1:
+        raise ConfigError("parallel.ep: expert parallelism is not available yet; set ep to 1")
     if size % settings.dp_replicate:
         raise ConfigError(f"parallel.dp_replicate: {settings.dp_replicate} replica groups do not divide {size} ranks")
     if not dist.is_initialized():
