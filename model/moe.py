@@ -273,7 +273,7 @@ class Experts(nn.Module):
         self.grouped: bool | None = None  # None: grouped matmuls where the device has them, else the loop
 
     def weights(self):
-        E, Fh, D = self.w1.shape[0] // self.cfg.expert_ffn, self.cfg.expert_ffn, self.cfg.d_model
+        E, Fh, D = self.cfg.n_experts, self.cfg.expert_ffn, self.cfg.d_model
         return self.w1.view(E, Fh, D), self.v1.view(E, Fh, D), self.w2.view(E, Fh, D)
 
     def forward(self, x: torch.Tensor, route: RouterOutput) -> torch.Tensor:
@@ -291,24 +291,26 @@ class Experts(nn.Module):
         gate = route.top_weights.flatten()[order].to(y.dtype)  # (N*k,)
         return torch.zeros_like(x).index_add_(0, token_of, y * gate[:, None])
 
-    def compute(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Every expert's GLU on its slice of `x_sorted` (N*k, D), sorted by expert; `counts` (E,) per expert."""
+    def compute(self, x_sorted: torch.Tensor, counts: torch.Tensor, weights=None) -> torch.Tensor:
+        """Every expert's GLU on its slice of `x_sorted` (N*k, D), sorted by expert; `counts` (E,) per expert.
+        `weights`: (w1, v1, w2), each (E, F, D), when the experts are held elsewhere (expert
+        parallelism hands in this rank's share); default: this module's."""
         grouped = grouped_mm_supported(x_sorted) if self.grouped is None else self.grouped
-        return self.grouped_glu(x_sorted, counts) if grouped else self.looped_glu(x_sorted, counts)
+        return self.grouped_glu(x_sorted, counts, weights) if grouped else self.looped_glu(x_sorted, counts, weights)
 
-    def grouped_glu(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def grouped_glu(self, x_sorted: torch.Tensor, counts: torch.Tensor, weights=None) -> torch.Tensor:
         """Three grouped matmuls over all experts at once. The slice ends are a cumsum on the device:
         no host sync, so the GPU never waits for the CPU to learn the counts."""
-        w1, v1, w2 = self.weights()  # (E, F, D) each
+        w1, v1, w2 = weights or self.weights()  # (E, F, D) each
         offs = counts.cumsum(0).to(torch.int32)
         h = F.silu(F.grouped_mm(x_sorted, w1.transpose(-2, -1), offs=offs)) * F.grouped_mm(x_sorted, v1.transpose(-2, -1), offs=offs)
         return F.grouped_mm(h, w2, offs=offs)  # (N*k, D)
 
     @torch.compiler.disable  # data-dependent split sizes: compiled, every new set of counts would recompile
-    def looped_glu(self, x_sorted: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def looped_glu(self, x_sorted: torch.Tensor, counts: torch.Tensor, weights=None) -> torch.Tensor:
         """One matmul per expert (a loop over experts, never over tokens); the reference, and the CPU path.
         The split sizes must be known on the host (.tolist() syncs with the device)."""
-        w1, v1, w2 = self.weights()
+        w1, v1, w2 = weights or self.weights()
         outs = [glu(xs, w1[e], v1[e], w2[e]) for e, xs in enumerate(x_sorted.split(counts.tolist())) if xs.shape[0]]
         return torch.cat(outs) if outs else x_sorted
 

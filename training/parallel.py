@@ -62,8 +62,8 @@ def init_distributed(settings: ParallelSettings) -> World:
         device = torch.device("cuda", local)
     else:
         device = torch.device("cpu")
-    if settings.ep > 1:
-        raise ConfigError("parallel.ep: expert parallelism is not available yet; set ep to 1")
+    if settings.ep > 1 and (size % settings.ep or settings.dp_replicate > 1):
+        raise ConfigError(f"parallel.ep: {settings.ep} must divide the {size} ranks, and works with dp_replicate 1 only")
     if size % settings.dp_replicate:
         raise ConfigError(f"parallel.dp_replicate: {settings.dp_replicate} replica groups do not divide {size} ranks")
     if not dist.is_initialized():
@@ -92,6 +92,15 @@ def parallelize(model: torch.nn.Module, world: World, settings: ParallelSettings
 
     mesh = device_mesh(world, settings)
     mp = MixedPrecisionPolicy(param_dtype=param_dtype(world, settings), reduce_dtype=torch.float32)
+    if settings.ep > 1:  # experts split over "ep", then sharded by FSDP2 over "dp" (the other ranks)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from training.expert_parallel import shard_experts
+
+        ep_mesh = init_device_mesh(world.device.type, (world.size // settings.ep, settings.ep), mesh_dim_names=("dp", "ep"))
+        shard_experts(model, ep_mesh["ep"])
+        for block in model.blocks:
+            fully_shard(block.ffn.experts, mesh=ep_mesh["dp"], mp_policy=mp)
     blocks = model.blocks
     for i, block in enumerate(blocks):
         if settings.activation_checkpointing:
@@ -126,7 +135,10 @@ def local_shard(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     if not isinstance(param, DTensor):
         return full
     coordinate = param.device_mesh.get_coordinate()
-    for mesh_dim, placement in enumerate(param.placements):
+    dims = list(enumerate(param.placements))
+    if any(type(p).__name__ == "_StridedShard" for p in param.placements):
+        dims.reverse()  # FSDP2 over expert parallelism: split by "ep" (right) first, then by "dp" within it
+    for mesh_dim, placement in dims:
         if isinstance(placement, Shard):
             chunks = full.chunk(param.device_mesh.size(mesh_dim), dim=placement.dim)
             i = coordinate[mesh_dim]
@@ -158,3 +170,27 @@ def build_model(model_cfg, world: World, settings: ParallelSettings, seed: int) 
     model.to_empty(device=world.device)
     init_weights(model, seed)
     return model
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
+    """torch's clip_grad_norm_ over parameters that may live on several device meshes (expert
+    parallelism puts the experts on their own): the norm of each mesh's gradients in full, then
+    the total over all of them; returns the total norm before clipping."""
+    from torch.distributed.tensor import DTensor
+
+    params = [p for p in parameters if p.grad is not None]
+    groups: dict = {}
+    for p in params:
+        groups.setdefault(id(p.device_mesh) if isinstance(p, DTensor) else None, []).append(p)
+    if len(groups) <= 1:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    norms = []
+    for group in groups.values():
+        n = torch.nn.utils.get_total_norm([p.grad for p in group])
+        norms.append(n.full_tensor() if isinstance(n, DTensor) else n)
+    total = torch.linalg.vector_norm(torch.stack(norms))
+    coef = min(1.0, max_norm / (float(total) + 1e-6))  # as torch's clip_grads_with_norm_
+    if coef < 1.0:
+        for p in params:
+            (p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad).mul_(coef)
+    return total

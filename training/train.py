@@ -36,7 +36,7 @@ from pipelines.errors import BrickyardError, ConfigError
 from training import checkpoint, tracking
 from training.config import TrainConfig, add_arguments, config_from_args
 from training.data import open_export, phase_at, phase_loader, plan
-from training.parallel import World, all_mean, build_model, init_distributed
+from training.parallel import World, all_mean, build_model, clip_grad_norm_, init_distributed
 
 # dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0,
@@ -221,7 +221,7 @@ def train_step(model: torch.nn.Module, batch: dict, optimizer, scheduler, micro_
         (out.loss / len(micro)).backward()
         sums += torch.stack([out.loss, out.ce_loss, out.lb_loss, out.z_loss]).detach().float()
         load = load + out.expert_load.float()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+    norm = clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
     norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
@@ -323,6 +323,8 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
     if model_cfg.vocab_size <= manifest["eot_id"]:
         raise ConfigError(f"model: vocab_size {model_cfg.vocab_size} cannot hold the export's {manifest['encoding']} ids "
                           f"(end-of-text is {manifest['eot_id']})")
+    if model_cfg.n_experts % cfg.parallel.ep:
+        raise ConfigError(f"parallel.ep: {cfg.parallel.ep} does not divide the model's {model_cfg.n_experts} experts")
     if cfg.data.document_masking and "doc_starts" not in manifest.get("columns", {}):
         raise ConfigError(f"data.document_masking: the export {export_dir.name} has no document boundaries; export it "
                           "with doc_boundaries: true in the curriculum, or turn masking off")
