@@ -102,15 +102,16 @@ def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
     return t - first
 
 
-def document_mask(doc_ids: torch.Tensor):
+def document_mask(doc_ids: torch.Tensor, flex: bool | None = None):
     """Block-causal attention within each document, in the form the device's kernel takes.
 
     CUDA: a FlexAttention `BlockMask` (blocks of 128 x 128 that lie wholly outside every document
     are skipped, so packing costs no compute). Elsewhere: a boolean SDPA mask (B, 1, T, T), true
     where a query may attend (same document, not in the future); SDPA on CPU has no document kernel.
+    `flex` forces the choice (FlexAttention also runs on CPU, compiled by inductor: tests use it).
     """
     B, T = doc_ids.shape
-    if doc_ids.is_cuda:
+    if doc_ids.is_cuda if flex is None else flex:
         from torch.nn.attention.flex_attention import create_block_mask
 
         def same_document_causal(b, h, q, kv):

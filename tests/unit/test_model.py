@@ -330,3 +330,19 @@ def test_one_document_per_sample_is_plain_causal_attention():
     idx = torch.randint(0, 256, (2, 12))
     with torch.no_grad():
         torch.testing.assert_close(model(idx, doc_ids=torch.zeros_like(idx)).logits, model(idx).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_flex_attention_block_mask_equals_the_sdpa_document_mask():
+    # the GPU path (FlexAttention, compiled) run on CPU through inductor, against the CPU path
+    from model.moe import document_mask, document_positions
+
+    cfg = small_cfg(d_model=64, n_heads=4, n_kv_heads=2)
+    attn = init(Attention(cfg))
+    doc_ids = torch.tensor([[0] * 100 + [1] * 156, [0] * 30 + [1] * 170 + [2] * 56])
+    x = torch.randn(2, 256, cfg.d_model)
+    pos = document_positions(doc_ids)
+    with torch.no_grad():
+        flex = attn(x, pos, doc_mask=document_mask(doc_ids, flex=True))
+        sdpa = attn(x, pos, doc_mask=document_mask(doc_ids))
+    assert not isinstance(document_mask(doc_ids, flex=True), torch.Tensor)
+    torch.testing.assert_close(flex, sdpa, rtol=1e-5, atol=1e-5)
