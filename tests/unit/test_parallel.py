@@ -74,7 +74,10 @@ def _steps(model, batches, cfg) -> list[float]:
     return [train_step(model, {"tokens": b}, optimizer, scheduler, 2, 1.0).ce_loss for b in batches]
 
 
-def test_compiled_tiny_on_cpu_follows_eager(world_of_one):
+def test_compiled_tiny_on_cpu_follows_eager(world_of_one, monkeypatch):
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no pool of compile workers left running
     # inductor on CPU: the same math, fused and reordered, so float32 rounding apart at most
     # (measured: equal to the bit on torch 2.14); the tolerance leaves room for another version's fusions
     cfg = get_preset("tiny", vocab_size=512, n_layers=1)
