@@ -13,11 +13,11 @@ experts optionally over an expert-parallel dimension of the same devices):
                the model's code below; with activation checkpointing only each block's input, plus
                one block recomputed in backward)
   working      FSDP2's gathered parameters (the root's embedding and head, the block in compute and
-               the one prefetched, in the compute dtype) and one block's unsharded fp32 gradient,
-               the logits' gradient at the start of backward (fp32 and compute dtype), and with
-               expert parallelism the all-to-all buffers
+               the one prefetched, in the compute dtype) and one block's unsharded fp32 gradient;
+               the logits (the model's output holds them) and their gradient at the start of
+               backward (fp32, then the compute dtype); with expert parallelism the all-to-all buffers
 Compute dtype: bf16 on GPUs (mixed precision), fp32 on CPU. A configuration fits when the total is
-within `usable` (90%) of the device's memory: the rest is for the CUDA context, NCCL's buffers and
+within USABLE (90%) of the device's memory: the rest is for the CUDA context, NCCL's buffers and
 the caching allocator's fragmentation, which no shape predicts.
 """
 
@@ -121,9 +121,9 @@ def plan_memory(cfg: ModelConfig, gpus: int, seq_len: int, micro_batch: int, ep:
         activations = n * (cfg.n_layers * act["block_input"] + act["layer"] + act["final"])
     else:
         activations = n * (cfg.n_layers * act["layer"] + act["final"])
-    logits_grad = n * cfg.vocab_size * (4 + a)
+    logits = n * cfg.vocab_size * (a + 4 + a)  # held by the output; their gradient in fp32, then in the compute dtype
     dispatch = 2 * n * cfg.top_k * D * a if ep > 1 else 0  # tokens out and back, one layer at a time
-    working = a * (root + 2 * block_gathered) + 4 * block_gathered + logits_grad + dispatch
+    working = a * (root + 2 * block_gathered) + 4 * block_gathered + logits + dispatch
     return MemoryPlan(gpus, ep, seq_len, micro_batch, activation_checkpointing, a, parameters=4 * per_device,
                       gradients=4 * per_device, optimizer=8 * per_device, activations=int(activations),
                       working=int(working), device_memory=device_memory)
