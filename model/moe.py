@@ -415,6 +415,8 @@ class MoETransformer(nn.Module):
         if doc_ids is not None:
             if cache is not None:
                 raise ValueError("doc_ids (packed documents) is for training; decode one document with the KV cache")
+            # positions restart at 0 in each document (a decision, not a necessity): a document then
+            # gets the same rotary angles wherever packing put it, as it will at inference
             positions, doc_mask = document_positions(doc_ids), document_mask(doc_ids)
         else:
             start = cache.length(0) if cache is not None else 0

@@ -136,10 +136,12 @@ def local_shard(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
         return full
     coordinate = param.device_mesh.get_coordinate()
     dims = list(enumerate(param.placements))
-    if any(type(p).__name__ == "_StridedShard" for p in param.placements):
-        dims.reverse()  # FSDP2 over expert parallelism: split by "ep" (right) first, then by "dp" within it
+    shards = [hasattr(p, "dim") for p in param.placements]  # Shard, and _StridedShard (not a Shard subclass)
+    if any(s and not isinstance(p, Shard) for s, p in zip(shards, param.placements, strict=True)):
+        # a strided shard: FSDP2 over expert parallelism, split by "ep" (right) first, then by "dp" within
+        dims.reverse()
     for mesh_dim, placement in dims:
-        if isinstance(placement, Shard):
+        if hasattr(placement, "dim"):
             chunks = full.chunk(param.device_mesh.size(mesh_dim), dim=placement.dim)
             i = coordinate[mesh_dim]
             full = chunks[i] if i < len(chunks) else full.narrow(placement.dim, 0, 0)
