@@ -74,17 +74,17 @@ def _steps(model, batches, cfg) -> list[float]:
     return [train_step(model, {"tokens": b}, optimizer, scheduler, 2, 1.0).ce_loss for b in batches]
 
 
-def test_compiled_tiny_on_cpu_follows_eager(world_of_one, monkeypatch):
-    import torch._inductor.config
+def test_compiled_tiny_on_cpu_follows_eager(world_of_one):
+    import torch._inductor.config as inductor
 
-    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no pool of compile workers left running
     # inductor on CPU: the same math, fused and reordered, so float32 rounding apart at most
     # (measured: equal to the bit on torch 2.14); the tolerance leaves room for another version's fusions
     cfg = get_preset("tiny", vocab_size=512, n_layers=1)
     batches = [torch.randint(0, 512, (4, 17), generator=torch.Generator().manual_seed(0))] * 3
     eager_losses = _steps(build_model(cfg, world_of_one, ParallelSettings(device="cpu"), seed=0), batches, cfg)
-    compiled = build_model(cfg, world_of_one, ParallelSettings(device="cpu", compile=True), seed=0)
-    compiled_losses = _steps(compiled, batches, cfg)
+    with inductor.patch(compile_threads=1):  # no pool of compile workers left running after the test
+        compiled = build_model(cfg, world_of_one, ParallelSettings(device="cpu", compile=True), seed=0)
+        compiled_losses = _steps(compiled, batches, cfg)
     assert isinstance(compiled.blocks[0], torch._dynamo.eval_frame.OptimizedModule)
     assert compiled_losses == pytest.approx(eager_losses, rel=1e-4)
     assert compiled_losses[-1] < compiled_losses[0]
