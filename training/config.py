@@ -88,7 +88,8 @@ class OptimSettings:
 
 @dataclass
 class ParallelSettings:
-    """How the model is spread: FSDP2 over every rank, or HSDP (replicate across groups, shard within)."""
+    """How the model is spread: FSDP2 over every rank, or HSDP (replicate across groups, shard within);
+    with `ep` > 1 the experts are also split over ep ranks (expert parallelism, training/expert_parallel.py)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
     dp_replicate: int = 1  # HSDP: replica groups (usually the number of nodes); 1 = plain FSDP
