@@ -5,8 +5,10 @@
 1. forward + backward of the MoE model against a dense model with the same active parameters
    (one GLU expert top_k times as wide: the same FLOPs per token) on the same batch; prints
    moe / dense (goal on GPU: at most 1.3).
-2. the dropless expert path (tokens sorted by expert, one matmul per expert) against the naive
-   loop over tokens; prints the speedup.
+2. the dropless expert paths (tokens sorted by expert): grouped matmuls (`F.grouped_mm`, one
+   kernel for all experts, where the device has it: bf16 on CUDA, compute capability 8.0 or more)
+   and one matmul per expert (the loop, everywhere), against the naive loop over tokens; forward
+   and forward + backward. Where the grouped path is not available it says so.
 3. activation memory of one MoE layer as the token count grows: bytes saved for backward per
    token, which stays flat when nothing scales with tokens x experts. On CUDA the allocator's
    peak is printed too.
@@ -24,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from brickyard.model.moe import MoEFFN, MoETransformer, glu  # noqa: E402
+from brickyard.model.moe import MoEFFN, MoETransformer, glu, grouped_mm_supported  # noqa: E402
 from brickyard.model.presets import get_preset, param_counts  # noqa: E402
 
 
@@ -109,12 +111,35 @@ def main() -> int:
         torch.nn.init.normal_(p, 0, 0.02)
     n = 512
     x = torch.randn(n, layer_cfg.d_model, device=dev, dtype=dtype)
+    route = ffn.router(x)
+    order = torch.argsort(route.top_experts.flatten(), stable=True)
+    x_sorted = x[order // layer_cfg.top_k]
+    counts = torch.bincount(route.top_experts.flatten(), minlength=layer_cfg.n_experts)
+    ex = ffn.experts
     with torch.no_grad():
-        fast = timed(lambda: ffn.experts(x, ffn.router(x)), dev)
         slow = timed(lambda: naive_loop(ffn, x), dev, repeat=2, warmup=1)
-        err = (ffn.experts(x, ffn.router(x)) - naive_loop(ffn, x)).abs().max().item()
-    print(f"2. expert compute, {n} tokens: dropless {fast * 1e3:.2f} ms, naive token loop {slow * 1e3:.1f} ms; "
-          f"speedup {slow / fast:.0f}x (max difference {err:.1e})")
+        looped = timed(lambda: ex.looped_glu(x_sorted, counts), dev)
+        ref = ex.looped_glu(x_sorted, counts)
+    print(f"2. expert compute, {n} tokens x top-{layer_cfg.top_k} ({dtype}): naive token loop {slow * 1e3:.1f} ms")
+    w = x_sorted.detach().requires_grad_()
+
+    def train_step(fn):
+        fn(w, counts).float().sum().backward()
+
+    looped_train = timed(lambda: train_step(ex.looped_glu), dev)
+    print(f"   per-expert loop:   forward {looped * 1e3:8.2f} ms, forward+backward {looped_train * 1e3:8.2f} ms "
+          f"(speedup over the token loop {slow / looped:.0f}x)")
+    if grouped_mm_supported(x_sorted):
+        with torch.no_grad():
+            grouped = timed(lambda: ex.grouped_glu(x_sorted, counts), dev)
+            err = (ex.grouped_glu(x_sorted, counts).float() - ref.float()).abs().max().item()
+        grouped_train = timed(lambda: train_step(ex.grouped_glu), dev)
+        print(f"   grouped_mm:        forward {grouped * 1e3:8.2f} ms, forward+backward {grouped_train * 1e3:8.2f} ms "
+              f"(loop / grouped: {looped / grouped:.2f}x forward, {looped_train / grouped_train:.2f}x with backward; "
+              f"max difference {err:.1e})")
+    else:
+        print(f"   grouped_mm:        SKIPPED on {dev} {dtype}: its kernels are bf16 on CUDA (compute capability 8.0+); "
+              "training here uses the per-expert loop")
 
     print("3. one MoE layer, activation memory saved for backward:")
     for n in (256, 1024, 4096, 16384):

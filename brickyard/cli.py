@@ -12,6 +12,7 @@
     brickyard report    [--lakehouse DIR] [--as-of TABLE=V]  the notebooks, executed, as one HTML report
     brickyard catalog   ls | show TABLE | lineage TABLE | lineage --run MLFLOW_RUN_ID
     brickyard model     info [PRESET]                 model presets and their parameter counts
+    brickyard model     plan PRESET --gpus N --gpu-memory 80GB  memory per device, and whether it fits
     brickyard setup                                   check Java, fetch and cache the Delta jars
 
 Imports are lazy so that `--help` answers at once; Spark starts only for commands that need it.
@@ -170,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = msub.add_parser("info", help="shape and parameter counts of a preset (or all)",
                         description="Print a preset's shape with its total and active parameters.")
     m.add_argument("preset", nargs="?", help="tiny, small, dbrx-moe-a, dbrx-moe-b, dbrx, tinyllama (default: all)")
+    m = msub.add_parser("plan", help="memory per device of training a preset, and whether it fits",
+                        description="Estimate parameters, gradients, optimizer state and activations per device.")
+    from .training.plan import add_arguments as add_plan_arguments
+
+    add_plan_arguments(m)
 
     p = sub.add_parser("setup", help="check Java and fetch the Delta jars into the local cache",
                        description="Check that Java 17+ is present and resolve the Delta Lake jars "
@@ -407,6 +413,10 @@ def cmd_catalog(args) -> int:
 
 
 def cmd_model(args) -> int:
+    if args.model_command == "plan":
+        from .training import plan
+
+        return plan.run(args)
     from .model.presets import PRESETS, param_counts
     from .pipelines.lake.catalog import format_table
 

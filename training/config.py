@@ -54,6 +54,7 @@ class DataSettings:
     cache: str | None = None  # where streaming copies and unpacks shards; default <lakehouse>/cache/streaming
     num_workers: int = 0  # DataLoader worker processes per rank
     num_canonical_nodes: int | None = None  # streaming's shuffle layout; keep it fixed to resume on another world size
+    document_masking: bool = False  # attention within each packed document only (needs an export with doc_boundaries)
 
     def validate(self, where: str) -> None:
         if self.num_workers < 0:
@@ -87,16 +88,19 @@ class OptimSettings:
 
 @dataclass
 class ParallelSettings:
-    """How the model is spread: FSDP2 over every rank, or HSDP (replicate across groups, shard within)."""
+    """How the model is spread: FSDP2 over every rank, or HSDP (replicate across groups, shard within);
+    with `ep` > 1 the experts are also split over ep ranks (expert parallelism, training/expert_parallel.py)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when present
     dp_replicate: int = 1  # HSDP: replica groups (usually the number of nodes); 1 = plain FSDP
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 params with fp32 reductions on GPU, fp32 on CPU
     activation_checkpointing: bool = False  # recompute each block in backward: less memory, ~1/3 more compute
-    compile: bool = False  # torch.compile each block (GPU)
+    compile: bool = False  # torch.compile each block (inductor: on GPU, and on CPU with a C compiler)
+    ep: int = 1  # expert parallelism: experts split over this many ranks, tokens sent to them with all-to-all
 
     def validate(self, where: str) -> None:
         _positive(where, "dp_replicate", self.dp_replicate)
+        _positive(where, "ep", self.ep)
 
 
 @dataclass
@@ -208,6 +212,11 @@ class TrainConfig:
             d.pop(k)
         d["data"].pop("num_workers")
         d["data"].pop("cache")
+        # settings added later leave the identity of configs that do not use them unchanged
+        if not d["data"]["document_masking"]:
+            d["data"].pop("document_masking")
+        if d["parallel"]["ep"] == 1:
+            d["parallel"].pop("ep")
         return config_hash(d)
 
 

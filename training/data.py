@@ -81,13 +81,28 @@ def phase_at(phases: list[Phase], step: int) -> Phase:
     return phases[-1]
 
 
+def doc_ids(doc_starts, length: int):
+    """A sample's document starts (the export's `doc_starts`, 0 first) -> each token's document index (length,)."""
+    import numpy as np
+
+    ids = np.zeros(length, dtype=np.int32)
+    starts = np.asarray(doc_starts, dtype=np.int64)
+    np.add.at(ids, starts[(starts > 0) & (starts < length)], 1)
+    return np.cumsum(ids, dtype=np.int32)
+
+
 def collate(samples: list[dict]) -> dict:
-    """Samples of seq_len + 1 uint32 ids -> one int64 tensor (b, seq_len + 1) and their stream names."""
+    """Samples of seq_len + 1 uint32 ids -> one int64 tensor (b, seq_len + 1) and their stream names;
+    with the export's document boundaries also `doc_ids` (b, seq_len + 1), each token's document index."""
     import numpy as np
     import torch
 
     tokens = torch.from_numpy(np.stack([s["tokens"] for s in samples]).astype(np.int64))
-    return {"tokens": tokens, "streams": [s["stream"] for s in samples]}
+    out = {"tokens": tokens, "streams": [s["stream"] for s in samples]}
+    if samples and "doc_starts" in samples[0]:
+        L = tokens.shape[1]
+        out["doc_ids"] = torch.from_numpy(np.stack([doc_ids(s["doc_starts"], L) for s in samples]))
+    return out
 
 
 def phase_loader(export_dir: Path, manifest: dict, phase: Phase, cache: Path, rank_batch: int, num_workers: int = 0,

@@ -3,9 +3,12 @@
     brickyard train --config configs/train/demo.yaml            one process (CPU or one GPU)
     torchrun --nproc_per_node 8 -m brickyard.training.train --config ...  many processes, the same code
 
-Every step: each rank takes its share of the global batch from the phase's loader, runs it in
-micro-batches (inputs = sample[:-1], labels = sample[1:]), with gradient sync only on the last
-one; the gradient norm is taken over all shards and clipped; AdamW steps; the schedule steps.
+Every step (`train_step`): each rank takes its share of the global batch from the phase's loader,
+runs it in micro-batches (inputs = sample[:-1], labels = sample[1:]), with gradient sync only on the
+last one; the gradient norm is taken over all shards and clipped; AdamW steps; the schedule steps.
+The loop around it reads batches, logs (`log_step`), validates (`validate`) and saves
+(`save_checkpoint`). Before the model is built, a run the memory plan (`brickyard.training.plan`) says cannot
+fit on its device is refused.
 The loss is cross-entropy plus the MoE's auxiliary losses at their coefficients
 (`lb_loss_coef`, `z_loss_coef` in the model config), each logged on its own.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import sys
 import time
@@ -32,7 +36,7 @@ from ..pipelines.errors import BrickyardError, ConfigError
 from . import checkpoint, tracking
 from .config import TrainConfig, add_arguments, config_from_args
 from .data import open_export, phase_at, phase_loader, plan
-from .parallel import World, all_mean, init_distributed, parallelize
+from .parallel import World, all_mean, build_model, clip_grad_norm_, init_distributed
 
 # dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
 PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "A800": 312.0,
@@ -182,9 +186,131 @@ def _resume_point(cfg: TrainConfig, world: World, resume: Resume, fresh: bool, t
                       "--resume to continue it, or --fresh to start over")
 
 
+@dataclass
+class StepStats:
+    """One optimizer step on one rank, its figures already averaged over the ranks."""
+
+    loss: float  # cross-entropy + the aux losses at their coefficients
+    ce_loss: float
+    lb_loss: float
+    z_loss: float
+    grad_norm: float  # before clipping, over every shard
+    lr: float  # the rate this step used
+    expert_load: torch.Tensor  # (n_layers, E) share of assignments per expert
+    seconds: float
+
+
+def train_step(model: torch.nn.Module, batch: dict, optimizer, scheduler, micro_batch_size: int, grad_clip: float,
+               document_masking: bool = False) -> StepStats:
+    """One optimizer step on this rank's share of the global batch (`batch["tokens"]`, (b, seq_len + 1)):
+    micro-batches (inputs = sample[:-1], labels = sample[1:]) with gradient sync on the last only,
+    the gradient norm over every shard, clipped; AdamW; the schedule. With `document_masking`,
+    `batch["doc_ids"]` keeps attention within each packed document."""
+    t0 = time.perf_counter()
+    device = next(model.parameters()).device
+    tokens = batch["tokens"].to(device, non_blocking=True)
+    doc_ids = batch["doc_ids"].to(device, non_blocking=True) if document_masking else None
+    micro = tokens.split(micro_batch_size)
+    model.train()
+    sums = torch.zeros(4, device=device)  # loss, ce, lb, z
+    load = 0
+    for i, m in enumerate(micro):
+        model.set_requires_gradient_sync(i == len(micro) - 1)
+        docs = doc_ids[i * micro_batch_size:(i + 1) * micro_batch_size, :-1] if doc_ids is not None else None
+        out = model(m[:, :-1], m[:, 1:], doc_ids=docs)
+        (out.loss / len(micro)).backward()
+        sums += torch.stack([out.loss, out.ce_loss, out.lb_loss, out.z_loss]).detach().float()
+        load = load + out.expert_load.float()
+    norm = clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    stats = all_mean(torch.cat([sums / len(micro), (load / len(micro)).flatten()]))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    loss, ce, lb, z = (float(v) for v in stats[:4])
+    return StepStats(loss, ce, lb, z, float(norm), lr, stats[4:].view(load.shape), time.perf_counter() - t0)
+
+
+@dataclass
+class Session:
+    """What the loop's helpers share: the run's settings, where it trains, and what it logged."""
+
+    cfg: TrainConfig
+    world: World
+    model_cfg: object
+    export_dir: Path
+    manifest: dict
+    seq_len: int
+    phases: list
+    total_steps: int
+    progress: Progress
+    run_id: str | None = None
+    flops_per_token: float = 0.0
+    peak: float | None = None
+    eval_samples: torch.Tensor | None = None
+    evals: list[tuple[int, int, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+
+def log_step(s: Session, stats: StepStats, step: int, tokens: int, phase) -> None:
+    """Metrics to MLflow (rank 0, every log_every steps) and the progress line."""
+    tok_s = s.cfg.global_batch_size * s.seq_len / stats.seconds
+    s.losses.append(stats.ce_loss)
+    if s.world.leader and (step % s.cfg.tracking.log_every == 0 or step == s.total_steps):
+        metrics = {"loss": stats.loss, "ce_loss": stats.ce_loss, "lb_loss": stats.lb_loss, "z_loss": stats.z_loss,
+                   "lr": stats.lr, "grad_norm": stats.grad_norm, "tokens": tokens, "tokens_per_s": tok_s, "phase": phase.index}
+        if s.peak:
+            metrics["mfu"] = s.flops_per_token * tok_s / (s.peak * s.world.size)
+        metrics |= expert_stats(stats.expert_load)
+        tracking.log(metrics, step)
+    s.progress.update(step - 1, phase.name, tokens, stats.ce_loss, tok_s)
+
+
+def validate(s: Session, model: torch.nn.Module, step: int, tokens: int) -> None:
+    """Validation loss on eval.data, logged beside the training FLOPs so far."""
+    val = evaluate(model, s.eval_samples, s.cfg.micro_batch_size, s.world.device)
+    s.evals.append((step, tokens, val))
+    if s.world.leader:
+        tracking.log({"val_loss": val, "train_flops": s.flops_per_token * tokens}, step)
+    s.progress.say(f"validation: step {step}, {tokens:,} tokens: loss {val:.4f}")
+
+
+def save_checkpoint(s: Session, model, optimizer, scheduler, loader, step: int, tokens: int, phase) -> Path:
+    trainer = {"step": step, "tokens": tokens, "phase": phase.name, "loader": loader.state_dict() if s.world.leader else None,
+               "scheduler": scheduler.state_dict(), "identity": s.cfg.identity(), "mlflow_run_id": s.run_id,
+               "export": str(s.export_dir), "total_steps": s.total_steps}
+    saved = checkpoint.save(s.cfg.checkpoint_dir(), step, model, optimizer, trainer, s.world, s.cfg.checkpoint.keep)
+    s.progress.say(f"checkpoint: step {step} -> {saved}")
+    return saved
+
+
+def check_fits(cfg: TrainConfig, model_cfg, seq_len: int, world: World) -> None:
+    """Refuse, in one sentence, a run the memory plan says cannot fit on this device."""
+    from .parallel import param_dtype
+    from .plan import available_memory, gib, plan_memory
+
+    compute = 2 if param_dtype(world, cfg.parallel) == torch.bfloat16 else 4
+    p = plan_memory(model_cfg, world.size, seq_len, cfg.micro_batch_size, cfg.parallel.ep,
+                    cfg.parallel.activation_checkpointing, compute_bytes=compute)
+    have = available_memory(world.device)
+    need = p.total
+    if world.device.type == "cpu":  # the ranks of a node share its memory
+        need *= int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        where = f"this machine's available memory ({gib(have)})"
+    else:
+        where = f"the GPU's {gib(have)}"
+    if need > have:
+        raise ConfigError(f"model: {cfg.model.preset} needs about {gib(need)} per {world.device.type} device at micro_batch_size "
+                          f"{cfg.micro_batch_size} x seq_len {seq_len} on {world.size} rank(s), more than {where}; use more "
+                          "devices, a smaller micro_batch_size or parallel.activation_checkpointing "
+                          "(`brickyard model plan` shows the parts)")
+
+
 def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Result:
     """Run (or resume) the training `cfg` describes, in this process; every rank calls it."""
-    from ..model.moe import MoETransformer
     from ..model.presets import flops_per_token
 
     if not cfg.data.export:
@@ -197,6 +323,11 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
     if model_cfg.vocab_size <= manifest["eot_id"]:
         raise ConfigError(f"model: vocab_size {model_cfg.vocab_size} cannot hold the export's {manifest['encoding']} ids "
                           f"(end-of-text is {manifest['eot_id']})")
+    if model_cfg.n_experts % cfg.parallel.ep:
+        raise ConfigError(f"parallel.ep: {cfg.parallel.ep} does not divide the model's {model_cfg.n_experts} experts")
+    if cfg.data.document_masking and "doc_starts" not in manifest.get("columns", {}):
+        raise ConfigError(f"data.document_masking: the export {export_dir.name} has no document boundaries; export it "
+                          "with doc_boundaries: true in the curriculum, or turn masking off")
     phases = plan(manifest, cfg.global_batch_size)
     total_steps = min(phases[-1].last_step, cfg.max_steps or phases[-1].last_step)
 
@@ -209,48 +340,37 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
         clean_stale_shared_memory()
         accum = cfg.accumulation(world.size)
         rank_batch = cfg.global_batch_size // world.size
-        progress = Progress(total_steps, cfg.tracking.log_every, world.leader)
+        s = Session(cfg, world, model_cfg, export_dir, manifest, seq_len, phases, total_steps,
+                    Progress(total_steps, cfg.tracking.log_every, world.leader))
         start = _resume_point(cfg, world, resume, fresh, total_steps)
         if start is not None and checkpoint.read_trainer_state(start)["step"] >= total_steps:
             state = checkpoint.read_trainer_state(start)
-            progress.say(f"train: {cfg.name} is already trained ({state['step']} steps, checkpoint {start}); nothing to do")
+            s.progress.say(f"train: {cfg.name} is already trained ({state['step']} steps, checkpoint {start}); nothing to do")
             return Result("noop", state.get("mlflow_run_id"), state["step"], state["tokens"], [], start)
+        check_fits(cfg, model_cfg, seq_len, world)
 
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank, before sharding
-        model = MoETransformer(model_cfg)
-        parallelize(model, world, cfg.parallel)
+        torch.manual_seed(cfg.seed)
+        model = build_model(model_cfg, world, cfg.parallel, cfg.seed)  # the same weights whatever the world size
         optimizer, scheduler = build_optimizer(model, cfg, total_steps)
         state = {"step": 0, "tokens": 0, "loader": None, "phase": None, "mlflow_run_id": None}
         if start is not None:
             state = checkpoint.load(start, model, optimizer, world)
             scheduler.load_state_dict(state["scheduler"])
-            progress.say(f"train: resuming {cfg.name} at step {state['step']} from {start}")
+            s.progress.say(f"train: resuming {cfg.name} at step {state['step']} from {start}")
 
-        run_id = None
         if world.leader:
-            run_id = tracking.start(cfg, model_cfg, cfg.lakehouse_root(), export_dir, manifest, state["mlflow_run_id"])
-        fpt = flops_per_token(model_cfg, seq_len)
-        peak = peak_flops(world.device, cfg.peak_tflops)
-        progress.say(f"train: {cfg.name}: {cfg.model.preset} on {world.size} x {world.device.type}, {total_steps} steps of "
-                     f"{cfg.global_batch_size} x {seq_len} tokens ({accum} micro-batches of {cfg.micro_batch_size} per rank); "
-                     "phases " + ", ".join(f"{p.name} steps {p.first_step}-{p.last_step - 1}" for p in phases if p.steps)
-                     + (f"; MLflow run {run_id}" if run_id else ""))
+            s.run_id = tracking.start(cfg, model_cfg, cfg.lakehouse_root(), export_dir, manifest, state["mlflow_run_id"])
+        s.flops_per_token = flops_per_token(model_cfg, seq_len)
+        s.peak = peak_flops(world.device, cfg.peak_tflops)
+        s.progress.say(f"train: {cfg.name}: {cfg.model.preset} on {world.size} x {world.device.type}, {total_steps} steps of "
+                       f"{cfg.global_batch_size} x {seq_len} tokens ({accum} micro-batches of {cfg.micro_batch_size} per rank); "
+                       "phases " + ", ".join(f"{p.name} steps {p.first_step}-{p.last_step - 1}" for p in phases if p.steps)
+                       + (f"; MLflow run {s.run_id}" if s.run_id else ""))
 
-        eval_samples = load_eval_samples(cfg, seq_len, world)
-        evals: list[tuple[int, int, float]] = []
-
-        def validate(at_step: int, at_tokens: int) -> None:
-            val = evaluate(model, eval_samples, cfg.micro_batch_size, world.device)
-            evals.append((at_step, at_tokens, val))
-            if world.leader:
-                tracking.log({"val_loss": val, "train_flops": fpt * at_tokens}, at_step)
-            progress.say(f"validation: step {at_step}, {at_tokens:,} tokens: loss {val:.4f}")
-
-        losses: list[float] = []
-        if eval_samples is not None and state["step"] == 0:
-            validate(0, 0)
-        loader = it = None
-        current = None
+        s.eval_samples = load_eval_samples(cfg, seq_len, world)
+        if s.eval_samples is not None and state["step"] == 0:
+            validate(s, model, 0, 0)
+        loader = it = current = None
         step, tokens = state["step"], state["tokens"]
         saved = start
         while step < total_steps:
@@ -263,57 +383,22 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
                     loader.load_state_dict(state["loader"])
                 it, current = iter(loader), phase
                 if step == phase.first_step:
-                    progress.say(f"train: phase {phase.name} starts at step {step}, after {tokens:,} tokens")
-            t0 = time.perf_counter()
-            batch = next(it)["tokens"].to(world.device, non_blocking=True)
-            model.train()
-            sums = torch.zeros(4, device=world.device)  # loss, ce, lb, z
-            load = torch.zeros(model_cfg.n_layers, model_cfg.n_experts, device=world.device)
-            for i, micro in enumerate(batch.split(cfg.micro_batch_size)):
-                model.set_requires_gradient_sync(i == accum - 1)
-                out = model(micro[:, :-1], micro[:, 1:])
-                (out.loss / accum).backward()
-                sums += torch.stack([out.loss, out.ce_loss, out.lb_loss, out.z_loss]).detach().float()
-                load += out.expert_load.float()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or float("inf"))
-            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            stats = all_mean(torch.cat([sums / accum, (load / accum).flatten()]))
-            if world.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - t0
+                    s.progress.say(f"train: phase {phase.name} starts at step {step}, after {tokens:,} tokens")
+            stats = train_step(model, next(it), optimizer, scheduler, cfg.micro_batch_size, cfg.optim.grad_clip,
+                               cfg.data.document_masking)
             step += 1
             tokens += cfg.global_batch_size * seq_len
-            loss, ce, lb, z = (float(v) for v in stats[:4])
-            losses.append(ce)
-            tok_s = cfg.global_batch_size * seq_len / seconds
-            if world.leader:
-                metrics = {"loss": loss, "ce_loss": ce, "lb_loss": lb, "z_loss": z, "lr": lr, "grad_norm": float(norm),
-                           "tokens": tokens, "tokens_per_s": tok_s, "phase": phase.index}
-                if peak:
-                    metrics["mfu"] = fpt * tok_s / (peak * world.size)
-                metrics |= expert_stats(stats[4:].view(model_cfg.n_layers, model_cfg.n_experts))
-                if step % cfg.tracking.log_every == 0 or step == total_steps:
-                    tracking.log(metrics, step)
-            progress.update(step - 1, phase.name, tokens, ce, tok_s)
-            if eval_samples is not None and (step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)):
-                validate(step, tokens)
-            boundary = step == phase.last_step or step == total_steps
-            every = cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0
-            if boundary or every:
-                trainer = {"step": step, "tokens": tokens, "phase": phase.name, "loader": loader.state_dict() if world.leader else None,
-                           "scheduler": scheduler.state_dict(), "identity": cfg.identity(), "mlflow_run_id": run_id,
-                           "export": str(export_dir), "total_steps": total_steps}
-                saved = checkpoint.save(cfg.checkpoint_dir(), step, model, optimizer, trainer, world, cfg.checkpoint.keep)
-                progress.say(f"checkpoint: step {step} -> {saved}")
+            log_step(s, stats, step, tokens, phase)
+            if s.eval_samples is not None and (step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)):
+                validate(s, model, step, tokens)
+            if step == phase.last_step or step == total_steps or (cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0):
+                saved = save_checkpoint(s, model, optimizer, scheduler, loader, step, tokens, phase)
         if world.leader:
             tracking.finish()
-        progress.say(f"train: {cfg.name} done: {step} steps, {tokens:,} tokens"
-                     + (f", loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "") + (f"; MLflow run {run_id}" if run_id else ""))
-        return Result("succeeded", run_id, step, tokens, losses, saved, evals)
+        s.progress.say(f"train: {cfg.name} done: {step} steps, {tokens:,} tokens"
+                       + (f", loss {s.losses[0]:.3f} -> {s.losses[-1]:.3f}" if s.losses else "")
+                       + (f"; MLflow run {s.run_id}" if s.run_id else ""))
+        return Result("succeeded", s.run_id, step, tokens, s.losses, saved, s.evals)
     finally:
         dist.destroy_process_group()
 

@@ -14,7 +14,7 @@ from mlflow.pyfunc import PythonModel
 
 class FastTextQuality(PythonModel):
     def load_context(self, context):
-        from brickyard.pipelines.text.quality import (
+        from .quality import (
             load,  # absolute: MLflow runs this file on its own
         )
 
@@ -22,7 +22,7 @@ class FastTextQuality(PythonModel):
         self.max_chars = int((context.model_config or {}).get("max_chars", 20000))
 
     def predict(self, context, model_input: list[str], params=None) -> list[float]:
-        from brickyard.pipelines.text.quality import score_texts
+        from .quality import score_texts
 
         if hasattr(model_input, "iloc"):  # a DataFrame: its first column holds the texts
             model_input = model_input.iloc[:, 0].tolist()

@@ -251,3 +251,97 @@ def test_model_package_stays_pure_pytorch():
         src = f.read_text()
         for banned in ("torch.distributed", "import pipelines", "from pipelines", "import training", "from training"):
             assert banned not in src, f"{f.name} uses {banned}"
+
+
+# -- grouped expert matmuls ---------------------------------------------------------------------
+
+
+def _sorted_tokens(cfg, n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(torch.randint(0, cfg.n_experts, (n,), generator=g), minlength=cfg.n_experts)
+    counts[1] = 0  # an expert with no tokens
+    return torch.randn(int(counts.sum()), cfg.d_model, generator=g), counts
+
+
+def test_grouped_expert_matmuls_equal_the_per_expert_loop():
+    # torch's grouped_mm has a CPU forward (its CPU backward fails, so training on CPU loops)
+    cfg = small_cfg()
+    ex = init(Experts(cfg))
+    x, counts = _sorted_tokens(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(ex.grouped_glu(x, counts), ex.looped_glu(x, counts), rtol=1e-5, atol=1e-5)
+
+
+def test_the_expert_path_is_chosen_by_device_and_dtype():
+    from brickyard.model.moe import grouped_mm_supported
+
+    assert not grouped_mm_supported(torch.zeros(2, 2))  # CPU: the loop
+    assert not grouped_mm_supported(torch.zeros(2, 2, dtype=torch.bfloat16))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="grouped_mm kernels are CUDA-only")
+def test_grouped_path_on_gpu_matches_the_loop_without_host_syncs():
+    cfg = small_cfg(d_model=64, expert_ffn=128)
+    ffn = init(MoEFFN(cfg)).cuda().to(torch.bfloat16)
+    x = torch.randn(4, 64, cfg.d_model, device="cuda", dtype=torch.bfloat16)
+    ffn.experts.grouped = False
+    ref = ffn(x)[0]
+    ffn.experts.grouped = None
+    torch.cuda.set_sync_debug_mode("error")  # a .tolist() / .item() on this path raises
+    try:
+        y = ffn(x)[0]
+        y.float().sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(y, ref, rtol=2e-2, atol=2e-2)  # bf16 accumulation order
+
+
+# -- packed documents ---------------------------------------------------------------------------
+
+
+def test_positions_restart_at_each_document():
+    from brickyard.model.moe import document_positions
+
+    doc_ids = torch.tensor([[0, 0, 0, 1, 1, 2], [0, 1, 1, 1, 1, 1]])
+    assert document_positions(doc_ids).tolist() == [[0, 1, 2, 0, 1, 0], [0, 0, 1, 2, 3, 4]]
+
+
+def test_with_document_masking_a_document_ignores_the_one_packed_before_it():
+    model = MoETransformer(small_cfg()).eval()
+    idx = torch.randint(0, 256, (2, 16))
+    doc_ids = torch.tensor([[0] * 6 + [1] * 10, [0] * 9 + [1] * 7])
+    changed = idx.clone()
+    changed[0, :6] = torch.randint(0, 256, (6,))  # the earlier document of each sample
+    changed[1, :9] = torch.randint(0, 256, (9,))
+    with torch.no_grad():
+        masked, masked_changed = model(idx, doc_ids=doc_ids).logits, model(changed, doc_ids=doc_ids).logits
+        plain, plain_changed = model(idx).logits, model(changed).logits
+        alone = model(idx[:1, 6:]).logits  # the later document on its own, from position 0
+    # equal up to float rounding (the experts' matmuls group other tokens when the earlier document changes)
+    torch.testing.assert_close(masked[0, 6:], masked_changed[0, 6:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(masked[1, 9:], masked_changed[1, 9:], rtol=0, atol=1e-6)
+    assert (plain[0, 6:] - plain_changed[0, 6:]).abs().max() > 1e-3  # without masking it leaks
+    torch.testing.assert_close(masked[0, 6:], alone[0], rtol=1e-5, atol=1e-5)  # as if it were alone
+
+
+def test_one_document_per_sample_is_plain_causal_attention():
+    model = MoETransformer(small_cfg()).eval()
+    idx = torch.randint(0, 256, (2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx, doc_ids=torch.zeros_like(idx)).logits, model(idx).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_flex_attention_block_mask_equals_the_sdpa_document_mask():
+    # the GPU path (FlexAttention, compiled) run on CPU through inductor, against the CPU path
+    from brickyard.model.moe import document_mask, document_positions
+
+    cfg = small_cfg(d_model=64, n_heads=4, n_kv_heads=2)
+    attn = init(Attention(cfg))
+    doc_ids = torch.tensor([[0] * 100 + [1] * 156, [0] * 30 + [1] * 170 + [2] * 56])
+    x = torch.randn(2, 256, cfg.d_model)
+    pos = document_positions(doc_ids)
+    with torch.no_grad():
+        flex = attn(x, pos, doc_mask=document_mask(doc_ids, flex=True))
+        sdpa = attn(x, pos, doc_mask=document_mask(doc_ids))
+    assert not isinstance(document_mask(doc_ids, flex=True), torch.Tensor)
+    torch.testing.assert_close(flex, sdpa, rtol=1e-5, atol=1e-5)

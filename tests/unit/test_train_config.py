@@ -143,3 +143,43 @@ def test_validation_loss_is_the_mean_cross_entropy_without_the_aux_losses():
         dist.destroy_process_group()
     assert got == pytest.approx(expected, rel=1e-5)
     assert model.training  # left in training mode for the next step
+
+
+def test_document_starts_become_each_tokens_document_index():
+    import numpy as np
+    from brickyard.training.data import collate, doc_ids
+
+    assert doc_ids([0, 3, 5], 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert doc_ids([0], 4).tolist() == [0, 0, 0, 0]  # one document (or the rest of one) fills the sample
+    batch = collate([{"tokens": np.arange(6, dtype=np.uint32), "stream": "a", "doc_starts": np.array([0, 2], dtype=np.uint32)},
+                     {"tokens": np.arange(6, dtype=np.uint32), "stream": "b", "doc_starts": np.array([0], dtype=np.uint32)}])
+    assert batch["doc_ids"].tolist() == [[0, 0, 1, 1, 1, 1], [0] * 6]
+    assert "doc_ids" not in collate([{"tokens": np.arange(6, dtype=np.uint32), "stream": "a"}])
+
+
+def test_document_masking_is_off_by_default_and_leaves_old_identities_alone(tmp_path):
+    cfg = load_train_config(write(tmp_path, "data: {document_masking: true}"))
+    assert cfg.data.document_masking and not TrainConfig().data.document_masking
+    assert cfg.identity() != TrainConfig().identity()
+    from brickyard.pipelines.config import config_hash, to_dict
+
+    # the identity before document_masking and ep existed: checkpoints of older runs still resume
+    d = to_dict(TrainConfig())
+    for k in ("tracking", "checkpoint", "eval", "base_dir", "lakehouse"):
+        d.pop(k)
+    for section, k in (("data", "num_workers"), ("data", "cache"), ("data", "document_masking"), ("parallel", "ep")):
+        d[section].pop(k)
+    assert config_hash(d) == TrainConfig().identity()
+
+
+def test_a_run_that_cannot_fit_is_refused_in_one_sentence():
+    from brickyard.training.train import check_fits
+
+    cfg = TrainConfig(micro_batch_size=4)
+    cfg.model.preset = "dbrx"
+    with pytest.raises(ConfigError) as e:
+        check_fits(cfg, cfg.model.build(), 2048, _world())
+    text = str(e.value)
+    assert "model: dbrx needs about" in text and "more than this machine's available memory" in text and "\n" not in text
+    cfg.model.preset = "tiny"
+    check_fits(cfg, cfg.model.build(), 64, _world())  # tiny fits anywhere
