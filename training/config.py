@@ -1,7 +1,14 @@
-"""A training run's settings: YAML in (`configs/train/*.yaml`), validated dataclasses out.
+"""A training run's settings: YAML in (`configs/train/*.yaml`), validated pydantic models out.
 
-The same checks as the pipeline config (`brickyard.pipelines.config.from_dict`): an unknown key gets a
-"did you mean", a wrong type or an out-of-range value one sentence naming where it is.
+Each section is a `ConfigModel`, the pipeline config's base (`brickyard.pipelines.config`), so the
+checks are the same: an unknown key gets a "did you mean", a wrong type or an out-of-range value
+one sentence naming where it is. A section's rules are its `check` method, run by one model
+validator after the section's fields (and nested sections) are in: one method keeps the rules in a
+fixed order, so a file that breaks several gets the sentence of the first. They run when the config
+is read from data (`load_train_config`, `from_dict`, `model_validate`). A config built or changed
+in code (`TrainConfig(micro_batch_size=4)`, `cfg.data.export = ...`) gets its types checked at once
+and its rules when the code calls `validate(where)`. Sections also take their fields positionally,
+in declaration order, as the dataclasses they replace did (`ModelSettings("small")`).
 
 Batch sizes count samples of seq_len + 1 tokens (one sample = seq_len trained tokens):
 `global_batch_size` samples make one optimizer step over all ranks; each rank takes
@@ -12,32 +19,81 @@ gradients. The defaults of `optim` are TinyLlama's recipe.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..pipelines.config import _did_you_mean, _positive, config_hash, from_dict, read_yaml, to_dict
+from pydantic import Field, ValidationInfo, model_validator
+
+from ..pipelines.config import (
+    ConfigModel,
+    Invalid,
+    _did_you_mean,
+    config_hash,
+    from_dict,
+    read_yaml,
+    rules_apply,
+    to_dict,
+)
 from ..pipelines.errors import ConfigError
 
 
-@dataclass
-class ModelSettings:
-    preset: str = "tiny"  # a name from brickyard.model.presets (`brickyard model info` lists them)
-    overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to change, e.g. {n_layers: 4}
+def _positive(name: str, value: int | float | None) -> None:
+    """The rule that `name` is above 0 (None, unset, passes), for a section's `check`."""
+    if value is not None and value <= 0:
+        raise Invalid(f"must be greater than 0, got {value!r}", at=f".{name}")
 
-    def validate(self, where: str) -> None:
+
+def _not_negative(name: str, value: int) -> None:
+    if value < 0:
+        raise Invalid(f"must be 0 or more, got {value}", at=f".{name}")
+
+
+class Settings(ConfigModel):
+    """A training config section. Positional arguments fill the fields in declaration order."""
+
+    def __init__(self, /, *args: Any, **data: Any) -> None:
+        names = list(type(self).model_fields)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(names)} positional arguments, got {len(args)}")
+        for name, value in zip(names, args, strict=False):
+            if name in data:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument {name!r}")
+            data[name] = value
+        super().__init__(**data)
+
+    # Validation from data (nested sections, model_validate) builds the model without calling
+    # __init__, with the rules' context, as for any pydantic model: this __init__ only adds
+    # positional arguments for code. (Without the mark pydantic would validate nested sections
+    # through it, losing that context; RootModel marks its own positional __init__ the same way.)
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def check(self) -> None:
+        """This section's own rules (raising `Invalid`), the nested sections' left to them."""
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> Any:
+        if rules_apply(info):
+            self.check()
+        return self
+
+
+class ModelSettings(Settings):
+    preset: str = "tiny"  # a name from brickyard.model.presets (`brickyard model info` lists them)
+    overrides: dict[str, Any] = Field(default_factory=dict)  # ModelConfig fields to change, e.g. {n_layers: 4}
+
+    def check(self) -> None:
         import dataclasses
 
         from ..model.moe import ModelConfig
         from ..model.presets import PRESETS
 
         if self.preset not in PRESETS:
-            raise ConfigError(f"{where}.preset: unknown model preset {self.preset!r}{_did_you_mean(self.preset, list(PRESETS))}; "
-                              f"presets: {', '.join(PRESETS)}")
+            raise Invalid(f"unknown model preset {self.preset!r}{_did_you_mean(self.preset, list(PRESETS))}; "
+                          f"presets: {', '.join(PRESETS)}", at=".preset")
         names = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "extra"]
         for k in self.overrides:
             if k not in names:
-                raise ConfigError(f"{where}.overrides: unknown model setting {k!r}{_did_you_mean(k, names)}")
+                raise Invalid(f"unknown model setting {k!r}{_did_you_mean(k, names)}", at=".overrides")
 
     def build(self):
         from ..model.presets import get_preset
@@ -48,46 +104,41 @@ class ModelSettings:
             raise ConfigError(f"model: {e}") from None
 
 
-@dataclass
-class DataSettings:
+class DataSettings(Settings):
     export: str | None = None  # an export folder (holding manifest.json) or a curriculum's link; relative: to the lakehouse
     cache: str | None = None  # where streaming copies and unpacks shards; default <lakehouse>/cache/streaming
     num_workers: int = 0  # DataLoader worker processes per rank
     num_canonical_nodes: int | None = None  # streaming's shuffle layout; keep it fixed to resume on another world size
     document_masking: bool = False  # attention within each packed document only (needs an export with doc_boundaries)
 
-    def validate(self, where: str) -> None:
-        if self.num_workers < 0:
-            raise ConfigError(f"{where}.num_workers: must be 0 or more, got {self.num_workers}")
-        _positive(where, "num_canonical_nodes", self.num_canonical_nodes)
+    def check(self) -> None:
+        _not_negative("num_workers", self.num_workers)
+        _positive("num_canonical_nodes", self.num_canonical_nodes)
 
 
-@dataclass
-class OptimSettings:
+class OptimSettings(Settings):
     """AdamW with linear warmup to `lr`, then a cosine down to `min_lr` at the last step."""
 
     lr: float = 4e-4
     min_lr: float = 4e-5
     warmup_steps: int = 2000
     weight_decay: float = 0.1  # on matrices only; norms are not decayed
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.95])
     eps: float = 1e-8
     grad_clip: float = 1.0  # on the global gradient norm over every shard; 0 turns clipping off
 
-    def validate(self, where: str) -> None:
-        _positive(where, "lr", self.lr)
+    def check(self) -> None:
+        _positive("lr", self.lr)
         if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError(f"{where}.min_lr: must be between 0 and lr ({self.lr}), got {self.min_lr}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"{where}.warmup_steps: must be 0 or more, got {self.warmup_steps}")
+            raise Invalid(f"must be between 0 and lr ({self.lr}), got {self.min_lr}", at=".min_lr")
+        _not_negative("warmup_steps", self.warmup_steps)
         if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ConfigError(f"{where}: weight_decay and grad_clip must be 0 or more")
+            raise Invalid("weight_decay and grad_clip must be 0 or more")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"{where}.betas: expected two numbers in [0, 1), got {self.betas}")
+            raise Invalid(f"expected two numbers in [0, 1), got {self.betas}", at=".betas")
 
 
-@dataclass
-class ParallelSettings:
+class ParallelSettings(Settings):
     """How the model is spread: FSDP2 over every rank, or HSDP (replicate across groups, shard within);
     with `ep` > 1 the experts are also split over ep ranks (expert parallelism, training/expert_parallel.py)."""
 
@@ -98,25 +149,22 @@ class ParallelSettings:
     compile: bool = False  # torch.compile each block (inductor: on GPU, and on CPU with a C compiler)
     ep: int = 1  # expert parallelism: experts split over this many ranks, tokens sent to them with all-to-all
 
-    def validate(self, where: str) -> None:
-        _positive(where, "dp_replicate", self.dp_replicate)
-        _positive(where, "ep", self.ep)
+    def check(self) -> None:
+        _positive("dp_replicate", self.dp_replicate)
+        _positive("ep", self.ep)
 
 
-@dataclass
-class CheckpointSettings:
+class CheckpointSettings(Settings):
     dir: str | None = None  # default <lakehouse>/checkpoints/<name>-<hash of the config>
     every_steps: int = 0  # also save every N steps (0: only at the end and at phase ends)
     keep: int = 2  # how many recent checkpoints stay on disk
 
-    def validate(self, where: str) -> None:
-        if self.every_steps < 0:
-            raise ConfigError(f"{where}.every_steps: must be 0 or more, got {self.every_steps}")
-        _positive(where, "keep", self.keep)
+    def check(self) -> None:
+        _not_negative("every_steps", self.every_steps)
+        _positive("keep", self.keep)
 
 
-@dataclass
-class EvalSettings:
+class EvalSettings(Settings):
     """Validation loss on held-out samples, logged as `val_loss` (and `train_flops` beside it).
 
     `data` is a NumPy file of token ids shaped (samples, seq_len + 1), the export's sample layout:
@@ -128,51 +176,48 @@ class EvalSettings:
     every_steps: int = 0  # also validate every N steps (always at step 0 and at the end); 0: only those
     max_samples: int | None = None  # use only the first N samples
 
-    def validate(self, where: str) -> None:
-        if self.every_steps < 0:
-            raise ConfigError(f"{where}.every_steps: must be 0 or more, got {self.every_steps}")
-        _positive(where, "max_samples", self.max_samples)
+    def check(self) -> None:
+        _not_negative("every_steps", self.every_steps)
+        _positive("max_samples", self.max_samples)
         if self.data is not None and not str(self.data).endswith(".npy"):
-            raise ConfigError(f"{where}.data: expected a .npy file of token samples, got {self.data!r}")
+            raise Invalid(f"expected a .npy file of token samples, got {self.data!r}", at=".data")
 
 
-@dataclass
-class TrackingSettings:
+class TrackingSettings(Settings):
     experiment: str = "brickyard-train"
     run_name: str | None = None  # default: the config's name
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
     log_every: int = 1  # steps between metric logs (and progress lines when not on a terminal)
 
-    def validate(self, where: str) -> None:
-        _positive(where, "log_every", self.log_every)
+    def check(self) -> None:
+        _positive("log_every", self.log_every)
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     name: str = "train"
     lakehouse: str = "lakehouse"  # where the default MLflow store, checkpoints and cache live
-    data: DataSettings = field(default_factory=DataSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
     global_batch_size: int = 32  # samples per optimizer step, over all ranks
     micro_batch_size: int = 4  # samples per forward pass on one rank
     max_steps: int | None = None  # stop early; default: the whole curriculum
     seed: int = 0  # model init and every other random choice (the sample order comes from the export's seed)
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    parallel: ParallelSettings = field(default_factory=ParallelSettings)
-    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
-    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    optim: OptimSettings = Field(default_factory=OptimSettings)
+    parallel: ParallelSettings = Field(default_factory=ParallelSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     peak_tflops: float | None = None  # per device, for MFU; default: known GPUs' dense bf16 peak, none on CPU
     base_dir: str = "."  # where relative paths resolve; set by load_train_config to the file's folder
 
-    def validate(self, where: str) -> None:
-        _positive(where, "global_batch_size", self.global_batch_size)
-        _positive(where, "micro_batch_size", self.micro_batch_size)
-        _positive(where, "max_steps", self.max_steps)
-        _positive(where, "peak_tflops", self.peak_tflops)
+    def check(self) -> None:
+        _positive("global_batch_size", self.global_batch_size)
+        _positive("micro_batch_size", self.micro_batch_size)
+        _positive("max_steps", self.max_steps)
+        _positive("peak_tflops", self.peak_tflops)
         if self.global_batch_size % self.micro_batch_size:
-            raise ConfigError(f"{where}.global_batch_size: {self.global_batch_size} is not a multiple of "
-                              f"micro_batch_size {self.micro_batch_size}")
+            raise Invalid(f"{self.global_batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}",
+                          at=".global_batch_size")
 
     def resolve(self, path: str) -> Path:
         """A path from the config: absolute as given, else relative to the config file's folder."""
