@@ -14,15 +14,14 @@ from mlflow.pyfunc import PythonModel
 
 class FastTextQuality(PythonModel):
     def load_context(self, context):
-        from .quality import (
-            load,  # absolute: MLflow runs this file on its own
-        )
+        # absolute imports only: MLflow runs this file on its own, outside the package
+        from brickyard.pipelines.text.quality import load
 
         self.model = load(context.artifacts["fasttext"])
         self.max_chars = int((context.model_config or {}).get("max_chars", 20000))
 
     def predict(self, context, model_input: list[str], params=None) -> list[float]:
-        from .quality import score_texts
+        from brickyard.pipelines.text.quality import score_texts
 
         if hasattr(model_input, "iloc"):  # a DataFrame: its first column holds the texts
             model_input = model_input.iloc[:, 0].tolist()

@@ -112,3 +112,11 @@ def test_stages_import_table_definitions_never_each_other():
     stages = {m for m in graph if m.startswith("brickyard.pipelines.stages.") and not m.endswith((".base", ".registry"))}
     for s in stages:
         assert not (graph[s] & stages), (s, graph[s] & stages)
+
+
+def test_the_quality_models_code_file_imports_the_package_absolutely():
+    """MLflow logs `quality_pyfunc.py` as the model's code and runs it as a file of its own,
+    outside the package: a relative import there fails only when a notebook loads the model."""
+    tree = ast.parse((REPO / "pipelines" / "text" / "quality_pyfunc.py").read_text())
+    relative = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+    assert relative == []
