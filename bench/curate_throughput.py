@@ -78,23 +78,23 @@ def main() -> int:
         for f in files[:20]:
             shutil.copy(f, warm / f.name)
         warm_cfg = PipelineConfig(sources=[SourceConfig(name="warmup", kind="text", path=str(warm))], spark=cfg.spark)
-        ingest(spark, warm_cfg, quiet=True)
-        curate(spark, warm_cfg, quiet=True)
-        ingest(spark, cfg, quiet=True)
+        ingest(spark, warm_cfg)
+        curate(spark, warm_cfg)
+        ingest(spark, cfg)
         records = [r.asDict() for r in spark.table("bronze.documents").where("source = 'bench'").select(*IN_FIELDS).collect()]
         mb = sum(len(r["text"].encode("utf-8")) for r in records) / 1e6
 
         t0 = time.perf_counter()
-        result = curate(spark, cfg, quiet=True)
+        result = curate(spark, cfg)
         kept, rejected = result.rows_out, result.rows_rejected
         t_spark = time.perf_counter() - t0
         one = workdir / "one"
         one.mkdir()
         shutil.copy(files[-1], one / "one.txt")
         one_cfg = PipelineConfig(sources=[SourceConfig(name="one", kind="text", path=str(one))], spark=cfg.spark)
-        ingest(spark, one_cfg, quiet=True)
+        ingest(spark, one_cfg)
         t0 = time.perf_counter()
-        curate(spark, one_cfg, quiet=True)
+        curate(spark, one_cfg)
         t_fixed = time.perf_counter() - t0
         cores = spark.sparkContext.defaultParallelism
         # the Python work alone on Spark: the same partitions through the same mapInArrow, counted

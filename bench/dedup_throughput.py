@@ -89,7 +89,7 @@ def run_dedup(lakehouse: Path) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with PeakHeap(spark) as heap:
         t = time.perf_counter()
-        result = dedup(spark, cfg, quiet=True)
+        result = dedup(spark, cfg)
         run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
         seconds = time.perf_counter() - t
     metrics = spark.table("ops.lineage").where(f"run_id = '{run_id}'").first()["metrics"]

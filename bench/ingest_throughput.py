@@ -109,16 +109,16 @@ def main() -> int:
         warm.mkdir()
         for f in files[:20]:
             shutil.copy(f, warm / f.name)
-        ingest(spark, PipelineConfig(sources=[SourceConfig(name="warmup", kind="text", path=str(warm))]), quiet=True)
+        ingest(spark, PipelineConfig(sources=[SourceConfig(name="warmup", kind="text", path=str(warm))]))
         t0 = time.perf_counter()
-        result = ingest(spark, cfg, quiet=True)
+        result = ingest(spark, cfg)
         t_spark = time.perf_counter() - t0
         # the fixed cost of a run (listing aside): the same job over one small file
         one = workdir / "one"
         one.mkdir()
         shutil.copy(files[-1], one / files[-1].name)
         t0 = time.perf_counter()
-        ingest(spark, PipelineConfig(sources=[SourceConfig(name="one", kind="text", path=str(one))]), quiet=True)
+        ingest(spark, PipelineConfig(sources=[SourceConfig(name="one", kind="text", path=str(one))]))
         t_fixed = time.perf_counter() - t0
         cores = spark.sparkContext.defaultParallelism
         spark.stop()

@@ -284,31 +284,31 @@ def run_stage(spark, cfg, stage: str) -> dict:
     if stage == "ingest":
         from brickyard.pipelines.stages.ingest import ingest
 
-        r = ingest(spark, cfg, quiet=True)
+        r = ingest(spark, cfg)
         return {"status": r.status, "documents": r.rows_out, "quarantined": r.rows_quarantined}
     elif stage == "curate":
         from brickyard.pipelines.stages.curate import curate
 
-        result = curate(spark, cfg, quiet=True)
+        result = curate(spark, cfg)
         status, kept, rejected = result.status, result.rows_out, result.rows_rejected
         return {"status": status, "kept": kept, "rejected": rejected}
     elif stage == "dedup":
         from brickyard.pipelines.stages.dedup import dedup
 
-        result = dedup(spark, cfg, quiet=True)
+        result = dedup(spark, cfg)
         status, keepers, duplicates = result.status, result.rows_out, result.rows_rejected
         return {"status": status, "keepers": keepers, "duplicates": duplicates}
     elif stage == "tokenize":
         from brickyard.pipelines.stages.tokenize import tokenize
 
-        result = tokenize(spark, cfg, quiet=True)
+        result = tokenize(spark, cfg)
         status, docs, tokens = result.status, result.rows_out, result.detail['tokens']
         return {"status": status, "documents": docs, "tokens": tokens}
     elif stage == "export":
         from brickyard.pipelines.curriculum import load_curriculum
         from brickyard.pipelines.stages.export import export
 
-        result = export(spark, cfg, load_curriculum(cfg.resolve(cfg.export.curriculum)), quiet=True)
+        result = export(spark, cfg, load_curriculum(cfg.resolve(cfg.export.curriculum)))
         status, manifest = result.status, result.detail['manifest']
         return {"status": status, "samples": sum(p["samples"] for p in manifest["phases"])}
     raise ValueError(stage)

@@ -74,20 +74,22 @@ def stage_functions(tree: Path):
         from brickyard.pipelines.curriculum import load_curriculum
         from brickyard.pipelines.stages import curate, dedup, export, ingest, quality, tokenize
 
-    def train(spark, cfg):
-        from inspect import signature
+    if flat(tree):  # the old functions print unless told to be quiet, and quality takes the lakehouse
+        q = {"quiet": True}
+        train = lambda s, c: quality.train(s, c, Path(c.lakehouse), quiet=True)  # noqa: E731
+    else:  # the stage frame logs through `logging`, silent unless a handler is set
+        q = {}
+        train = lambda s, c: quality.train(s, c)  # noqa: E731
+        import brickyard.pipelines as pipelines_package
 
-        if "lakehouse" in signature(quality.train).parameters and signature(quality.train).parameters["lakehouse"].default is not None:
-            return quality.train(spark, cfg, Path(cfg.lakehouse), quiet=True)
-        return quality.train(spark, cfg, quiet=True)
-
+        assert Path(pipelines_package.__file__).resolve().parent.parent == tree.resolve(), "timing another checkout's code"
     return {
-        "ingest": lambda s, c: ingest.ingest(s, c, quiet=True),
-        "curate": lambda s, c: curate.curate(s, c, quiet=True),
+        "ingest": lambda s, c: ingest.ingest(s, c, **q),
+        "curate": lambda s, c: curate.curate(s, c, **q),
         "quality": train,
-        "dedup": lambda s, c: dedup.dedup(s, c, quiet=True),
-        "tokenize": lambda s, c: tokenize.tokenize(s, c, quiet=True),
-        "export": lambda s, c: export.export(s, c, load_curriculum(c.resolve(c.export.curriculum)), quiet=True),
+        "dedup": lambda s, c: dedup.dedup(s, c, **q),
+        "tokenize": lambda s, c: tokenize.tokenize(s, c, **q),
+        "export": lambda s, c: export.export(s, c, load_curriculum(c.resolve(c.export.curriculum)), **q),
     }
 
 

@@ -90,19 +90,19 @@ def run_stages(lakehouse: Path, mb: float) -> dict:
     spark = get_spark(lakehouse, cfg.spark, app_name="bench-tokenize")
     spark.range(1).count()
     t = time.perf_counter()
-    tokenize(spark, cfg, quiet=True)  # the warm-up slice: what a fresh driver pays once
+    tokenize(spark, cfg)  # the warm-up slice: what a fresh driver pays once
     cold_s = time.perf_counter() - t
     warmup, measured = corpus(mb)
     write_gold(lakehouse, measured, spark=spark, first_id=len(warmup))
     t = time.perf_counter()
-    result = tokenize(spark, cfg, quiet=True)
+    result = tokenize(spark, cfg)
     run_id, status, docs, tokens = result.run_id, result.status, result.rows_out, result.detail['tokens']
     tokenize_s = time.perf_counter() - t
     metrics = spark.table("ops.lineage").where(f"run_id = '{run_id}'").first()["metrics"]
     spec = from_dict(Curriculum, {"name": "bench", "seq_len": SEQ_LEN, "tokens": SEQ_LEN, "streams": {"all": {}},
                                   "phases": [{"name": "one", "share": 1.0, "mix": {"all": 1.0}}]}, "bench")
     t = time.perf_counter()
-    result = export(spark, cfg, spec, out=lakehouse.parent / "export", quiet=True)
+    result = export(spark, cfg, spec, out=lakehouse.parent / "export")
     path, manifest = result.detail['path'], result.detail['manifest']
     export_s = time.perf_counter() - t
     spark.stop()

@@ -99,15 +99,15 @@ def main() -> int:
         spark = get_spark(workdir / "lakehouse", cfg.spark, app_name="bench-web")
         warm = workdir / "warm"
         build_crawl(warm, pages[:20], 2, 1)
-        ingest(spark, PipelineConfig(sources=[SourceConfig(name="warmup", kind="warc", path=str(warm), domain="web")]), quiet=True)
+        ingest(spark, PipelineConfig(sources=[SourceConfig(name="warmup", kind="warc", path=str(warm), domain="web")]))
         t0 = time.perf_counter()
-        result = ingest(spark, cfg, quiet=True)
+        result = ingest(spark, cfg)
         t_spark = time.perf_counter() - t0
         # the fixed cost of a run (listing, Delta commits, lineage): the same job over one small file
         one = workdir / "one"
         build_crawl(one, pages[:1], 1, 1)
         t0 = time.perf_counter()
-        ingest(spark, PipelineConfig(sources=[SourceConfig(name="one", kind="warc", path=str(one), domain="web")]), quiet=True)
+        ingest(spark, PipelineConfig(sources=[SourceConfig(name="one", kind="warc", path=str(one), domain="web")]))
         t_fixed = time.perf_counter() - t0
         cores = spark.sparkContext.defaultParallelism
         spark.stop()

@@ -84,17 +84,34 @@ def _retry(action, what: str, attempts: int = 5):
 
 
 def markers_dir(lakehouse: str | Path, job: str | None = None) -> Path:
-    root = Path(lakehouse) / MARKERS
+    """Where live runs leave their markers: `_runs/` under a lakehouse on a local (or mounted) file
+    system; for a lakehouse in object storage (`s3a://...`), a folder of this machine's brickyard
+    cache named after it (markers tell about this host's processes, which only it can probe)."""
+    text = str(lakehouse)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/", text)  # `Path` folds `s3a://b` into `s3a:/b`
+    if scheme and scheme.group(1).lower() != "file":
+        import hashlib
+
+        from .jars import cache_root
+
+        root = cache_root() / "runs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    else:
+        root = Path(re.sub(r"^file:(//)?", "", text)) / MARKERS
     return root / job if job else root
 
 
-def live_runs(lakehouse: str | Path, job: str | None = None) -> list[dict]:
+RECENT_ELSEWHERE_S = 24 * 3600  # a marker of another host younger than this may be a run at work
+
+
+def live_runs(lakehouse: str | Path, job: str | None = None, recent_elsewhere: bool = False) -> list[dict]:
     """The markers of runs that have not recorded an outcome (running now, or killed and not yet
-    found), oldest first. Each is the marker's content plus `alive`, for runs on this host."""
+    found), oldest first. Each is the marker's content plus `alive` (for runs on this host; None for
+    other hosts, which cannot be probed). `recent_elsewhere`: leave out other hosts' markers older
+    than a day (a container that was killed and never came back would otherwise count forever)."""
     from .session import hostname
 
     folders = [markers_dir(lakehouse, job)] if job else sorted(p for p in markers_dir(lakehouse).glob("*") if p.is_dir())
-    here, out = hostname(), []
+    here, out, now = hostname(), [], dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for folder in folders:
         for f in sorted(folder.glob("*.json")):
             try:
@@ -103,6 +120,10 @@ def live_runs(lakehouse: str | Path, job: str | None = None) -> list[dict]:
                 continue  # removed while listed, or cut short by a kill during its write
             m["marker"] = str(f)
             m["alive"] = _alive(m.get("pid")) if m.get("host") == here else None
+            if recent_elsewhere and m["alive"] is None:
+                started = dt.datetime.fromisoformat(m.get("started_at", "1970-01-01T00:00:00"))
+                if (now - started).total_seconds() > RECENT_ELSEWHERE_S:
+                    continue
             out.append(m)
     return sorted(out, key=lambda m: m.get("started_at", ""))
 
@@ -181,13 +202,12 @@ def upgrade_lineage(spark) -> None:
 class JobRun:
     """Records one job run: a marker while it runs, one row in ops.lineage when it ends.
 
-    Use as a context manager around a job's work. `JobRun.finished` lists the runs this process has
-    ended, so the stage runner (`stages.base.run_stage`) describes a stage from its run's record."""
+    Use as a context manager around a job's work; the stage runner (`stages.base.run_stage`) opens
+    one per stage and describes the stage from it."""
 
-    finished: list[JobRun] = []  # noqa: RUF012  (the process's ended runs, in order)
-
-    def __init__(self, spark, job: str, config: dict, config_hash: str, owner: str):
+    def __init__(self, spark, job: str, config: dict, config_hash: str, owner: str, lakehouse: str | Path | None = None):
         self.spark = spark
+        self.lakehouse = lakehouse  # None: the session's (the runner passes its context's)
         self.job = job
         self.config = config
         self.config_hash = config_hash
@@ -245,7 +265,14 @@ class JobRun:
         )
 
     def _append(self) -> None:
-        rows = [_killed_row(m, self.ended_at) for m in self._killed] + [self._row(self._fixed_values)]
+        killed = self._killed
+        if killed:  # a run killed after its row was appended, and before its marker went, is not killed
+            from pyspark.sql import functions as F
+
+            ids = [m["run_id"] for m in killed]
+            recorded = {r["run_id"] for r in self.spark.table(LINEAGE.name).where(F.col("run_id").isin(ids)).select("run_id").collect()}
+            killed = [m for m in killed if m["run_id"] not in recorded]
+        rows = [_killed_row(m, self.ended_at) for m in killed] + [self._row(self._fixed_values)]
         df = self.spark.createDataFrame(rows, _LINEAGE_SCHEMA)
         _retry(lambda: df.write.format("delta").mode("append").saveAsTable(LINEAGE.name), "record the run")
         for m in self._killed:
@@ -255,7 +282,7 @@ class JobRun:
         from .session import session_lakehouse
 
         ensure_lineage(self.spark, self.owner)
-        lakehouse = session_lakehouse(self.spark)
+        lakehouse = self.lakehouse if self.lakehouse is not None else session_lakehouse(self.spark)
         mine = live_runs(lakehouse, self.job)
         other = next((m for m in mine if m["alive"]), None)
         if other is not None:
@@ -298,7 +325,6 @@ class JobRun:
             self.message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
         elif self.status == "running":
             self.status = "succeeded"
-        JobRun.finished.append(self)
         try:
             self._append()
             if self._marker is not None:

@@ -123,26 +123,38 @@ class Stage:
         return None
 
 
-def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_hash: str) -> str | None:
-    """Why `stage` has nothing new to do without planning it, or None: its last run ended well
-    (succeeded or noop) with the same settings, no run of it was killed since, and every table it
-    reads and writes is still at the version that run recorded. Costs one read of ops.lineage and
-    one version read per table; plans on data cost whole Spark jobs."""
-    from ..lake.delta import latest_version, table_exists
+def skip_unless_curated(ctx: StageContext) -> str | None:
+    """Curate, quality and dedup have nothing to do when tokenize reads bronze (a raw baseline)."""
+    if ctx.cfg.tokenize.table == "bronze.documents":
+        return "tokenize reads bronze.documents (tokenize.table), so no curated table is on the way to the export"
+    return None
+
+
+def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_hash: str) -> dict[str, int] | None:
+    """The versions that show `stage` has nothing new to do, without planning it, or None.
+
+    Its last run ended well (succeeded or noop) with the same settings and the same code, no run of
+    it on this host was killed since (nor is one running anywhere, as far as markers tell), and
+    every table it reads and writes is still at the version that run recorded. Returns those
+    versions, which the no-op records as they were checked (a commit by another client after the
+    check is then new work for the next run, not hidden by this one). Costs one read of ops.lineage
+    and one version read per table; plans on data cost whole Spark jobs."""
+    from ..lake.delta import code_version, latest_version, table_exists
     from ..lake.lineage import live_runs
     from ..lake.tables import LINEAGE
 
     spark = stage_ctx.spark
     if not stage.quick_noop or not stage.read_tables(stage_ctx) or not table_exists(spark, LINEAGE.name):
         return None
-    if live_runs(stage_ctx.lakehouse, stage.name):
-        return None  # a killed run's work may be half done: plan it properly
+    if live_runs(stage_ctx.lakehouse, stage.name, recent_elsewhere=True):
+        return None  # a killed run's work may be half done, or a run is at work: plan it properly
     from pyspark.sql import functions as F
 
     last = (spark.table(LINEAGE.name).where(F.col("job") == stage.name)
             .orderBy(F.col("ended_at").desc(), (F.col("status") == "killed").asc())  # a killed row shares its finder's end
-            .select("status", "config_hash", "inputs", "outputs").limit(1).collect())
-    if not last or last[0]["status"] not in ("succeeded", "noop") or last[0]["config_hash"] != settings_hash:
+            .select("status", "config_hash", "code_version", "inputs", "outputs").limit(1).collect())
+    if (not last or last[0]["status"] not in ("succeeded", "noop") or last[0]["config_hash"] != settings_hash
+            or last[0]["code_version"] != code_version()):
         return None
     seen = {r["name"]: r["version"] for r in (last[0]["inputs"] or []) + (last[0]["outputs"] or []) if r["kind"] == "table"}
     wanted = set(stage.read_tables(stage_ctx)) | {t.name for t in stage.writes}
@@ -151,14 +163,15 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
     for table in sorted(wanted):
         if not table_exists(spark, table) or latest_version(spark, table) != seen[table]:
             return None
-    return "its input and output tables are at the versions of its last run"
+    return {t: seen[t] for t in wanted}
+
+
+QUICK_NOOP = "its input and output tables are at the versions of its last run, with the same settings and code"
 
 
 def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
-    """Run one stage: tables, lineage, quick no-op, its work, progress, and its StageResult."""
-    from ..lake.delta import ensure_table
-    from ..lake.lineage import JobRun, Ref
-
+    """Run one stage: tables, lineage, quick no-op, its work, progress, and its StageResult.
+    A stage that raises is logged as failed (its lineage row says why) and the error goes on."""
     t = time.perf_counter()
     why = stage.skip(ctx)
     if why:
@@ -166,36 +179,42 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
         log.info(result.line())
         return result
     log.info("%s: started", stage.name)
+    try:
+        result = _run(stage, ctx, t)
+    except BaseException:
+        log.info(StageResult(stage.name, "failed", seconds=time.perf_counter() - t).line())
+        raise
+    log.info(result.line())
+    stage.check(ctx, result)
+    return result
+
+
+def _run(stage: Stage, ctx: StageContext, t: float) -> StageResult:
+    from ..lake.delta import ensure_table
+    from ..lake.lineage import JobRun, Ref
+
     if not stage.recorded:
         stage.prepare(ctx)
-        result = StageResult(stage.name, "succeeded", detail=stage.apply(ctx, None) or {}, seconds=time.perf_counter() - t)
-        log.info(result.line())
-        return result
+        return StageResult(stage.name, "succeeded", detail=stage.apply(ctx, None) or {}, seconds=time.perf_counter() - t)
     spark, owner = ctx.spark, ctx.cfg.catalog.owner
     for spec in stage.tables(ctx):
         ensure_table(spark, spec, owner)
     stage.prepare(ctx)
     settings = stage.settings(ctx)
     digest = stage.settings_hash(ctx, settings)
-    quiet = unchanged_since_last_run(stage, ctx, digest)
+    checked = unchanged_since_last_run(stage, ctx, digest)
     detail: dict = {}
-    with JobRun(spark, stage.name, settings, digest, owner) as run:
-        if quiet:
-            from ..lake.delta import latest_version
-
+    with JobRun(spark, stage.name, settings, digest, owner, lakehouse=ctx.lakehouse) as run:
+        if checked is not None:
             run.counts(0, 0)
-            run.noop(quiet)
-            for table in stage.read_tables(ctx):
-                run.inputs.append(Ref(table, "table", latest_version(spark, table)))
-            for spec in stage.writes:
-                run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
+            run.noop(QUICK_NOOP)
+            reads = set(stage.read_tables(ctx))
+            for table, version in sorted(checked.items()):
+                (run.inputs if table in reads else run.outputs).append(Ref(table, "table", version))
         else:
             detail = stage.apply(ctx, run) or {}
-    result = StageResult(
+    return StageResult(
         stage.name, run.status, run.run_id, run.rows_in or 0, run.rows_out or 0, run.rows_rejected or 0,
         run.rows_quarantined or 0, {o.name: o.version for o in run.outputs}, dict(run.metrics), detail,
         time.perf_counter() - t, run.message,
     )
-    log.info(result.line())
-    stage.check(ctx, result)
-    return result

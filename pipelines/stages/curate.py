@@ -47,7 +47,7 @@ from ..text.filters import configure, evaluate
 from ..text.pii import redact
 from ..text.quality import tier_sql
 from ..text.signals import code_signals, normalize_code, normalize_text, text_signals
-from .base import Stage, StageContext, StageResult, log, run_stage
+from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_curated
 
 URL_DUPLICATE = "url_duplicate"
 IN_FIELDS = ["doc_id", "source", "domain", "format", "path", "locator", "text", "content_sha256",
@@ -257,19 +257,24 @@ class Curate(Stage):
     reads = (DOCUMENTS.name,)
     writes = (SILVER, FILTER_STATS)
 
+    def skip(self, ctx: StageContext) -> str | None:
+        return skip_unless_curated(ctx)
+
     def prepare(self, ctx: StageContext) -> None:
         self.quality = q = classifier(ctx.spark, ctx.cfg)  # the newest registered classifier, if any
         self.full = to_dict(ctx.cfg.curate) | {"quality": q, "quality_tiers": dict(ctx.cfg.quality.tiers)}
 
     def settings(self, ctx: StageContext) -> dict:
-        q = self.quality
-        return {k: v for k, v in self.full.items() if k != "quality"} | {"quality_model": q["label"] if q else None}
+        q = self.quality  # what scores and which kinds, not where its file lies on this machine
+        scoring = {k: v for k, v in q.items() if k != "path"} if q else None
+        return {k: v for k, v in self.full.items() if k != "quality"} | {"quality_model": q["label"] if q else None,
+                                                                          "quality_scoring": scoring}
 
     def apply(self, ctx: StageContext, run) -> dict:
         return _curate(ctx.spark, ctx.cfg, self.full, self.quality, run)
 
 
-def curate(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+def curate(spark, cfg: PipelineConfig) -> StageResult:
     """Run the curate stage."""
     return run_stage(Curate(), StageContext.of(spark, cfg))
 
@@ -332,9 +337,9 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         run.counts(0, 0)
         rescored, retiered = apply_quality(spark, cfg, q, run)
         run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
+        # every table it writes, at the version it leaves: the next run's quick no-op compares them
         run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
-        if recovered:
-            run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+        run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
         if rescored or retiered or recovered:
             say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
             return {}

@@ -49,7 +49,7 @@ from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
 from ..lake.session import session_cores
 from ..lake.tables import DUPLICATES, GOLD, SIGNATURES, SILVER
-from .base import Stage, StageContext, StageResult, log, run_stage
+from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_curated
 
 GOLD_FROM_SILVER = [c.name for c in GOLD.columns if c.name not in ("cluster_id", "batch_id", "deduped_at")]
 QUALITY_COLUMNS = ["quality_score", "quality_tier", "quality_model"]
@@ -353,6 +353,9 @@ class Dedup(Stage):
     reads = (SILVER.name,)
     writes = (SIGNATURES, DUPLICATES, GOLD)
 
+    def skip(self, ctx: StageContext) -> str | None:
+        return skip_unless_curated(ctx)
+
     def settings(self, ctx: StageContext) -> dict:
         return to_dict(ctx.cfg.dedup)
 
@@ -360,7 +363,7 @@ class Dedup(Stage):
         return _dedup(ctx.spark, ctx.cfg, run)
 
 
-def dedup(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+def dedup(spark, cfg: PipelineConfig) -> StageResult:
     """Run the dedup stage (rows_out: keepers, rows_rejected: duplicates)."""
     return run_stage(Dedup(), StageContext.of(spark, cfg))
 
@@ -394,8 +397,10 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         refreshed = _refresh_quality(spark, kept, run)
         run.counts(0, 0)
         run.metrics.update(metrics | {"quality_refreshed": refreshed})
+        # every table it writes, at the version it leaves: the next run's quick no-op compares them
+        for spec in (GOLD, DUPLICATES, SIGNATURES):
+            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
         if refreshed or withdrawn:
-            run.outputs.append(Ref(GOLD.name, "table", latest_version(spark, GOLD.name)))
             say(f"dedup: no new documents; {refreshed} gold quality columns refreshed, {withdrawn} withdrawn")
             return {}
         run.noop("no new or changed kept documents")

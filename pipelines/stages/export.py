@@ -330,7 +330,7 @@ class Export(Stage):
 
 
 def export(spark, cfg: PipelineConfig, spec: Curriculum, out: str | Path | None = None, as_of: int | None = None,
-           force: bool = False, quiet: bool = False) -> StageResult:
+           force: bool = False) -> StageResult:
     """Export `gold.tokens` (latest, or VERSION AS OF `as_of`) with curriculum `spec`; the result's
     detail holds the export's `path` and `manifest`."""
     return run_stage(Export(), StageContext.of(spark, cfg, spec=spec, out=out, as_of=as_of, force=force))

@@ -33,11 +33,20 @@ from ..config import PipelineConfig
 from ..errors import BrickyardError
 from ..lake.delta import delete_matching, latest_version, table_exists
 from ..lake.lineage import Ref
+from ..lake.tables import (
+    DOCUMENTS,
+    DUPLICATES,
+    EXPORTS,
+    GOLD,
+    QUARANTINE,
+    SIGNATURES,
+    SILVER,
+    TOKENS,
+)
 from .base import Stage, StageContext, StageResult, log, run_stage
 
 # the tables keyed by doc_id, upstream first
-LAYERS = ("bronze.documents", "bronze.quarantine", "silver.documents", "silver.signatures",
-          "silver.duplicates", "gold.documents", "gold.tokens")
+LAYERS = tuple(t.name for t in (DOCUMENTS, QUARANTINE, SILVER, SIGNATURES, DUPLICATES, GOLD, TOKENS))
 
 
 def selection(source: str | None, doc_ids: list[str] | None, where: str | None):
@@ -66,13 +75,13 @@ class Forget(Stage):
         from pyspark.errors import AnalysisException
 
         spark, o = ctx.spark, ctx.options
-        if not table_exists(spark, "bronze.documents"):
+        if not table_exists(spark, DOCUMENTS.name):
             raise BrickyardError("forget: this lakehouse has no bronze.documents yet; nothing to forget")
         self.present = [t for t in LAYERS if table_exists(spark, t)]
-        self.bronze_version = latest_version(spark, "bronze.documents")
+        self.bronze_version = latest_version(spark, DOCUMENTS.name)
         try:
             self.predicate, self.condition = selection(o.get("source"), o.get("doc_ids"), o.get("where"))
-            self.chosen = (spark.sql(f"SELECT * FROM bronze.documents VERSION AS OF {int(self.bronze_version)}")
+            self.chosen = (spark.sql(f"SELECT * FROM {DOCUMENTS.name} VERSION AS OF {int(self.bronze_version)}")
                            .where(self.condition).select("doc_id").localCheckpoint(eager=True))
         except AnalysisException as e:
             raise BrickyardError(f"forget --where {o.get('where')!r}: not a valid condition on bronze.documents "
@@ -88,7 +97,7 @@ class Forget(Stage):
 
 
 def forget(spark, cfg: PipelineConfig, source: str | None = None, doc_ids: list[str] | None = None,
-           where: str | None = None, vacuum: bool = False, quiet: bool = False) -> StageResult:
+           where: str | None = None, vacuum: bool = False) -> StageResult:
     """Run forget; the result's detail holds `deleted` (rows per table), `released` and `stale_exports`."""
     return run_stage(Forget(), StageContext.of(spark, cfg, source=source, doc_ids=doc_ids, where=where, vacuum=vacuum))
 
@@ -97,10 +106,10 @@ def _forget(spark, source, vacuum: bool, predicate: str, condition, present: lis
     from pyspark.sql import functions as F
 
     say = log.info
-    run.inputs.append(Ref("bronze.documents", "table", bronze_version, predicate))
+    run.inputs.append(Ref(DOCUMENTS.name, "table", bronze_version, predicate))
     n = chosen.count()
-    n_quarantine = (spark.table("bronze.quarantine").where(condition).count()
-                    if source and "bronze.quarantine" in present else 0)
+    n_quarantine = (spark.table(QUARANTINE.name).where(condition).count()
+                    if source and QUARANTINE.name in present else 0)
     say(f"forget: {n} documents match {predicate}" + (f", and {n_quarantine} quarantine rows" if n_quarantine else ""))
     if n == 0 and n_quarantine == 0:
         run.counts(0, 0)
@@ -108,18 +117,18 @@ def _forget(spark, source, vacuum: bool, predicate: str, condition, present: lis
         return {"documents": 0, "deleted": {}, "released": 0, "stale_exports": []}
 
     # 1. exports built from a version of gold.tokens that holds any of them
-    stale = _stale_exports(spark, chosen) if table_exists(spark, "ops.exports") else []
+    stale = _stale_exports(spark, chosen) if table_exists(spark, EXPORTS.name) else []
     if stale:
         (spark.createDataFrame([(x,) for x in stale], "export_id STRING").alias("source")
-         .mergeInto("ops.exports", F.col("ops.exports.export_id") == F.col("source.export_id"))
+         .mergeInto(EXPORTS.name, F.col(f"{EXPORTS.name}.export_id") == F.col("source.export_id"))
          .whenMatched().update({"status": F.lit("stale")}).merge())
-        run.outputs.append(Ref("ops.exports", "table", latest_version(spark, "ops.exports")))
+        run.outputs.append(Ref(EXPORTS.name, "table", latest_version(spark, EXPORTS.name)))
         say(f"forget: {len(stale)} exports marked stale: {', '.join(stale)}")
 
     # 2. clusters that lose a member are dissolved; their other members are released
     released = spark.createDataFrame([], "doc_id STRING")
-    if "silver.duplicates" in present:
-        dups = spark.sql(f"SELECT doc_id, cluster_id FROM silver.duplicates VERSION AS OF {latest_version(spark, 'silver.duplicates')}")
+    if DUPLICATES.name in present:
+        dups = spark.sql(f"SELECT doc_id, cluster_id FROM {DUPLICATES.name} VERSION AS OF {latest_version(spark, DUPLICATES.name)}")
         touched = dups.join(chosen, "doc_id", "left_semi").select("cluster_id").distinct()
         released = (dups.join(touched, "cluster_id", "left_semi").select("doc_id")
                     .join(chosen, "doc_id", "left_anti").localCheckpoint(eager=True))
@@ -128,10 +137,10 @@ def _forget(spark, source, vacuum: bool, predicate: str, condition, present: lis
     # 3. delete, downstream first: a run killed half way leaves no orphan below a parent
     deleted: dict[str, int] = {}
     for table in reversed(present):
-        gone = chosen.unionByName(released) if table in ("silver.duplicates", "gold.documents", "gold.tokens") else chosen
+        gone = chosen.unionByName(released) if table in (DUPLICATES.name, GOLD.name, TOKENS.name) else chosen
         before = latest_version(spark, table)
         delete_matching(gone, table, "doc_id")
-        if table == "bronze.quarantine" and source:
+        if table == QUARANTINE.name and source:
             delete_matching(spark.createDataFrame([(source,)], "source STRING"), table, "source")
         deleted[table] = _deleted_since(spark, table, before)
         if latest_version(spark, table) != before:
@@ -140,7 +149,7 @@ def _forget(spark, source, vacuum: bool, predicate: str, condition, present: lis
         + (f"; {n_released} duplicates released to be clustered again by the next dedup" if n_released else ""))
 
     if vacuum:
-        _purge(spark, [t for t in present if deleted.get(t)] + (["ops.exports"] if stale else []), say)
+        _purge(spark, [t for t in present if deleted.get(t)] + ([EXPORTS.name] if stale else []), say)
     run.counts(n + n_quarantine, n + n_quarantine)
     run.metrics.update({f"deleted.{t}": k for t, k in deleted.items()})
     run.metrics.update(released=n_released, exports_stale=len(stale), vacuumed=int(vacuum))
@@ -154,7 +163,7 @@ def _stale_exports(spark, chosen) -> list[str]:
     out = []
     for row in spark.sql("SELECT export_id, tokens_version FROM ops.exports WHERE status = 'current'").collect():
         try:
-            hit = (spark.sql(f"SELECT doc_id FROM gold.tokens VERSION AS OF {int(row['tokens_version'])}")
+            hit = (spark.sql(f"SELECT doc_id FROM {TOKENS.name} VERSION AS OF {int(row['tokens_version'])}")
                    .join(chosen, "doc_id", "left_semi").limit(1).count())
         except AnalysisException:  # the version was vacuumed away: it cannot be shown clean
             hit = 1

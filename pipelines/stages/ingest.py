@@ -97,7 +97,7 @@ class Ingest(Stage):
         return _ingest(ctx.spark, ctx.cfg, self._sources(ctx), run)
 
 
-def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None, quiet: bool = False) -> StageResult:
+def ingest(spark, cfg: PipelineConfig, only: list[str] | None = None) -> StageResult:
     """Run the ingest stage (only the sources named in `only`, if given)."""
     return run_stage(Ingest(), StageContext.of(spark, cfg, sources=only))
 

@@ -37,7 +37,7 @@ from ..text.quality import (
     MIN_PER_CLASS,
     train_fasttext,
 )
-from .base import Stage, StageContext, StageResult, log, run_stage
+from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_curated
 
 # ---------------------------------------------------------------------------------------------
 # Training from the catalog
@@ -106,9 +106,7 @@ class Quality(Stage):
             return None
         if ctx.cfg.quality.positives is None:
             return "no classifier configured (set quality.positives); documents stay unscored"
-        if ctx.cfg.tokenize.table == "bronze.documents":
-            return "tokenize reads bronze.documents (tokenize.table), so no curated table is on the way to the export"
-        return None
+        return skip_unless_curated(ctx)
 
     def prepare(self, ctx: StageContext) -> None:
         if ctx.cfg.quality.positives is None:
@@ -124,7 +122,7 @@ class Quality(Stage):
         return _train(ctx.spark, ctx.cfg, ctx.lakehouse, bool(ctx.options.get("force")), run)
 
 
-def train(spark, cfg, lakehouse: Path | None = None, quiet: bool = False, force: bool = False) -> StageResult:
+def train(spark, cfg, force: bool = False) -> StageResult:
     """Train (unless the same data and settings already made the newest version) and register;
     the result's detail holds the `model` (`lake.registry.Registered`)."""
     return run_stage(Quality(), StageContext.of(spark, cfg, force=force, explicit=True))

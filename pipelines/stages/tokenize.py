@@ -143,7 +143,7 @@ class Tokenize(Stage):
         return _tokenize(ctx.spark, ctx.cfg, run)
 
 
-def tokenize(spark, cfg: PipelineConfig, quiet: bool = False) -> StageResult:
+def tokenize(spark, cfg: PipelineConfig) -> StageResult:
     """Run the tokenize stage (rows_out: documents tokenized; detail: tokens written)."""
     return run_stage(Tokenize(), StageContext.of(spark, cfg))
 
@@ -180,6 +180,7 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
             say(f"tokenize: no new documents; {n_gone} withdrawn, {n_moved} re-tiered")
             _check_and_count(spark, gold, source.name, version)
             return {"tokens": 0}
+        run.outputs.append(Ref(TOKENS.name, "table", tokens_version))  # what it read, untouched
         run.noop("every gold document is tokenized")
         say("tokenize: nothing new")
         return {"tokens": 0}

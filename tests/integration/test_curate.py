@@ -41,8 +41,8 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
         {"name": "c_docs", "kind": "text", "path": "docs", "domain": "docs"},
         {"name": "c_code", "kind": "code", "path": "code", "domain": "code"},
     )
-    ingest(spark, cfg, quiet=True)
-    result = curate(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    result = curate(spark, cfg)
     run_id, status, kept, rejected = result.run_id, result.status, result.rows_out, result.rows_rejected
     assert status == "succeeded"
 
@@ -68,10 +68,10 @@ def test_curate_keeps_every_document_with_its_reason_and_counts_balance(spark, m
     assert delta.table_properties(spark, "silver.documents")["brickyard.pii"] == "redacted"
 
     # a rerun is a no-op; a new bronze document is curated alone
-    assert curate(spark, cfg, quiet=True).status == "noop"
+    assert curate(spark, cfg).status == "noop"
     (docs / "new.txt").write_text(prose[1] + "\nOne more paragraph, written later.\n")
-    ingest(spark, cfg, quiet=True)
-    result = curate(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    result = curate(spark, cfg)
     status, k2, r2 = result.status, result.rows_out, result.rows_rejected
     assert (status, k2 + r2) == ("succeeded", 1)
     assert "new.txt" in silver_of(spark, "c_docs")

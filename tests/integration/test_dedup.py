@@ -72,12 +72,12 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     cfg.dedup = DedupSettings(domains={"books": MinHashOverride(threshold=0.7, ngram=5)})
     cfg.validate("test")
     sources = ["d_legal", "d_chain", "d_code"]
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
     kept = {r["path"] for r in spark.table("silver.documents").where("source IN ('d_legal', 'd_chain', 'd_code') AND keep").collect()}
     assert {"GPL-3", "COPYING", "GPL-2", "LGPL-2.1", "LGPL-2.1-project", "a.txt", "b.txt", "c.txt", "pkg/html/parser.py"} <= kept
 
-    result = dedup(spark, cfg, quiet=True)
+    result = dedup(spark, cfg)
     run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
     assert status == "succeeded"
     run = run_of(spark, run_id)
@@ -112,7 +112,7 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert len({g["content_sha256"] for g in gold.values()}) == len(gold), "no two gold rows share a text"
 
     # nothing new: a recorded no-op
-    result = dedup(spark, cfg, quiet=True)
+    result = dedup(spark, cfg)
     run_id, status = result.run_id, result.status
     assert status == "noop" and run_of(spark, run_id)["status"] == "noop"
 
@@ -124,9 +124,9 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     (legal / "LGPL-2.1-longer").write_text(note + note.replace("example", "sample") + lgpl)
     shutil.copy(LICENSES / "BSD", legal / "BSD")
     (chain / "b.txt").write_text("\n".join((LICENSES / "GPL-2").read_text().splitlines()[:150]) + "\n")
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
-    result = dedup(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
+    result = dedup(spark, cfg)
     run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
     run = run_of(spark, run_id)
     assert status == "succeeded" and run["rows_in"] == keepers + duplicates

@@ -145,7 +145,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
     cfg = _config(make_config, corpus)
     try:
         with Appender(corpus / "files" / "growing.txt"):
-            first = ingest(spark, cfg, quiet=True)
+            first = ingest(spark, cfg)
         assert first.status == "succeeded"
         assert first.rows_in == first.rows_out + first.rows_quarantined  # conservation
 
@@ -190,15 +190,15 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
         manifest = {r["path"] for r in spark.sql(
             "SELECT path FROM ops.source_files WHERE source = 'hostile_files'").collect()}
         assert "growing.txt" not in manifest and "ok.txt" in manifest
-        second = ingest(spark, cfg, quiet=True)
+        second = ingest(spark, cfg)
         assert second.status == "succeeded" and second.detail['files_read'] == 1 and second.rows_out == 1
         grown = spark.sql("SELECT text FROM bronze.documents WHERE source = 'hostile_files' "
                           "AND locator = 'growing.txt'").first()["text"]
         assert grown == (corpus / "files" / "growing.txt").read_text() and "appended while ingest runs" in grown
-        assert ingest(spark, cfg, quiet=True).status == "noop"
+        assert ingest(spark, cfg).status == "noop"
     finally:  # later tests share this lakehouse: the 10,000 tiny documents must not reach their curate runs
         for source in ("hostile_files", "hostile_jsonl"):
-            forget(spark, cfg, source=source, quiet=True)
+            forget(spark, cfg, source=source)
 
 
 def test_reading_the_hostile_corpus_keeps_memory_bounded(corpus, tmp_path):

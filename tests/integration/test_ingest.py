@@ -56,7 +56,7 @@ def test_ingest_real_files_documents_quarantine_and_lineage(spark, make_config, 
         {"name": "t_web_pq", "kind": "parquet", "path": "web", "domain": "web"},
         {"name": "t_code", "kind": "code", "path": "repo", "domain": "code", "include": ["*.py"]},
     )
-    r = ingest(spark, cfg, quiet=True)
+    r = ingest(spark, cfg)
     assert r.status == "succeeded"
 
     web = docs_of(spark, "t_web")
@@ -97,11 +97,11 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     for i, t in enumerate(texts):
         (d / f"book{i}.txt").write_text(t)
     cfg = make_config({"name": "t_books", "kind": "text", "path": "books", "domain": "books"})
-    first = ingest(spark, cfg, quiet=True)
+    first = ingest(spark, cfg)
     assert (first.detail['inserted'], first.rows_out) == (4, 4)
     version = delta.latest_version(spark, "bronze.documents")
 
-    again = ingest(spark, cfg, quiet=True)
+    again = ingest(spark, cfg)
     assert again.status == "noop" and again.detail['files_read'] == 0
     assert delta.latest_version(spark, "bronze.documents") == version
     assert lineage_row(spark, again.run_id)["status"] == "noop"
@@ -111,7 +111,7 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     os.utime(d / "book1.txt", ns=(time.time_ns(), time.time_ns() + 10**9))
     (d / "book2.txt").touch()  # touched but unchanged: read again, left alone
     os.utime(d / "book2.txt", ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
-    changed = ingest(spark, cfg, quiet=True)
+    changed = ingest(spark, cfg)
     assert (changed.detail['files_read'], changed.detail['inserted'], changed.detail['updated']) == (2, 0, 1)
     assert docs_of(spark, "t_books").count() == 4
     row = docs_of(spark, "t_books").where("path = 'book1.txt'").collect()[0]
@@ -124,7 +124,7 @@ def test_duplicate_ids_in_one_batch_keep_the_first_and_quarantine_the_rest(spark
     write_jsonl(d / "a.jsonl", [{"id": 1, "text": "the first one"}, {"id": 2, "text": "other"}])
     write_jsonl(d / "b.jsonl", [{"id": 1, "text": "a second record with id 1"}])
     cfg = make_config({"name": "t_ids", "kind": "jsonl", "path": "ids", "domain": "web", "id_field": "id"})
-    r = ingest(spark, cfg, quiet=True)
+    r = ingest(spark, cfg)
     assert (r.rows_in, r.rows_out, r.rows_quarantined) == (3, 2, 1)
     assert docs_of(spark, "t_ids").where("locator = 'id:1'").collect()[0]["text"] == "the first one"
     assert quarantine_of(spark, "t_ids") == {("id:1", "duplicate_id")}
@@ -133,7 +133,7 @@ def test_duplicate_ids_in_one_batch_keep_the_first_and_quarantine_the_rest(spark
 def test_tables_carry_comments_governance_properties_and_constraints(spark, make_config, tmp_path):
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "a.txt").write_text(real_metadata_texts(1)[0])
-    ingest(spark, make_config({"name": "t_gov", "kind": "text", "path": "one"}), quiet=True)
+    ingest(spark, make_config({"name": "t_gov", "kind": "text", "path": "one"}))
     for spec in (DOCUMENTS, QUARANTINE, tables.LINEAGE):
         props = delta.table_properties(spark, spec.name)
         assert props["brickyard.layer"] == spec.layer and props["brickyard.pii"] == spec.pii
@@ -176,7 +176,7 @@ def test_a_table_keeps_its_constraints_as_they_are_and_takes_a_changed_one(spark
 def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
     cfg = make_config({"name": "t_missing", "kind": "text", "path": "does-not-exist"})
     with pytest.raises(ConfigError, match="does not exist"):
-        ingest(spark, cfg, quiet=True)
+        ingest(spark, cfg)
     row = spark.table("ops.lineage").where("job = 'ingest'").orderBy("started_at", ascending=False).limit(1).collect()[0]
     assert row["status"] == "failed" and "does-not-exist does not exist" in row["message"]
 
@@ -184,7 +184,7 @@ def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
 def test_catalog_views_list_show_and_trace_lineage(spark, make_config, tmp_path):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "a.txt").write_text(real_metadata_texts(1)[0])
-    r = ingest(spark, make_config({"name": "t_view", "kind": "text", "path": "v", "domain": "docs"}), quiet=True)
+    r = ingest(spark, make_config({"name": "t_view", "kind": "text", "path": "v", "domain": "docs"}))
     ls = catalog.render_ls(spark)
     assert "bronze.documents" in ls and "ops.lineage" in ls and "raw" in ls
     show = catalog.render_show(spark, "bronze.documents")
@@ -229,7 +229,7 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     delta.ensure_table(spark, tables.LINEAGE, "data-platform")
     before = {r.run_id for r in spark.table("ops.lineage").where("job = 'ingest'").select("run_id").collect()}
     first: dict = {}
-    worker = threading.Thread(target=lambda: first.update(result=ingest(spark, cfg, quiet=True)))
+    worker = threading.Thread(target=lambda: first.update(result=ingest(spark, cfg)))
     worker.start()
     deadline = time.time() + 120
     # a run in progress is a marker under the lakehouse, not a lineage row
@@ -237,14 +237,14 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
         assert worker.is_alive() and time.time() < deadline, "the first ingest never showed as running"
         time.sleep(0.2)
     with pytest.raises(BrickyardError, match=r"^ingest is already running on this lakehouse \(run \S+, process \d+, started .*\); wait for it"):
-        ingest(spark, cfg, quiet=True)
+        ingest(spark, cfg)
     worker.join(timeout=300)
     assert first["result"].status == "succeeded"
     runs = spark.table("ops.lineage").where("job = 'ingest'").where(~F.col("run_id").isin(list(before))).collect()
     assert [r.status for r in runs] == ["succeeded"]  # the refused run wrote nothing, not even its lineage row
     docs = spark.table("bronze.documents").where("source = 't_twice'")
     assert docs.count() == docs.select("doc_id").distinct().count() == first["result"].detail["inserted"] > 0
-    assert ingest(spark, cfg, quiet=True).status == "noop"
+    assert ingest(spark, cfg).status == "noop"
     assert not live_runs(lakehouse, "ingest")  # each marker went with its run's outcome row
 
 
@@ -264,7 +264,7 @@ def test_a_lineage_table_of_the_previous_format_is_upgraded_in_place_or_refused_
                   f"VALUES ('{run_id}', 'curate', 'running', '{hostname()}', {int(pid)}, current_timestamp())")
         delta.forget_ensured()
 
-    ingest(spark, make_config({"name": "t_upgrade", "kind": "text", "path": str(tmp_path)}), quiet=True)  # ops.lineage exists
+    ingest(spark, make_config({"name": "t_upgrade", "kind": "text", "path": str(tmp_path)}))  # ops.lineage exists
     as_format_1(os.getpid(), "old-live")
     with pytest.raises(BrickyardError, match=r"^this lakehouse's ops.lineage is of an older format and curate run old-live "
                        r"\(process \d+\) of an older brickyard is still writing to it; let it finish, then run again"):

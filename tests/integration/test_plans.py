@@ -58,7 +58,7 @@ def test_tokenize_classifies_every_key_once(spark):
 
 
 def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_it_again(spark, make_config, tmp_path):
-    from brickyard.pipelines.stages.base import StageContext, unchanged_since_last_run
+    from brickyard.pipelines.stages.base import QUICK_NOOP, StageContext, unchanged_since_last_run
     from brickyard.pipelines.stages.curate import Curate, curate
     from brickyard.pipelines.stages.ingest import ingest
 
@@ -68,25 +68,26 @@ def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_
     for i, text in enumerate(real_metadata_texts(2)):
         (tmp_path / "q" / f"{i}.txt").write_text(text)
     cfg = make_config({"name": "t_quick", "kind": "text", "path": "q", "domain": "docs"})
-    ingest(spark, cfg, quiet=True)
-    first = curate(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    first = curate(spark, cfg)
     assert first.status == "succeeded"
 
-    def why() -> str | None:
+    def why() -> dict | None:
         stage, ctx = Curate(), StageContext.of(spark, cfg)
         stage.prepare(ctx)
         return unchanged_since_last_run(stage, ctx, stage.settings_hash(ctx, stage.settings(ctx)))
 
-    assert why() == "its input and output tables are at the versions of its last run"
-    again = curate(spark, cfg, quiet=True)
-    assert again.status == "noop" and again.message == why()
-    assert again.outputs == {k: v for k, v in first.outputs.items()}  # the versions it found, recorded as its outputs
+    checked = why()
+    assert checked == {"bronze.documents": checked["bronze.documents"], **first.outputs}
+    again = curate(spark, cfg)
+    assert again.status == "noop" and again.message == QUICK_NOOP
+    assert again.outputs == first.outputs  # the versions it checked, recorded as its outputs
     # a new bronze version (another source's ingest) makes it plan again; other settings do too
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "x.txt").write_text(real_metadata_texts(3)[2])
-    ingest(spark, make_config({"name": "t_quick2", "kind": "text", "path": "r", "domain": "docs"}), quiet=True)
+    ingest(spark, make_config({"name": "t_quick2", "kind": "text", "path": "r", "domain": "docs"}))
     assert why() is None
-    curate(spark, cfg, quiet=True)
+    curate(spark, cfg)
     assert why() is not None
     cfg.curate.min_lang_score = 0.5
     assert why() is None

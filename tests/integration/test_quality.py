@@ -42,11 +42,11 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
         positives=Selection(where="source = 'q_ref'", kept_only=False), negatives="random",
         model_name=MODEL, min_count=1, holdout=0.2,
     )
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
     lakehouse = session_lakehouse(spark)
 
-    result = train(spark, cfg, lakehouse, quiet=True)
+    result = train(spark, cfg)
     model, status = result.detail['model'], result.status
     assert status == "succeeded" and model.uri.startswith(f"models:/{MODEL}/")
     assert Path(model.path).is_file() and model.tags["brickyard.fingerprint"]
@@ -57,12 +57,12 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     assert float(run["metrics"]["holdout_auc"]) > 0.8
 
     # the same data and settings: nothing to train
-    result = train(spark, cfg, lakehouse, quiet=True)
+    result = train(spark, cfg)
     again, status = result.detail['model'], result.status
     assert (status, again.version) == ("noop", model.version)
 
     # curate applies it to every text row of silver (these sources' and any earlier ones)
-    result = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg)
     run_id, status = result.run_id, result.status
     assert status == "succeeded"
     rows = spark.table("silver.documents").where("source IN ('q_ref', 'q_other')").collect()
@@ -73,7 +73,7 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     assert spark.table("silver.documents").where("kind = 'code' AND quality_tier != 'unscored'").count() == 0
     curate_run = spark.table("ops.lineage").where(f"run_id = '{run_id}'").collect()[0]
     assert (MODEL, "model", model.version) in [(i["name"], i["kind"], i["version"]) for i in curate_run["inputs"]]
-    assert curate(spark, cfg, quiet=True).status == "noop"
+    assert curate(spark, cfg).status == "noop"
 
     # the registered model is a pyfunc model too, giving the same scores as silver
     import mlflow
@@ -85,15 +85,15 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
 
     # new tier thresholds re-tier without rescoring; a new version rescores
     cfg.quality.tiers = {"top": 0.5, "rest": 0.0}
-    result = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg)
     status = result.status
     assert status == "succeeded"
     tiers = {r["quality_tier"] for r in spark.table("silver.documents").where("source = 'q_ref'").collect()}
     assert tiers <= {"top", "rest"}
-    result = train(spark, cfg, lakehouse, quiet=True, force=True)
+    result = train(spark, cfg, force=True)
     newer, status = result.detail['model'], result.status
     assert status == "succeeded" and newer.version == model.version + 1
     assert current_model(lakehouse, MODEL).version == newer.version
-    curate(spark, cfg, quiet=True)
+    curate(spark, cfg)
     labels = {r["quality_model"] for r in spark.table("silver.documents").where("source IN ('q_ref', 'q_other')").collect()}
     assert labels == {newer.label}

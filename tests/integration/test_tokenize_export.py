@@ -70,9 +70,9 @@ def built(spark, tmp_path_factory):
                  SourceConfig(name="tk_code", kind="code", path=str(root / "code"), domain="tk_code")],
         spark=spark_settings(), domains=[*DEFAULT_DOMAINS, "tk_text", "tk_code", "tk_none"])
     cfg.validate("test")
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
-    dedup(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
+    dedup(spark, cfg)
     return cfg, root
 
 
@@ -83,7 +83,7 @@ def mine(spark, version=None):
 
 def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     cfg, _ = built
-    result = tokenize(spark, cfg, quiet=True)
+    result = tokenize(spark, cfg)
     run_id, status, docs = result.run_id, result.status, result.rows_out
     assert status == "succeeded" and docs >= 1
     enc = encoder("cl100k_base")
@@ -106,7 +106,7 @@ def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
     assert int(run["metrics"]["documents.tk_code.unscored"]) == sum(1 for r in rows if r["domain"] == "tk_code")
     assert any(i["name"] == "gold.documents" and i["version"] is not None for i in run["inputs"])
 
-    again = tokenize(spark, cfg, quiet=True)
+    again = tokenize(spark, cfg)
     assert again.status == "noop" and lineage(spark, again.run_id)["rows_in"] == 0
 
     # the closing check: gold.tokens must mirror the gold it read, row for row
@@ -126,9 +126,9 @@ def test_tokenize_matches_tiktoken_counts_and_reruns_as_a_noop(spark, built):
 
 def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_path):
     cfg, _ = built
-    tokenize(spark, cfg, quiet=True)
+    tokenize(spark, cfg)
     s = spec()
-    result = export(spark, cfg, s, out=tmp_path / "x1", quiet=True)
+    result = export(spark, cfg, s, out=tmp_path / "x1")
     run_id, status, path, m = result.run_id, result.status, result.detail['path'], result.detail['manifest']
     assert status == "succeeded" and verify(path, quiet=True) == []
     version = m["tables"]["gold.tokens"]
@@ -171,21 +171,21 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
     assert any(o["kind"] == "export" and o["detail"] == str(path) for o in run["outputs"])
 
     # the same versions and spec: the same bytes; exporting into the same folder again is a no-op
-    again = export(spark, cfg, s, out=tmp_path / "x2", quiet=True).detail['manifest']
+    again = export(spark, cfg, s, out=tmp_path / "x2").detail['manifest']
     assert shard_sums(again) == shard_sums(m)
-    assert export(spark, cfg, s, out=tmp_path / "x1", quiet=True).status == "noop"
+    assert export(spark, cfg, s, out=tmp_path / "x1").status == "noop"
 
     # --as-of: after new data, the old version re-exports to the same checksums
     shutil.copy(LICENSES / "MPL-1.1", built[1] / "text" / "MPL-1.1")
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
-    dedup(spark, cfg, quiet=True)
-    result = tokenize(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
+    dedup(spark, cfg)
+    result = tokenize(spark, cfg)
     t_run, t_status, t_docs = result.run_id, result.status, result.rows_out
     assert t_status == "succeeded" and lineage(spark, t_run)["rows_in"] == t_docs >= 1
-    latest = export(spark, cfg, s, out=tmp_path / "x3", quiet=True).detail['manifest']
+    latest = export(spark, cfg, s, out=tmp_path / "x3").detail['manifest']
     assert latest["tables"]["gold.tokens"] > version and latest["streams"]["prose"]["documents"] == len(TEXTS) + 1
-    old = export(spark, cfg, s, out=tmp_path / "x4", as_of=version, quiet=True).detail['manifest']
+    old = export(spark, cfg, s, out=tmp_path / "x4", as_of=version).detail['manifest']
     assert old["export_id"] == m["export_id"] and shard_sums(old) == shard_sums(m)
 
     # a corrupted shard is caught
@@ -199,12 +199,12 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
 
 def test_export_refuses_a_share_of_an_empty_stream_and_a_bad_version(spark, built, tmp_path):
     cfg, _ = built
-    tokenize(spark, cfg, quiet=True)
+    tokenize(spark, cfg)
     s = spec(phases=[{"name": "a", "share": 1.0, "mix": {"prose": 0.5, "none": 0.5}}])
     with pytest.raises(ConfigError, match="phase a needs 500 samples of stream none, which has none"):
-        export(spark, cfg, s, out=tmp_path / "e", quiet=True)
+        export(spark, cfg, s, out=tmp_path / "e")
     from brickyard.pipelines.errors import BrickyardError
 
     with pytest.raises(BrickyardError, match=r"--as-of 99999: gold.tokens has versions 0 to \d+"):
-        export(spark, cfg, spec(), out=tmp_path / "e", as_of=99999, quiet=True)
+        export(spark, cfg, spec(), out=tmp_path / "e", as_of=99999)
     assert not (tmp_path / "e").exists()  # nothing half-written

@@ -49,16 +49,16 @@ def exported(spark, tmp_path_factory):
                  SourceConfig(name="tr_code", kind="code", path=str(root / "b"), domain="tr_code")],
         spark=spark_settings(), domains=[*DEFAULT_DOMAINS, "tr_text", "tr_code"])
     cfg.validate("test")
-    ingest(spark, cfg, quiet=True)
-    curate(spark, cfg, quiet=True)
-    dedup(spark, cfg, quiet=True)
-    tokenize(spark, cfg, quiet=True)
+    ingest(spark, cfg)
+    curate(spark, cfg)
+    dedup(spark, cfg)
+    tokenize(spark, cfg)
     spec = from_dict(Curriculum, {
         "name": "tr-test", "seq_len": SEQ_LEN, "tokens": SEQ_LEN * 96, "seed": 5,
         "streams": {"text": {"domains": ["tr_text"]}, "code": {"domains": ["tr_code"]}},
         "phases": [{"name": "first", "share": 0.5, "mix": {"text": 0.5, "code": 0.5}},
                    {"name": "second", "share": 0.5, "mix": {"text": 0.25, "code": 0.75}}]}, "spec")
-    result = export(spark, cfg, spec, out=root / "export", quiet=True)
+    result = export(spark, cfg, spec, out=root / "export")
     path, manifest = result.detail['path'], result.detail['manifest']
     return path, manifest
 

@@ -45,7 +45,7 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     # this test is about URLs: documentation pages full of code samples would fail the text rules
     cfg.curate.rules = {r.name: {"enabled": False} for r in DEFAULT_RULES}
 
-    res = ingest(spark, cfg, quiet=True)
+    res = ingest(spark, cfg)
     assert (res.rows_in, res.rows_out, res.rows_quarantined) == (10, 5, 5)  # every record but warcinfo, once
     bad = {r["reason"]: r for r in spark.table("bronze.quarantine").where("source = 'w_crawl'").collect()}
     assert set(bad) == {"malformed", "http_status", "not_html", "url_blocked", "undecodable"}
@@ -57,7 +57,7 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     assert p0["metadata"]["registered_domain"] == "example.org" and p0["metadata"]["fetch_date"] == OLD
     assert p0["metadata"]["content_type"] == "text/html" and p0["metadata"]["title"]
 
-    curate(spark, cfg, quiet=True)
+    curate(spark, cfg)
     old_id = p0["doc_id"]
     assert spark.table("silver.documents").where(f"doc_id = '{old_id}' AND keep").count() == 1
 
@@ -67,10 +67,10 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     second = [page(pages[0], url=f"HTTPS://Docs.WebTest.Example.ORG:443/3/library/{pages[0].name}?utm_source=feed#top", date=NEW, body=again),
               page(pages[7], date=NEW)]
     (crawl / "crawl-2.warc.gz").write_bytes(warc_bytes(second))
-    res = ingest(spark, cfg, quiet=True)
+    res = ingest(spark, cfg)
     assert (res.detail['files_read'], res.rows_in, res.rows_out) == (1, 2, 2)
 
-    result = curate(spark, cfg, quiet=True)
+    result = curate(spark, cfg)
     kept, rejected = result.rows_out, result.rows_rejected
     silver = {r["doc_id"]: r for r in spark.table("silver.documents").where("source = 'w_crawl'").collect()}
     new_id = next(r["doc_id"] for r in spark.table("bronze.documents").where("source = 'w_crawl'").collect()
@@ -82,6 +82,6 @@ def test_a_crawl_folder_is_ingested_and_curated_keeping_the_newest_capture_of_ea
     others = [r for i, r in silver.items() if i not in (old_id, new_id)]
     assert all("url_duplicate" not in r["failed_rules"] for r in others)
 
-    assert curate(spark, cfg, quiet=True).status == "noop"  # the standing is settled: nothing to judge again
+    assert curate(spark, cfg).status == "noop"  # the standing is settled: nothing to judge again
     first = spark.table("ops.filter_stats").where("counted_as = 'first_failure' AND rule = 'url_duplicate'")
     assert first.groupBy().sum("documents").collect()[0][0] == 1
