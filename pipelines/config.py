@@ -13,9 +13,9 @@ with the sentence to show; they run when a model is validated from data (`from_d
 `validate(where)`. `from_dict` turns pydantic's errors into one `ConfigError` sentence, so a
 `ValidationError` never reaches the user.
 
-`from_dict` also still builds plain dataclasses with the same checks (calling each one's
-`validate(where)` for its rules), for settings not yet declared as models (the training config).
-`to_dict` gives the plain-data form of either kind, and `config_hash` a hash of it.
+The training config (`brickyard.training.config`) is built the same way on the same base. `to_dict`
+gives the plain-data form of a model (or of a dataclass such as a phase plan), and `config_hash` a
+hash of it.
 """
 
 from __future__ import annotations
@@ -81,58 +81,6 @@ def _type_name(tp: Any) -> str:
     if dataclasses.is_dataclass(tp) or _is_model(tp):
         return "a mapping"
     return str(tp)
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    """`value` as type `tp`, for a dataclass field (models check their own fields)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            return _convert(inner[0], value, where)
-        for a in inner:  # first that fits
-            try:
-                return _convert(a, value, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in inner)}, got {value!r}")
-    if origin is Literal:
-        if value not in args:
-            hint = _did_you_mean(str(value), [str(a) for a in args])
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}{hint}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp) or _is_model(tp):
-        return from_dict(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if tp is Any:
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
@@ -269,7 +217,7 @@ def _sentence(cls: type, error: dict, where: str) -> str:
 
 
 def from_dict(cls: type, data: Any, where: str = "config") -> Any:
-    """Build `cls` (a `ConfigModel` or a dataclass) from a plain mapping, checking keys, types and
+    """Build `cls` (a `ConfigModel`) from a plain mapping, checking keys, types and
     rules; the first problem is a `ConfigError` naming its place from `where`."""
     if data is None:
         data = {}
@@ -281,23 +229,7 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         except ValidationError as e:
             first = min(e.errors(include_url=False), key=lambda err: _check_order(cls, err))
             raise ConfigError(_sentence(cls, first, where)) from None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in fields:
-            hint = _did_you_mean(str(key), list(fields))
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{where}: missing required key {name!r}")
-    obj = cls(**kwargs)
-    check = getattr(obj, "validate", None)
-    if check is not None:
-        check(where)
-    return obj
+    raise TypeError(f"{cls.__name__} is not a configuration model")
 
 
 def to_dict(obj: Any) -> Any:
@@ -319,12 +251,6 @@ def config_hash(obj: Any) -> str:
     """A short, stable hash of a config's canonical JSON form (key order does not matter)."""
     blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _positive(where: str, name: str, value: int | float | None) -> None:
-    """For dataclass settings' `validate(where)`."""
-    if value is not None and value <= 0:
-        raise ConfigError(f"{where}.{name}: must be greater than 0, got {value!r}")
 
 
 def _require_positive(value: int | float | None) -> None:

@@ -94,7 +94,8 @@ def markers_dir(lakehouse: str | Path, job: str | None = None) -> Path:
 
         from .jars import cache_root
 
-        root = cache_root() / "runs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+        uri = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]+):/+", r"\1://", text)  # one name whether folded or not
+        root = cache_root() / "runs" / hashlib.sha256(uri.encode()).hexdigest()[:16]
     else:
         root = Path(re.sub(r"^file:(//)?", "", text)) / MARKERS
     return root / job if job else root

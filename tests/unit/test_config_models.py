@@ -4,7 +4,6 @@ a pydantic ValidationError never reaches the user, rules wait while code builds 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -128,29 +127,3 @@ def test_curriculum_models_built_in_code_validate_like_loaded_ones():
         spec.validate("spec")
 
 
-@dataclasses.dataclass
-class _Inner:
-    n: int = 1
-
-    def validate(self, where: str) -> None:
-        if self.n < 0:
-            raise ConfigError(f"{where}.n: must be 0 or more, got {self.n}")
-
-
-@dataclasses.dataclass
-class _Outer:
-    inner: _Inner = dataclasses.field(default_factory=_Inner)
-    dedup: DedupSettings = dataclasses.field(default_factory=DedupSettings)
-    ratio: float = 0.5
-
-
-def test_from_dict_still_builds_dataclasses_and_models_inside_them():
-    o = from_dict(_Outer, {"inner": {"n": 2}, "dedup": {"threshold": 0.9}, "ratio": 1}, "run.yaml")
-    assert o.inner.n == 2 and o.dedup.threshold == 0.9 and o.ratio == 1.0
-    assert to_dict(o) == {"inner": {"n": 2}, "dedup": to_dict(o.dedup), "ratio": 1.0}
-    with pytest.raises(ConfigError, match=r"^run.yaml.inner.n: must be 0 or more, got -1$"):
-        from_dict(_Outer, {"inner": {"n": -1}}, "run.yaml")
-    with pytest.raises(ConfigError, match=r"^run.yaml.dedup.num_perm: must be between 16 and 1024, got 4$"):
-        from_dict(_Outer, {"dedup": {"num_perm": 4}}, "run.yaml")
-    with pytest.raises(ConfigError, match=r"^run.yaml: unknown key 'inne' \(did you mean 'inner'\?\)"):
-        from_dict(_Outer, {"inne": {}}, "run.yaml")

@@ -38,8 +38,8 @@ def test_the_next_run_tells_live_from_killed_and_ignores_other_hosts_stale_marke
     _marker(folder, "d-elsewhere-old", "another-host", 1, now - dt.timedelta(days=3))
     (folder / "e-cut.json").write_text('{"run_id": ')  # a kill during a write leaves no whole marker; skipped
     runs = live_runs(tmp_path, "tokenize")
-    assert [m["run_id"] for m in runs] == ["d-elsewhere-old", "b-killed", "a-live", "c-elsewhere"]  # oldest first
+    assert [m["run_id"] for m in runs] == ["d-elsewhere-old", "c-elsewhere", "b-killed", "a-live"]  # oldest first
     assert {m["run_id"]: m["alive"] for m in runs} == {"a-live": True, "b-killed": False, "c-elsewhere": None,
                                                       "d-elsewhere-old": None}
-    assert [m["run_id"] for m in live_runs(tmp_path, "tokenize", recent_elsewhere=True)] == ["b-killed", "a-live", "c-elsewhere"]
+    assert [m["run_id"] for m in live_runs(tmp_path, "tokenize", recent_elsewhere=True)] == ["c-elsewhere", "b-killed", "a-live"]
     assert live_runs(tmp_path, "dedup") == [] and len(live_runs(tmp_path)) == 4
