@@ -3,8 +3,6 @@ quick no-op: a stage whose tables are where its last run left them is not planne
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from brickyard.pipelines.stages.curate import plan_curate
 from brickyard.pipelines.stages.dedup import plan_dedup, plan_withdrawal
@@ -64,13 +62,15 @@ def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_
     from brickyard.pipelines.stages.curate import Curate, curate
     from brickyard.pipelines.stages.ingest import ingest
 
-    # licences no other test of the session reads (README-like text would change what the quality
-    # test's classifier learns from: it draws its negatives from all of silver)
-    licenses = Path("/usr/share/common-licenses")
+    # stdlib modules no other test of the session reads, as code without a licence file: curate
+    # rejects them (license:NOASSERTION), so they reach no later stage, and the quality test, which
+    # draws its negatives from every text row of silver, never sees them
+    from tests.helpers import STDLIB
+
     (tmp_path / "q").mkdir()
-    for name in ("Apache-2.0", "Artistic"):
-        (tmp_path / "q" / f"{name}.txt").write_text((licenses / name).read_text())
-    cfg = make_config({"name": "t_quick", "kind": "text", "path": "q", "domain": "legal"})
+    for name in ("colorsys.py", "sched.py"):
+        (tmp_path / "q" / name).write_text((STDLIB / name).read_text())
+    cfg = make_config({"name": "t_quick", "kind": "code", "path": "q", "domain": "code"})
     ingest(spark, cfg)
     first = curate(spark, cfg)
     assert first.status == "succeeded"
@@ -87,8 +87,8 @@ def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_
     assert again.outputs == first.outputs  # the versions it checked, recorded as its outputs
     # a new bronze version (another source's ingest) makes it plan again; other settings do too
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "MPL-2.0.txt").write_text((licenses / "MPL-2.0").read_text())
-    ingest(spark, make_config({"name": "t_quick2", "kind": "text", "path": "r", "domain": "legal"}))
+    (tmp_path / "r" / "bisect.py").write_text((STDLIB / "bisect.py").read_text())
+    ingest(spark, make_config({"name": "t_quick2", "kind": "code", "path": "r", "domain": "code"}))
     assert why() is None
     curate(spark, cfg)
     assert why() is not None
