@@ -144,7 +144,10 @@ def side(tree: Path, work: Path) -> dict:
     whole = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(f"`brickyard run` failed in {tree}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    build = {m.group(1): float(m.group(2)) for m in LINE.finditer(r.stdout) if m.group(1) in STAGES}
+    build: dict[str, float] = {}  # a stage that runs twice (curate again after a new classifier) adds up
+    for m in LINE.finditer(r.stdout):
+        if m.group(1) in STAGES:
+            build[m.group(1)] = build.get(m.group(1), 0.0) + float(m.group(2))
     d = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--drive", "--tree", str(tree), "--work", str(work)],
                        cwd=tree, env=env, capture_output=True, text=True, timeout=3600)
     if d.returncode != 0:
