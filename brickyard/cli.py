@@ -39,7 +39,7 @@ def _spark_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--remote", help="Spark Connect URL, e.g. sc://host:15002 (instead of --master)")
     g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="any Spark setting, repeatable (e.g. spark.driver.memory=8g)")
-    g.add_argument("--no-progress", action="store_true", help="hide Spark's console progress bar")
+    g.add_argument("--no-progress", action="store_true", help="hide Spark's console progress bar where the config turns it on (spark.progress)")
 
 
 def build_parser() -> argparse.ArgumentParser:
