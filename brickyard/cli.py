@@ -37,6 +37,9 @@ def _spark_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lakehouse", help="lakehouse root folder (default ./lakehouse); env BRICKYARD_LAKEHOUSE")
     g.add_argument("--master", help="Spark master, e.g. local[4] or spark://host:7077 (default local[*])")
     g.add_argument("--remote", help="Spark Connect URL, e.g. sc://host:15002 (instead of --master)")
+    g.add_argument("--engine", choices=["auto", "local", "server"], default=os.environ.get("BRICKYARD_ENGINE"),
+                   help="auto: the lakehouse's `brickyard serve` server when it is up, else a local Spark driver "
+                   "(default); server: the server only; local: a driver of its own; env BRICKYARD_ENGINE")
     g.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                    help="any Spark setting, repeatable (e.g. spark.driver.memory=8g)")
     g.add_argument("--no-progress", action="store_true", help="hide Spark's console progress bar where the config turns it on (spark.progress)")
@@ -177,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(m)
 
+    p = sub.add_parser("serve", help="keep a warm Spark engine for the lakehouse (Spark Connect); other commands use it",
+                       description="Start a local Spark Connect server for the lakehouse (Delta, its metastore, this "
+                       "brickyard on the workers' path) and return; every other command then connects to it instead of "
+                       "starting a driver of its own, and several can work on the lakehouse at once. It stops after "
+                       "--idle-timeout without use.")
+    _spark_options(p)
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--idle-timeout", default="30m", help="stop after this long without a client or a run "
+                   "(e.g. 45m, 2h; 0: never; default 30m)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--status", action="store_true", help="say whether the server is up, since when, and how idle")
+    g.add_argument("--stop", action="store_true", help="stop the server")
+
     p = sub.add_parser("setup", help="check Java and fetch the Delta jars into the local cache",
                        description="Check that Java 17+ is present and resolve the Delta Lake jars "
                        "from Maven Central once into the cache, so later sessions start offline.")
@@ -193,6 +209,8 @@ def _settings(args):
         cfg.spark.master = args.master
     if args.remote or os.environ.get("SPARK_REMOTE"):
         cfg.spark.remote = args.remote or os.environ["SPARK_REMOTE"]
+    if args.engine:
+        cfg.spark.engine = args.engine
     for kv in args.conf:
         if "=" not in kv:
             raise ConfigError(f"--conf {kv!r}: expected KEY=VALUE")
@@ -435,6 +453,37 @@ def cmd_model(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .pipelines.lake import server
+    from .pipelines.lake.session import lakehouse_root
+
+    cfg = _settings(args)
+    root = lakehouse_root(args.lakehouse, cfg.lakehouse)
+    if args.stop:
+        state = server.stop(root)
+        print(f"serve: stopped the server of {root} ({state['url']})" if state else f"serve: no server is running for {root}")
+        return 0
+    if args.status:
+        st = server.status(root)
+        if st is None:
+            print(f"serve: no server is running for {root}")
+            return 3
+        idle = "never stops when idle" if not st["idle_s"] else f"stops after {st['idle_s'] / 60:.0f} min idle"
+        print(f"serve: {root} at {st['url']} (pid {st['pid']}, master {st['settings']['master']}), up {st['uptime_s'] / 60:.1f} min, "
+              f"{st['clients']} clients connected, last command {st['idle_s_now'] / 60:.1f} min ago; {idle}")
+        return 0
+    if cfg.spark.remote:
+        from .pipelines.errors import ConfigError
+
+        raise ConfigError("brickyard serve starts a local server; --remote (or SPARK_REMOTE) names one that runs elsewhere")
+    before = server.server_state(root)
+    t0 = time.time()
+    state = server.start(root, cfg.spark, args.port, server.parse_duration(args.idle_timeout))
+    how = "already running" if before else f"started in {time.time() - t0:.1f}s"
+    print(f"serve: {root} at {state['url']} ({how}); commands on this lakehouse use it; `brickyard serve --stop` stops it")
+    return 0
+
+
 def cmd_setup(args) -> int:
     from .pipelines.lake import jars
     from .pipelines.lake.session import check_java, java_version
@@ -449,7 +498,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "setup": cmd_setup}
+COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "serve": cmd_serve, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

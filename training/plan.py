@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..model.moe import ModelConfig
-from ..model.presets import param_counts
+if TYPE_CHECKING:  # the model (and torch) load only when a plan is computed: `brickyard --help` stays fast
+    from ..model.moe import ModelConfig
 
 USABLE = 0.9  # share of device memory a plan may fill
 
@@ -105,6 +106,8 @@ def plan_memory(cfg: ModelConfig, gpus: int, seq_len: int, micro_batch: int, ep:
     """The per-device memory of training `cfg` on `gpus` devices (see the module doc)."""
     if gpus < 1 or ep < 1 or gpus % ep or cfg.n_experts % ep:
         raise ValueError(f"ep {ep} must divide both the device count {gpus} and the expert count {cfg.n_experts}")
+    from ..model.presets import param_counts
+
     counts = param_counts(cfg)
     P = counts["total"]
     per_device = -(-P // gpus)  # FSDP2 pads each parameter to a multiple of the shard count; negligible here

@@ -1,7 +1,8 @@
 """A test hook for fault tests: stop a job at a named point so that a test can SIGKILL it there.
 
 With BRICKYARD_FAULT_PAUSE=<point> set, the job prints `fault-pause: <point>` when it reaches the
-point and then sleeps; without it, the call does nothing. The points sit in the windows where a
+point and then sleeps until it is killed, or until SIGUSR1 lets it go on (a test that needs a run
+held at work, e.g. while other clients use the same server); without it, the call does nothing. The points sit in the windows where a
 kill hurts most: between two commits of one job, or after the last commit and before the run's
 outcome is recorded.
 
@@ -16,10 +17,16 @@ outcome is recorded.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 
 def fault_pause(point: str) -> None:
     if os.environ.get("BRICKYARD_FAULT_PAUSE") == point:
+        resumed = []
+        previous = signal.signal(signal.SIGUSR1, lambda signum, frame: resumed.append(signum))
         print(f"fault-pause: {point}", flush=True)
-        time.sleep(3600)
+        deadline = time.monotonic() + 3600
+        while not resumed and time.monotonic() < deadline:
+            time.sleep(0.1)
+        signal.signal(signal.SIGUSR1, previous)

@@ -29,7 +29,10 @@ class Registered:
 
 def current_model(lakehouse: Path, name: str) -> Registered | None:
     """The newest registered version of model `name` in the lakehouse's store, or None."""
-    from .tracking import open_store
+    from .tracking import open_store, store_exists
+
+    if not store_exists(lakehouse):  # nothing was ever registered: no need to create a store to say so
+        return None
 
     mlflow = open_store(lakehouse)
     client = mlflow.MlflowClient()

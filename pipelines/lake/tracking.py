@@ -28,6 +28,13 @@ def artifact_root(lakehouse: Path) -> str:
     return str(Path(lakehouse).resolve() / "mlflow" / "artifacts")
 
 
+def store_exists(lakehouse: Path) -> bool:
+    """False only when the model registry is the lakehouse's own store and its database was never
+    created (so no model is registered)."""
+    uri = _USER_REGISTRY_URI or tracking_uri(lakehouse)
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
 def open_store(lakehouse: Path):
     """Point MLflow at the lakehouse's store (creating it on first use) and quiet its chatter."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -140,7 +140,7 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
     check is then new work for the next run, not hidden by this one). Costs one read of ops.lineage
     and one version read per table; plans on data cost whole Spark jobs."""
     from ..lake.delta import code_version, latest_version, table_exists
-    from ..lake.lineage import live_runs
+    from ..lake.markers import live_runs
     from ..lake.tables import LINEAGE
 
     spark = stage_ctx.spark

@@ -217,7 +217,7 @@ def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whol
     import threading
 
     from brickyard.pipelines.errors import BrickyardError
-    from brickyard.pipelines.lake.lineage import live_runs
+    from brickyard.pipelines.lake.markers import live_runs
     from pyspark.sql import functions as F
 
     src = tmp_path / "src"

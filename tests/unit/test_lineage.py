@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from brickyard.pipelines.lake.lineage import MARKERS, live_runs, markers_dir
+from brickyard.pipelines.lake.markers import MARKERS, live_runs, markers_dir
 from brickyard.pipelines.lake.session import hostname
 
 
