@@ -20,6 +20,7 @@ hash of it.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import hashlib
@@ -232,10 +233,21 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     raise TypeError(f"{cls.__name__} is not a configuration model")
 
 
+# The `json_schema_extra` of a setting added after lakehouses recorded config hashes: `to_dict`
+# leaves it out while it holds its default, so a config that does not use it hashes as before.
+ADDED_LATER = {"added_later": True}
+
+
+def _unset_later(f: Any, value: Any) -> bool:
+    return f.json_schema_extra == ADDED_LATER and value == f.default
+
+
 def to_dict(obj: Any) -> Any:
-    """The plain-data form of a config, as recorded in lineage and MLflow."""
+    """The plain-data form of a config, as recorded in lineage and MLflow (a setting added later
+    appears once it is set, see ADDED_LATER)."""
     if isinstance(obj, BaseModel):
-        return {name: to_dict(getattr(obj, name)) for name in type(obj).model_fields}
+        return {name: to_dict(v) for name, f in type(obj).model_fields.items()
+                if not _unset_later(f, v := getattr(obj, name))}
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, list | tuple):
@@ -285,6 +297,10 @@ class SourceConfig(ConfigModel):
     # warc: a blocklist file of domains and ~URL substrings (see brickyard.pipelines.sources.web.UrlRules); relative
     # paths are relative to the config file
     url_blocklist: str | None = None
+    # text / code: the encoding of the files that are not UTF-8 (a Python codec name: cp1252,
+    # latin-1, utf-16-le, shift_jis, ...); UTF-8 files still read as UTF-8, and no other encoding
+    # is guessed (see brickyard.pipelines.sources.encodings)
+    encoding: str | None = Field(None, json_schema_extra=ADDED_LATER)
     # sample: megabytes to take from each part (0 leaves a part out)
     parts: dict[str, float] = Field(default_factory=dict)
 
@@ -293,6 +309,22 @@ class SourceConfig(ConfigModel):
     def _name(cls, v: str, info: ValidationInfo) -> str:
         if rules_apply(info) and not _NAME.match(v):
             raise Invalid(f"{v!r} must be lower case letters, digits and _ (starting with a letter)")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or not rules_apply(info):
+            return v
+        name = info.data.get("name", "?")
+        try:
+            codecs.lookup(v)
+            b"\x00\x00\x00\x00".decode(v)
+        except LookupError:
+            raise Invalid(f"source {name!r}: {v!r} is not a text encoding Python knows; name one such as "
+                          "cp1252, latin-1, utf-16-le or shift_jis") from None
+        except UnicodeError:
+            pass  # a real text codec that cannot read those four bytes
         return v
 
     @model_validator(mode="after")
@@ -317,6 +349,9 @@ class SourceConfig(ConfigModel):
                 raise Invalid("only the sample source has parts", at=".parts")
         if self.url_blocklist is not None and self.kind != "warc":
             raise Invalid("only a warc source has a URL blocklist", at=".url_blocklist")
+        if self.encoding is not None and self.kind not in ("text", "code"):
+            raise Invalid("only text and code sources take an encoding (JSON Lines are UTF-8, Parquet holds "
+                          "strings, web records name their charset); remove it", at=".encoding")
         return self
 
 

@@ -77,7 +77,7 @@ DOCUMENTS = TableSpec(
         Column("license", "STRING", "SPDX id of the licence from the tree's licence files (NOASSERTION when none)"),
         Column("is_vendored", "BOOLEAN", "Code: under a vendor / third_party / node_modules folder"),
         Column("is_generated", "BOOLEAN", "Code: marked as generated, or a generated file name"),
-        Column("metadata", "MAP<STRING, STRING>", "The source's own metadata (other JSON fields, file mtime)"),
+        Column("metadata", "MAP<STRING, STRING>", "The source's own metadata (other JSON fields; a file's mtime_ns and the encoding it was read in)"),
         Column("batch_id", "STRING", "Run id of the ingest that last wrote the row", nullable=False),
         Column("ingested_at", "TIMESTAMP", "When that run wrote it (UTC)", nullable=False),
     ),
@@ -102,7 +102,7 @@ QUARANTINE = TableSpec(
         Column("format", "STRING", "Reader: jsonl, parquet, text, code or warc", nullable=False),
         Column("path", "STRING", "File, relative to the source root", nullable=False),
         Column("locator", "STRING", "Where in the source", nullable=False),
-        Column("reason", "STRING", "Reason code: malformed_json, invalid_utf8, binary, too_large, ...", nullable=False),
+        Column("reason", "STRING", "Reason code: malformed_json, undecodable, binary, too_large, ...", nullable=False),
         Column("detail", "STRING", "One sentence on what is wrong", nullable=False),
         Column("snippet", "STRING", "The first bytes of the record, escaped"),
         Column("n_bytes", "BIGINT", "Size of the record in bytes, where known"),
@@ -114,7 +114,7 @@ QUARANTINE = TableSpec(
 SOURCE_FILES = TableSpec(
     name="ops.source_files",
     comment="Files ingest has read, with their size and mtime when read: ingest skips a file whose "
-    "size and mtime are unchanged.",
+    "size, mtime and declared encoding are unchanged.",
     layer="ops",
     pii="none",
     producer="ingest",
@@ -127,6 +127,8 @@ SOURCE_FILES = TableSpec(
         Column("quarantined", "BIGINT", "Records of it quarantined"),
         Column("batch_id", "STRING", "Run id of the ingest that read it", nullable=False),
         Column("ingested_at", "TIMESTAMP", "When (UTC)", nullable=False),
+        Column("declared_encoding", "STRING", "The source's `encoding:` when it was read (NULL: none); "
+               "ingest reads the file again when that changes"),
     ),
 )
 

@@ -138,6 +138,7 @@ def units_for_tree(
         base = dict(
             source=source.name, domain=domain, format=fmt, file=entry.path, path=prefix + rel,
             text_field=source.text_field, id_field=source.id_field, license=lic, url_blocklist=url_blocklist,
+            encoding=source.encoding,
         )
         if entry.is_symlink():
             units.append(Unit(**base, problem="symlink"))

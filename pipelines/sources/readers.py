@@ -12,8 +12,10 @@ Quarantine reasons:
     missing_text_field  no text field (or a null one)
     missing_id          no id field, where the source names one (`id_field`)
     wrong_type          the text (or id) field is not a string
-    invalid_utf8        bytes that do not decode as UTF-8
-    binary              a file with NUL bytes in its first 8 KiB
+    undecodable         a JSONL line that is not UTF-8 (or holds unpaired surrogate escapes); a text
+                        or code file that no encoding explains (see `encodings.decode_file`)
+    binary              a file of a binary type, with NUL bytes in its first 8 KiB, or whose text
+                        (not UTF-8) is mostly control characters
     empty               no text, or only white space
     too_large           a document over `max_doc_bytes`
     unreadable          the file cannot be opened or its compressed stream is cut short or corrupt
@@ -24,6 +26,9 @@ Quarantine reasons:
     duplicate_id        a second record with the same id in one batch (the job adds these)
 
 Blank lines in JSONL files are not records and are not counted.
+
+A text or code document records the encoding it was read with in its metadata (`encoding`:
+`utf-8`, `utf-8-sig`, `cp1252`, ...; see `encodings`), beside the file's `mtime_ns`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from .encodings import decode_file
 from .records import (  # noqa: F401  (re-exported: the readers' record shape)
     META_VALUE_CHARS,
     RECORD_FIELDS,
@@ -48,9 +54,6 @@ from .records import (  # noqa: F401  (re-exported: the readers' record shape)
     doc_record,
     snippet,
 )
-
-BINARY_SNIFF = 8192
-
 
 # ---------------------------------------------------------------------------------------------
 # Code: language, vendored, generated, licences
@@ -315,7 +318,8 @@ def _read_whole(file: str, size: int, limit: int, file_limit: int) -> tuple[byte
 
 
 def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[dict]:
-    """A whole file is one document (plain-text folders and code trees)."""
+    """A whole file is one document (plain-text folders and code trees), in the encoding that
+    `encodings.decode_file` finds for it."""
     loc = unit.path
     if PurePosixPath(unit.path.lower()).suffix in BINARY_EXTENSIONS:
         yield bad_record(unit, loc, "binary", "the file type is binary", n_bytes=unit.size)
@@ -341,29 +345,24 @@ def read_file(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[d
                   else f"it decompresses to more than the {max_doc_bytes}-byte document limit (not inflated further)")
         yield bad_record(unit, loc, "too_large", detail, data[:SNIPPET_CHARS], max(total, len(data)))
         return
-    if b"\x00" in data[:BINARY_SNIFF]:
-        yield bad_record(unit, loc, "binary", "the file has NUL bytes in its first 8 KiB", data)
-        return
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        yield bad_record(unit, loc, "invalid_utf8", f"byte 0x{data[e.start]:02x} at offset {e.start} is not valid UTF-8", data)
+    decoded = decode_file(data, unit.encoding)
+    text = decoded.text
+    if text is None:
+        yield bad_record(unit, loc, decoded.reason, decoded.detail, data)
         return
     if not text.strip():
         yield bad_record(unit, loc, "empty", "the file holds no text", data)
         return
-    meta = {"mtime_ns": str(unit.mtime_ns)}
+    meta = {"mtime_ns": str(unit.mtime_ns), "encoding": decoded.encoding}
     if unit.format == "code":
         head = text[:2048]
         yield doc_record(
-            unit, loc, text, meta, data,
+            unit, loc, text, meta, decoded.utf8,
             code_language=code_language(unit.path, head),
             is_vendored=is_vendored(unit.path), is_generated=is_generated(unit.path, head),
         )
     else:
-        yield doc_record(unit, loc, text, meta, data)
+        yield doc_record(unit, loc, text, meta, decoded.utf8)
 
 
 def _drain(f, chunk: int = 1 << 20) -> int:
@@ -439,7 +438,7 @@ def read_jsonl(unit: Unit, max_doc_bytes: int, max_file_bytes: int) -> Iterator[
 def _parse_json_line(unit: Unit, loc: str, raw: bytes, max_doc_bytes: int) -> dict:
     problem = _utf8_problem(raw)
     if problem:
-        return bad_record(unit, loc, "invalid_utf8", problem, raw)
+        return bad_record(unit, loc, "undecodable", f"{problem} (JSON Lines are UTF-8)", raw)
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -472,7 +471,7 @@ def _record_from_fields(unit: Unit, loc: str, obj: dict, raw: bytes | str, max_d
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
-        return bad_record(unit, loc, "invalid_utf8", "the text holds unpaired surrogate escapes", raw)
+        return bad_record(unit, loc, "undecodable", "the text holds unpaired surrogate escapes, which are no characters", raw)
     meta = _metadata(obj, {unit.text_field})
     return doc_record(unit, loc, text, meta)
 

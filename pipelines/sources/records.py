@@ -52,6 +52,7 @@ class Unit:
     license: str | None = None
     problem: str | None = None  # set at listing time: symlink / unreadable
     url_blocklist: str | None = None  # warc: the blocklist file (absolute path)
+    encoding: str | None = None  # text / code: the source's `encoding:` for files that are not UTF-8
 
     def to_row(self) -> dict:
         return asdict(self)

@@ -2,8 +2,9 @@
 
 The job, in order:
 1. List every source into units of work on the driver (names and sizes only, `brickyard.pipelines.sources.listing`).
-2. Drop files already ingested unchanged (same size and mtime in `ops.source_files`): only new or
-   changed files are read, so a second run of the same sources is a recorded no-op.
+2. Drop files already ingested unchanged (same size and mtime in `ops.source_files`, read with the
+   source's present `encoding:`): only new or changed files are read, so a second run of the same
+   sources is a recorded no-op.
 3. Read the units in parallel with `mapInArrow` (`brickyard.pipelines.sources.readers`): each record comes out once,
    as a document or as a quarantine entry with its reason.
 4. Check conservation: records read = documents + quarantined, or the run fails.
@@ -45,7 +46,7 @@ RECORD_SCHEMA = ", ".join(f"{f} {_RECORD_TYPES.get(f, 'STRING')}" for f in RECOR
 UNIT_SCHEMA = (
     "source STRING, domain STRING, format STRING, file STRING, path STRING, size BIGINT, "
     "mtime_ns BIGINT, start BIGINT, end BIGINT, text_field STRING, id_field STRING, "
-    "license STRING, problem STRING, url_blocklist STRING, part INT"
+    "license STRING, problem STRING, url_blocklist STRING, encoding STRING, part INT"
 )
 
 
@@ -116,10 +117,10 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
         run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
     # 2. skip files read before, unchanged
     listed = spark.createDataFrame(
-        [(u.source, u.path, u.size, u.mtime_ns) for u in units],
-        "source STRING, path STRING, size BIGINT, mtime_ns BIGINT",
+        [(u.source, u.path, u.size, u.mtime_ns, u.encoding) for u in units],
+        "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING",
     ).dropDuplicates(["source", "path"])
-    seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns")
+    seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns", "declared_encoding")
     fresh = {(r["source"], r["path"]) for r in plan_files(listed, seen).collect()}
     todo = [u for u in units if (u.source, u.path) in fresh]
     n_files = len({(u.source, u.path) for u in units})
@@ -207,7 +208,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
             "source", "path", "size", "mtime_ns",
             F.coalesce("documents", F.lit(0)).alias("documents"),
             F.coalesce("quarantined", F.lit(0)).alias("quarantined"),
-            F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"),
+            F.lit(run.run_id).alias("batch_id"), now.alias("ingested_at"), "declared_encoding",
         )
     )
     merge_into(files, SOURCE_FILES.name, ["source", "path"])
@@ -227,9 +228,16 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
 
 
 def plan_files(listed, seen):
-    """The plan: (source, path) of the listed files not read before at this size and mtime
-    (`seen`: ops.source_files). Names and sizes only: the driver never sees a document."""
-    return listed.join(seen, ["source", "path", "size", "mtime_ns"], "left_anti").select("source", "path")
+    """The plan: (source, path) of the listed files not read before at this size and mtime with
+    the source's present `encoding:` (`seen`: ops.source_files). Names and sizes only: the driver
+    never sees a document."""
+    from pyspark.sql import functions as F
+
+    def keyed(df):  # no encoding declared matches no encoding recorded
+        return df.withColumn("declared_encoding", F.coalesce("declared_encoding", F.lit("")))
+
+    keys = ["source", "path", "size", "mtime_ns", "declared_encoding"]
+    return keyed(listed).join(keyed(seen), keys, "left_anti").select("source", "path")
 
 
 def _quarantine_duplicate_ids(records):
@@ -257,4 +265,4 @@ def _quarantine_duplicate_ids(records):
 
 def _unit_tuple(u: Unit) -> tuple:
     return (u.source, u.domain, u.format, u.file, u.path, u.size, u.mtime_ns, u.start, u.end,
-            u.text_field, u.id_field, u.license, u.problem, u.url_blocklist)
+            u.text_field, u.id_field, u.license, u.problem, u.url_blocklist, u.encoding)

@@ -5,7 +5,7 @@ bounded amount of memory.
 The corpus is generated in a temporary folder (nothing of it is stored in git):
 - files/  (a `text` source)
     long_line.txt        one 24 MB line (the document limit here is 4 MB)
-    invalid_utf8.txt     bytes that are not UTF-8
+    undecodable.txt      UTF-8 text with a stray byte (no encoding explains it)
     nul.txt              NUL bytes
     bomb.txt.gz          512 MB of text packed into about 0.5 MB
     bomb.txt.zst         the same with zstd
@@ -71,7 +71,7 @@ def corpus(tmp_path_factory) -> Path:
     files.mkdir()
     (files / "ok.txt").write_text("An ordinary document with a few sentences of plain English text. " * 20)
     (files / "long_line.txt").write_bytes(b"word " * (24 * MB // 5))
-    (files / "invalid_utf8.txt").write_bytes(b"a fine start \xff\xfe then bytes that are not UTF-8")
+    (files / "undecodable.txt").write_bytes("“Quoted” — a café’s naïve menu, then a stray byte: ".encode() + b"\x92")
     (files / "nul.txt").write_bytes(b"text with a NUL \x00 in the middle")
     _bomb_gzip(files / "bomb.txt.gz", 512)
     _bomb_zstd(files / "bomb.txt.zst", 512)
@@ -163,7 +163,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
         # text files
         assert ("hostile_files", "ok.txt") in docs
         assert reason("long_line.txt") == "too_large"
-        assert reason("invalid_utf8.txt") == "invalid_utf8"
+        assert reason("undecodable.txt") == "undecodable"
         assert reason("nul.txt") == "binary"
         assert reason("bomb.txt.gz") == reason("bomb.txt.zst") == "too_large"
         assert reason("escape.txt") == reason("escape_dir") == "symlink"
@@ -178,7 +178,7 @@ def test_hostile_files_are_read_quarantined_or_passed_over_with_a_reason(spark, 
         # JSONL lines
         assert {"id:a", "id:../../../etc/passwd", "id:nul", "id:z"} <= {loc for s, loc in docs if s == "hostile_jsonl"}
         jsonl_reasons = sorted(r for (s, _), (r, _, _) in bad.items() if s == "hostile_jsonl")
-        assert jsonl_reasons == ["invalid_utf8", "malformed_json", "malformed_json", "too_large"]
+        assert jsonl_reasons == ["malformed_json", "malformed_json", "too_large", "undecodable"]
         # every quarantine entry says why in a sentence, and keeps only a short snippet
         assert all(detail for _, detail, _ in bad.values())
         assert max(len(snippet or "") for _, _, snippet in bad.values()) < 4096

@@ -16,7 +16,7 @@ from brickyard.pipelines.lake.tables import DOCUMENTS, QUARANTINE
 from brickyard.pipelines.sources.readers import content_sha256, doc_id
 from brickyard.pipelines.stages.ingest import ingest
 
-from tests.helpers import copy_stdlib_package, real_metadata_texts, write_jsonl
+from tests.helpers import STDLIB, copy_stdlib_package, real_metadata_texts, write_jsonl
 
 pytestmark = pytest.mark.spark
 
@@ -67,7 +67,7 @@ def test_ingest_real_files_documents_quarantine_and_lineage(spark, make_config, 
     assert first["metadata"]["url"] == "https://x.example/0"
     assert quarantine_of(spark, "t_web") == {
         ("part-0.jsonl:6", "malformed_json"), ("part-0.jsonl:7", "wrong_type"),
-        ("part-1.jsonl.gz:5", "invalid_utf8"), ("part-2.jsonl.zst:4", "missing_text_field"),
+        ("part-1.jsonl.gz:5", "undecodable"), ("part-2.jsonl.zst:4", "missing_text_field"),
     }
     assert docs_of(spark, "t_web_pq").count() == 1
     assert quarantine_of(spark, "t_web_pq") == {("extra.parquet#row=1", "missing_text_field")}
@@ -116,6 +116,84 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     assert docs_of(spark, "t_books").count() == 4
     row = docs_of(spark, "t_books").where("path = 'book1.txt'").collect()[0]
     assert row["text"].endswith("A new closing paragraph.\n") and row["batch_id"] == changed.run_id
+
+
+def test_a_folder_of_mixed_encodings_is_read_file_by_file_with_each_encoding_recorded(spark, make_config, tmp_path):
+    """Real prose (the Python reference's own text) written in six encodings: each file is a
+    document with its encoding in the metadata; only the file no encoding explains and a
+    compiled file are quarantined. Declaring a source's encoding later reads its files again."""
+    import codecs
+    import py_compile
+    from pydoc_data.topics import topics
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    latin1 = topics["with"].replace("’", "'").replace("“", '"').replace("”", '"').replace("…", "...") + "\nGrüße aus Köln, déjà vu.\n"
+    written = {  # name: (text, bytes, the encoding ingest should record)
+        "utf8.txt": (topics["compound"], topics["compound"].encode("utf-8"), "utf-8"),
+        "utf8_bom.txt": (topics["try"], topics["try"].encode("utf-8-sig"), "utf-8-sig"),
+        "cp1252.txt": (topics["specialnames"], topics["specialnames"].encode("cp1252"), "cp1252"),
+        "latin1.txt": (latin1, latin1.encode("latin-1"), None),  # cp1252 or iso8859-1: the same text
+        "utf16le.txt": (topics["types"], codecs.BOM_UTF16_LE + topics["types"].encode("utf-16-le"), "utf-16"),
+        "utf16be.txt": (topics["objects"], codecs.BOM_UTF16_BE + topics["objects"].encode("utf-16-be"), "utf-16"),
+    }
+    for name, (_, data, _) in written.items():
+        (d / name).write_bytes(data)
+    good = topics["formatstrings"].encode("utf-8")
+    at = good.index(b". ")
+    (d / "damaged.txt").write_bytes(good[:at] + b"\x92" + good[at + 1:])  # UTF-8 with one stray cp1252 byte
+    py_compile.compile(str(STDLIB / "json" / "decoder.py"), cfile=str(d / "decoder.pyc"), doraise=True)
+    (d / "compiled.txt").write_bytes((d / "decoder.pyc").read_bytes())  # a binary under a text name
+
+    r = ingest(spark, make_config({"name": "t_mixed", "kind": "text", "path": "mixed", "domain": "docs"}))
+    rows = {x["path"]: x for x in docs_of(spark, "t_mixed").collect()}
+    assert set(rows) == set(written)
+    for name, (text, _, recorded) in written.items():
+        assert rows[name]["text"] == text, name
+        assert rows[name]["metadata"]["encoding"] == (recorded or rows[name]["metadata"]["encoding"]), name
+        assert rows[name]["content_sha256"] == content_sha256(text)
+    assert rows["latin1.txt"]["metadata"]["encoding"] in ("cp1252", "iso8859-1")
+    assert quarantine_of(spark, "t_mixed") == {
+        ("damaged.txt", "undecodable"), ("decoder.pyc", "binary"), ("compiled.txt", "binary")}
+    assert r.rows_in == r.rows_out + r.rows_quarantined == len(written) + 3
+    assert r.rows_quarantined == 3
+
+    # UTF-16 without a byte-order mark looks binary until the source says what it is
+    w = tmp_path / "wide"
+    w.mkdir()
+    (w / "wide.txt").write_bytes(topics["types"].encode("utf-16-le"))
+    (w / "plain.txt").write_text(topics["compound"], encoding="utf-8")
+    source = {"name": "t_wide", "kind": "text", "path": "wide", "domain": "docs"}
+    first = ingest(spark, make_config(source))
+    assert (first.rows_out, first.rows_quarantined) == (1, 1)
+    assert quarantine_of(spark, "t_wide") == {("wide.txt", "binary")}
+    declared = make_config({**source, "encoding": "utf-16-le"})
+    second = ingest(spark, declared)
+    assert second.detail["files_read"] == 2  # a changed `encoding:` reads the source again
+    assert (second.detail["inserted"], second.detail["updated"]) == (1, 0)  # the UTF-8 file reads as before
+    rows = {x["path"]: x for x in docs_of(spark, "t_wide").collect()}
+    assert rows["wide.txt"]["text"] == topics["types"] and rows["wide.txt"]["metadata"]["encoding"] == "utf-16-le"
+    assert rows["plain.txt"]["metadata"]["encoding"] == "utf-8" and rows["plain.txt"]["batch_id"] == first.run_id
+    assert ingest(spark, declared).status == "noop"
+
+
+def test_a_file_manifest_from_before_declared_encodings_gains_the_column_and_plans_as_before(spark):
+    """An existing lakehouse: ops.source_files without `declared_encoding` gets the column (NULL
+    for the rows it has), and a file read before, unchanged, is not read again."""
+    from dataclasses import replace
+
+    from brickyard.pipelines.stages.ingest import plan_files
+
+    old = replace(tables.SOURCE_FILES, name="ops.t_old_source_files",
+                  columns=tuple(c for c in tables.SOURCE_FILES.columns if c.name != "declared_encoding"))
+    delta.ensure_table(spark, old, "data-platform")
+    spark.sql("INSERT INTO ops.t_old_source_files VALUES ('books', 'a.txt', 10, 1, 1, 0, 'run-1', current_timestamp())")
+    delta.ensure_table(spark, replace(tables.SOURCE_FILES, name="ops.t_old_source_files"), "data-platform")
+    seen = spark.table("ops.t_old_source_files")
+    assert seen.columns[-1] == "declared_encoding" and seen.first()["declared_encoding"] is None
+    listed = spark.createDataFrame([("books", "a.txt", 10, 1, None), ("books", "b.txt", 5, 1, None)],
+                                   "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING")
+    assert {r["path"] for r in plan_files(listed, seen).collect()} == {"b.txt"}
 
 
 def test_duplicate_ids_in_one_batch_keep_the_first_and_quarantine_the_rest(spark, make_config, tmp_path):

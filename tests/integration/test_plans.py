@@ -16,12 +16,13 @@ def rows(df, *cols) -> set:
     return {tuple(r[c] for c in cols) if len(cols) > 1 else r[cols[0]] for r in df.collect()}
 
 
-def test_ingest_plans_files_that_are_new_or_changed_in_size_or_mtime(spark):
-    listed = spark.createDataFrame([("s", "a", 10, 1), ("s", "b", 20, 2), ("s", "c", 30, 3), ("t", "a", 10, 1)],
-                                   "source STRING, path STRING, size BIGINT, mtime_ns BIGINT")
-    seen = spark.createDataFrame([("s", "a", 10, 1), ("s", "b", 21, 2), ("s", "c", 30, 4)],
-                                 "source STRING, path STRING, size BIGINT, mtime_ns BIGINT")
-    assert rows(plan_files(listed, seen), "source", "path") == {("s", "b"), ("s", "c"), ("t", "a")}
+def test_ingest_plans_files_that_are_new_or_changed_in_size_mtime_or_declared_encoding(spark):
+    schema = "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING"
+    listed = spark.createDataFrame([("s", "a", 10, 1, None), ("s", "b", 20, 2, None), ("s", "c", 30, 3, None),
+                                    ("t", "a", 10, 1, None), ("u", "a", 10, 1, "cp1252"), ("u", "b", 10, 1, "cp1252")], schema)
+    seen = spark.createDataFrame([("s", "a", 10, 1, None), ("s", "b", 21, 2, None), ("s", "c", 30, 4, None),
+                                  ("u", "a", 10, 1, None), ("u", "b", 10, 1, "cp1252")], schema)
+    assert rows(plan_files(listed, seen), "source", "path") == {("s", "b"), ("s", "c"), ("t", "a"), ("u", "a")}
 
 
 def test_curate_plans_new_and_changed_text_and_pages_whose_newest_capture_changed(spark):

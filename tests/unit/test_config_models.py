@@ -73,6 +73,12 @@ def test_to_dict_is_plain_data_in_field_order_with_integers_as_floats_where_decl
      "c.yaml.sources[0].kind: expected one of 'jsonl', 'parquet', 'text', 'code', 'warc', 'sample', got 'jsnl' (did you mean 'jsonl'?)"),
     ({"sources": [{"name": "s", "kind": "sample", "parts": {"stdlib": -1}}]}, "c.yaml.sources[0].parts.stdlib: must be 0 or more, got -1.0"),
     ({"sources": [{"name": "a", "kind": "jsonl"}]}, "c.yaml.sources[0]: a jsonl source needs a 'path'"),
+    ({"sources": [{"name": "books", "kind": "text", "path": "x", "encoding": "cp1252x"}]},
+     "c.yaml.sources[0].encoding: source 'books': 'cp1252x' is not a text encoding Python knows; name one such as cp1252, latin-1, utf-16-le or shift_jis"),
+    ({"sources": [{"name": "books", "kind": "text", "path": "x", "encoding": "base64"}]},
+     "c.yaml.sources[0].encoding: source 'books': 'base64' is not a text encoding Python knows"),
+    ({"sources": [{"name": "web", "kind": "jsonl", "path": "x", "encoding": "cp1252"}]},
+     "c.yaml.sources[0].encoding: only text and code sources take an encoding (JSON Lines are UTF-8"),
     ({"curate": {"rules": {"gopher_mean_word_length": {"min": 5, "max": 1}}}}, "c.yaml.curate.rules.gopher_mean_word_length: min 5 is above max 1"),
     ({"curate": {"rules": {"gopher_mean_word_length": {"min": "x"}}}}, "c.yaml.curate.rules.gopher_mean_word_length.min: expected a number, got 'x'"),
     ({"quality": {"kinds": "text"}}, "c.yaml.quality.kinds: expected a list, got 'text'"),
@@ -88,6 +94,16 @@ def test_mistakes_are_one_config_error_sentence_never_a_validation_error(data, m
         from_dict(PipelineConfig, data, "c.yaml")
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
     assert not isinstance(e.value, ValidationError) and e.value.__cause__ is None
+
+
+def test_a_source_encoding_is_any_python_text_codec_and_hashes_only_once_set():
+    plain = {"name": "books", "kind": "text", "path": "x"}
+    for name in ("cp1252", "latin-1", "UTF-16-LE", "shift_jis", "koi8_r"):
+        assert from_dict(SourceConfig, {**plain, "encoding": name}).encoding == name
+    unset = from_dict(SourceConfig, plain)
+    assert "encoding" not in to_dict(unset)  # configs without it hash as they did before it existed
+    assert to_dict(from_dict(SourceConfig, {**plain, "encoding": "cp1252"}))["encoding"] == "cp1252"
+    assert config_hash(from_dict(SourceConfig, {**plain, "encoding": "cp1252"})) != config_hash(unset)
 
 
 def test_an_empty_section_means_its_defaults_and_mapping_keys_are_names():

@@ -27,6 +27,14 @@ def test_code_tree_walk_licences_links_and_hidden_files(tmp_path):
     assert all(not u.path.startswith(".git") for u in units.values())
 
 
+def test_units_carry_the_sources_encoding(tmp_path):
+    (tmp_path / "a.txt").write_bytes("caf\u00e9".encode("cp1252"))
+    src = SourceConfig(name="books", kind="text", path=str(tmp_path), encoding="cp1252")
+    [unit] = units_for_tree(src, "text", tmp_path, ["*.txt"], [], "books", "", 1 << 20)
+    assert unit.encoding == "cp1252"
+    assert Unit(**unit.to_row()).encoding == "cp1252"  # the form a Spark task receives it in
+
+
 def test_exclude_patterns_cross_folders(tmp_path):
     copy_stdlib_package(tmp_path, "json")
     src = SourceConfig(name="repo", kind="code", path=str(tmp_path))
