@@ -374,7 +374,8 @@ class IngestSettings(ConfigModel):
 class SparkSettings(ConfigModel):
     master: str = "local[*]"
     remote: str | None = None  # a Spark Connect URL (sc://host:15002); then master is unused
-    engine: Literal["auto", "local", "server"] = "auto"  # the lakehouse's `brickyard serve` server when up (auto), always, or never
+    # the lakehouse's `brickyard serve` server when it is up (auto), only that (server), or a driver of its own (local)
+    engine: Literal["auto", "local", "server"] = Field("auto", json_schema_extra=ADDED_LATER)
     driver_memory: str = "4g"
     shuffle_partitions: int | None = None  # default: 2 per core, at least 4
     ui: bool = True

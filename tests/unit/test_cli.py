@@ -33,7 +33,7 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "brickyard: error: bad.yaml.sources[0]: unknown key 'txt_field' (did you mean 'text_field'?); "
-        "allowed: name, kind, domain, path, include, exclude, text_field, id_field, license, url_blocklist, parts"
+        "allowed: name, kind, domain, path, include, exclude, text_field, id_field, license, url_blocklist, encoding, parts"
     ]
     assert "Traceback" not in r.stderr
 
