@@ -1,8 +1,10 @@
-"""`brickyard run` end to end on a small built-in sample, in a lakehouse of its own (its own Spark
-driver, Derby metastore and MLflow store), through every stage including training and the
-report, interrupted by SIGKILLs inside every data stage; then the notebooks' reader is checked
-against Spark on the same Delta tables, the same build runs on a standalone cluster, and a source
-is forgotten."""
+"""`brickyard run` end to end on a small built-in sample, in a lakehouse of its own (its own Derby
+metastore and MLflow store, served by its own `brickyard serve` server, which every command of the
+build uses over Spark Connect), through every stage including training and the report,
+interrupted by SIGKILLs inside every data stage; then the notebooks' reader is checked against
+Spark on the same Delta tables, the same build runs with a driver of its own on a standalone
+cluster (the same tables: a build over Spark Connect equals a classic driver's), and a source is
+forgotten."""
 
 from __future__ import annotations
 
@@ -71,13 +73,26 @@ KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(lakehouse, report path, stdout) of a `brickyard run` over a ~1.5 MB sample, interrupted:
-    the driver is SIGKILLed twice inside ingest, then inside curate, dedup, tokenize and export in
-    turn, and a last `brickyard run` finishes the build; the tests below judge what that leaves."""
+    the command is SIGKILLed twice inside ingest, then inside curate, dedup, tokenize and export in
+    turn, and a last `brickyard run` finishes the build; the tests below judge what that leaves.
+    Every command works through the lakehouse's server (a kill ends the client between two of its
+    commits, as a killed driver would); the server stops when the module is done."""
     root = tmp_path_factory.mktemp("run")
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM), ("train.yaml", TRAIN)):
         (root / name).write_text(text)
     config = ["--config", str(root / "pipeline.yaml")]
     run = ["run", *config]
+    r = subprocess.run([sys.executable, "-m", "brickyard", "serve", *config], cwd=root, capture_output=True, text=True,
+                       timeout=300, env=clean_env())
+    assert r.returncode == 0 and "started in" in r.stdout, r.stdout + r.stderr
+    try:
+        yield _build(root, config, run)
+    finally:
+        subprocess.run([sys.executable, "-m", "brickyard", "serve", "--stop", *config], cwd=root, capture_output=True,
+                       timeout=300, env=clean_env())
+
+
+def _build(root: Path, config: list[str], run: list[str]):
     # after a stage is killed, the next command runs it again to its end, then the next stage is
     # killed (commands of one stage each after dedup: a whole `run` would repeat every no-op stage)
     steps = (("run", "ingest:after-read"), ("run", "ingest:after-documents"),
@@ -210,6 +225,8 @@ def test_a_run_killed_in_each_stage_finishes_on_rerun_with_nothing_twice_and_eve
         runs = [r.status for r in lineage.where(f"job = '{job}'").orderBy("started_at").collect()]
         assert runs[0] == "killed" and runs[-1] in ("succeeded", "noop") and "running" not in runs, (job, runs)
     assert lineage.where("status = 'failed'").count() == 0
+    # every run of the build went through the lakehouse's server
+    assert {r.spark_master for r in lineage.where("status != 'killed'").select("spark_master").distinct().collect()} == {"connect:local[2]"}
     for name in DOC_TABLES:
         assert t(name).count() == t(name).select("doc_id").distinct().count(), name
     bronze, silver, dups, gold, tokens = (t(n) for n in ("bronze.documents", "silver.documents", "silver.duplicates",
@@ -305,9 +322,10 @@ def standalone():
 
 def test_the_data_build_on_a_standalone_cluster_gives_the_local_tables(spark, built, standalone, tmp_path):
     """The same build on a real cluster (driver, master, worker and its executor in their own
-    JVMs) gives the local build's tables: the same rows, by count and by checksum. The local build
-    was interrupted in four stages (above) and this one was not, so the match also shows that a
-    killed-and-rerun build ends where an uninterrupted one does."""
+    JVMs) gives the served build's tables: the same rows, by count and by checksum. The served build
+    ran over Spark Connect and this one in a classic driver of its own, so the match shows that the
+    two engines build the same tables; the served build was interrupted in four stages (above) and
+    this one was not, so it also shows that a killed-and-rerun build ends where an uninterrupted one does."""
     from brickyard.pipelines.lake.delta import table_checksum
 
     local, _, _ = built
