@@ -244,7 +244,7 @@ def cmd_run(args) -> int:
     ctx = StageContext(spark, cfg, root, {"sources": args.source, "verify": True})
     run_stages(ctx, args.until)
     print(f"all stages done in {time.time() - t0:.1f}s\n")
-    print(render_ls(spark))
+    print(render_ls(root=root) if _on_this_disk(cfg, root) else render_ls(spark))
     if "report" in ctx.handoff:
         print(f"\nreport: {ctx.handoff['report']}")
     return 0
@@ -409,11 +409,22 @@ def cmd_forget(args) -> int:
     return 0
 
 
+def _on_this_disk(cfg, root) -> bool:
+    """Whether the lakehouse's tables are on this machine's disk, where its Delta logs can be read
+    without Spark (not a Spark Connect server elsewhere, not a warehouse moved by --conf)."""
+    return not cfg.spark.remote and "spark.sql.warehouse.dir" not in cfg.spark.conf and (root / "warehouse").is_dir()
+
+
 def cmd_catalog(args) -> int:
     from .pipelines.lake import catalog
+    from .pipelines.lake.session import lakehouse_root
 
     cfg = _settings(args)
     cfg.spark.progress = False  # small queries: a progress bar would only flicker
+    root = lakehouse_root(args.lakehouse, cfg.lakehouse)
+    if args.catalog_command == "ls" and _on_this_disk(cfg, root):
+        print(catalog.render_ls(root=root))  # read from the Delta logs: no Spark to start
+        return 0
     spark, root = _spark(args, cfg)
     if args.catalog_command == "ls":
         print(catalog.render_ls(spark))

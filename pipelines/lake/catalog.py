@@ -43,8 +43,20 @@ def list_tables(spark) -> list[dict]:
     return out
 
 
-def render_ls(spark) -> str:
-    tables = list_tables(spark)
+def list_tables_on_disk(root) -> list[dict]:
+    """`list_tables` for a lakehouse on this machine's disk, read from the Delta logs without Spark
+    (the JVM-free reader the notebooks use): milliseconds instead of a Spark job per table."""
+    from .lakeview import Lakeview
+
+    overview = Lakeview(root).overview()
+    rows = overview[overview["table"].str.split(".").str[0].isin(list(SCHEMAS))] if len(overview) else overview
+    return [{"table": r.table, "layer": r.layer, "rows": int(r.rows), "version": int(r.version), "owner": r.owner,
+             "pii": r.pii} for r in rows.itertuples()]
+
+
+def render_ls(spark=None, root=None) -> str:
+    """The catalog's tables; from the Delta logs on disk when `root` (a local lakehouse) is given."""
+    tables = list_tables_on_disk(root) if root is not None else list_tables(spark)
     if not tables:
         return "the catalog is empty: run `brickyard run` (or `brickyard ingest`) first"
     keys = ["table", "layer", "rows", "version", "owner", "pii"]

@@ -259,12 +259,14 @@ def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
     assert row["status"] == "failed" and "does-not-exist does not exist" in row["message"]
 
 
-def test_catalog_views_list_show_and_trace_lineage(spark, make_config, tmp_path):
+def test_catalog_views_list_show_and_trace_lineage(spark, lakehouse, make_config, tmp_path):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "a.txt").write_text(real_metadata_texts(1)[0])
     r = ingest(spark, make_config({"name": "t_view", "kind": "text", "path": "v", "domain": "docs"}))
     ls = catalog.render_ls(spark)
     assert "bronze.documents" in ls and "ops.lineage" in ls and "raw" in ls
+    # read from the Delta logs on disk (what `brickyard catalog ls` does on a local lakehouse): the same listing
+    assert catalog.render_ls(root=lakehouse) == ls
     show = catalog.render_show(spark, "bronze.documents")
     assert "content_sha256" in show and "n_bytes_positive" in show and "MERGE" in show
     lin = catalog.render_lineage(spark, "bronze.documents", runs=50)
@@ -281,7 +283,7 @@ def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehous
     import os
 
     r = subprocess.run(
-        [sys.executable, "-m", "brickyard", "catalog", "ls", "--lakehouse", str(lakehouse)],
+        [sys.executable, "-m", "brickyard", "catalog", "show", "bronze.documents", "--lakehouse", str(lakehouse)],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, BRICKYARD_LOCK_WAIT_S="2"),
     )
     assert r.returncode == 2

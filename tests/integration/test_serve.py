@@ -72,7 +72,7 @@ def test_a_stage_the_catalog_and_a_notebook_session_work_on_one_lakehouse_at_onc
         pytest.fail("the build never reached curate's pause: " + "".join(seen)[-3000:])
     assert list((root / "lh" / "_runs" / "curate").glob("*.json")), "curate's run is at work"
     env.pop("BRICKYARD_FAULT_PAUSE")
-    catalog = subprocess.Popen([sys.executable, "-m", "brickyard", "catalog", "ls", "--config", str(root / "pipeline.yaml")],
+    catalog = subprocess.Popen([sys.executable, "-m", "brickyard", "catalog", "show", "silver.documents", "--config", str(root / "pipeline.yaml")],
                                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     notebook = subprocess.run([sys.executable, "-c", (
         "from pathlib import Path\n"
@@ -90,7 +90,7 @@ def test_a_stage_the_catalog_and_a_notebook_session_work_on_one_lakehouse_at_onc
     assert "pyspark.sql.connect" in notebook.stdout, notebook.stdout
     silver = int(notebook.stdout.split("silver ")[1].split()[0])
     assert silver > 0, notebook.stdout  # curate's silver commit, seen by another client while its run is open
-    assert catalog.returncode == 0 and "silver.documents" in out_catalog, out_catalog
+    assert catalog.returncode == 0 and "silver.documents: " in out_catalog and "recent history" in out_catalog, out_catalog
     assert stage.returncode == 0, out_stage
     assert all(f"{s}: succeeded" in out_stage for s in ("ingest", "curate", "dedup")), out_stage
     r = brickyard(root, "catalog", "lineage", "silver.documents")
@@ -98,7 +98,7 @@ def test_a_stage_the_catalog_and_a_notebook_session_work_on_one_lakehouse_at_onc
 
 
 def test_a_local_driver_is_refused_while_the_server_holds_the_lakehouse(served):
-    r = brickyard(served, "catalog", "ls", "--engine", "local", check=False)
+    r = brickyard(served, "catalog", "show", "silver.documents", "--engine", "local", check=False)
     assert r.returncode == 2
     assert "is held by its server" in r.stderr and "brickyard serve --stop" in r.stderr, r.stderr
 
@@ -107,7 +107,7 @@ def test_a_server_running_other_code_is_restarted_before_use_and_status_and_stop
     before = state(served)
     path = served / "lh" / "_serve" / "state.json"
     path.write_text(json.dumps({**before, "stamp": "code-of-another-day"}))
-    r = brickyard(served, "catalog", "ls")
+    r = brickyard(served, "catalog", "show", "silver.documents")
     assert "restarting it" in r.stdout + r.stderr
     after = state(served)
     assert after["pid"] != before["pid"] and after["stamp"] != "code-of-another-day"
@@ -117,7 +117,7 @@ def test_a_server_running_other_code_is_restarted_before_use_and_status_and_stop
     assert "stopped the server" in r.stdout
     assert brickyard(served, "serve", "--status", check=False).returncode == 3
     # with no server, commands start a driver of their own (the default engine), or refuse (--engine server)
-    r = brickyard(served, "catalog", "ls", "--engine", "server", check=False)
+    r = brickyard(served, "catalog", "show", "silver.documents", "--engine", "server", check=False)
     assert r.returncode == 2 and "No brickyard server is running" in r.stderr
 
 
