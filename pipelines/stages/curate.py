@@ -64,7 +64,9 @@ def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> 
     """One bronze record -> one silver record (pure; `lang`/`score` come from a batched LID call)."""
     kind = "code" if rec["format"] == "code" or rec["domain"] == "code" else "text"
     text = normalize_code(rec["text"]) if kind == "code" else normalize_text(rec["text"])
-    signals = code_signals(text, rec["path"]) if kind == "code" else text_signals(text)
+    # a file's name speaks for a code file read on its own; a record inside a JSON Lines or Parquet
+    # file is judged on its text alone (the container's `.jsonl` would mark every record as data)
+    signals = code_signals(text, rec["path"] if rec["format"] == "code" else "") if kind == "code" else text_signals(text)
     failed = []
     if rec.get("superseded_by"):
         failed.append(URL_DUPLICATE)

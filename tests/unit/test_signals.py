@@ -120,3 +120,23 @@ def test_rules_are_ordered_named_once_and_configurable():
 def test_bad_rule_config_gets_one_sentence(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
         configure(override)
+
+
+def test_a_code_record_inside_json_lines_is_judged_on_its_text_not_on_the_containers_name():
+    """A code file named `.json` is data; a code record read from a `.jsonl` file is not, because of
+    the container's name (it used to be rejected as code_data_file, every one of them)."""
+    import sysconfig
+    from pathlib import Path
+
+    from brickyard.pipelines.config import CurateSettings
+    from brickyard.pipelines.stages.curate import curate_record
+
+    code = (Path(sysconfig.get_paths()["stdlib"]) / "colorsys.py").read_text()
+    settings = {**CurateSettings().model_dump(), "licenses": ["PSF-2.0"]}
+    rules = configure(settings["rules"])
+    base = {"doc_id": "d", "source": "s", "domain": "code", "locator": "", "text": code, "content_sha256": "h",
+            "code_language": "python", "license": "PSF-2.0", "is_vendored": False, "is_generated": False}
+    in_jsonl = curate_record({**base, "format": "jsonl", "path": "dumps/code-00001.jsonl"}, "en", 1.0, settings, rules)
+    as_file = curate_record({**base, "format": "code", "path": "lib/colorsys.json"}, "en", 1.0, settings, rules)
+    assert in_jsonl["keep"], in_jsonl["failed_rules"]
+    assert "code_data_file" in as_file["failed_rules"]
