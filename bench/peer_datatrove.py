@@ -15,8 +15,8 @@ undecodable, empty, over 8 MB) are left out, so both tools get exactly the same 
     100mb   scale.py's own 100 MB selection
     1gb     the whole pool (about 0.9 GB: the pool is smaller than 1 GB), as scale.py's 1000
 Each part is one source of its own with the part's domain, so the code parts are judged as code by
-brickyard and as text by DataTrove, which has no code rules (see RULES). brickyard names a JSON
-Lines record after its file, so its data-file rule rejects every code record here (`code_data_file`).
+brickyard and as text by DataTrove, which has no code rules (see RULES). A code record in JSON Lines
+is judged on its text (brickyard's file-name rules apply to code files read on their own).
 
 brickyard: `brickyard run --config <yaml> --until tokenize` (default curate rules and dedup; code
 under no licence file accepted, as in scale.py) on a fresh lakehouse, in a process of its own:
