@@ -448,8 +448,9 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
     with run.phase("verify"):
         if n_pairs:
             text_of = silver.join(F.broadcast(pairs.select("doc_id").distinct()), "doc_id", "left_semi").select("doc_id", "text")
+            # a task per few hundred pairs, a few per core at most (each pair is a Python check of two texts)
             checked = (pairs.join(text_of, "doc_id").join(items, ["eval_set", "item_id"])
-                       .repartition(tasks, "doc_id").sortWithinPartitions("doc_id")
+                       .repartition(min(tasks, 1 + n_pairs // 200), "doc_id").sortWithinPartitions("doc_id")
                        .mapInArrow(make_verifier(scheme), VERIFIED_SCHEMA))
             found = (checked.join(todo.select("doc_id", "content_sha256"), "doc_id")
                      .select(*[c.name for c in CONTAMINATION.columns if c.name not in ("batch_id", "checked_at")],
@@ -472,12 +473,15 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         n_stale = stale.count()
         if n_stale:
             delete_matching(stale, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"])
-        if found is not None and n_pairs:
-            merge_into(found, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"])
+        if found is not None and n_found:  # rows of pairs just checked, whose old rows are gone: an append
+            found.write.format("delta").mode("append").saveAsTable(CONTAMINATION.name)
         fault_pause("decontaminate:after-contamination")
         done = todo.select("doc_id", "content_sha256", "eval_sets", F.lit(run.run_id).alias("batch_id"),
                            F.current_timestamp().alias("checked_at"))
-        merge_into(done, CONTAMINATION_CHECKS.name, "doc_id")
+        if checks.limit(1).count():
+            merge_into(done, CONTAMINATION_CHECKS.name, "doc_id")
+        else:  # the first run: nothing to match
+            done.write.format("delta").mode("append").saveAsTable(CONTAMINATION_CHECKS.name)
     for spec in (CONTAMINATION, EVAL_SETS, CONTAMINATION_CHECKS):
         run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))
     rejected = n_found if settings.reject else 0

@@ -148,8 +148,11 @@ def _word_mask(buf: np.ndarray) -> np.ndarray:
     """Which bytes are word bytes: [0-9a-z_] and non-ASCII, less the separator blocks (U+0080-U+00BF
     is C2 xx, U+2000-U+207F is E2 80 xx and E2 81 xx, U+3000-U+303F is E3 80 xx)."""
     mask = _WORD_BYTE[buf]
+    high = np.flatnonzero(buf >= 0xC2)  # lead bytes of 2- to 4-byte characters: few in most text
+    if not len(high):
+        return mask
     for lead, seconds, width in ((0xC2, None, 2), (0xE2, (0x80, 0x81), 3), (0xE3, (0x80,), 3)):
-        at = np.flatnonzero(buf[: len(buf) - width + 1] == lead)
+        at = high[(buf[high] == lead) & (high <= len(buf) - width)]
         if seconds is not None and len(at):
             at = at[np.isin(buf[at + 1], seconds)]
         for k in range(width):
