@@ -11,7 +11,7 @@ Documents: real files, the Python 3.11 documentation sources and the Linux kerne
 their own, into the middle of one document (each document takes at most one):
 
     verbatim     the passage as it is
-    light        a few words changed: 3 of a long item's 60 (one in 20), 1 of a short item's 18
+    light        a few words changed: 3 of a long item's 60, 1 of a short item's 18, at random places
     paraphrase   heavily rewritten: one word in three replaced, and the sentences in reverse order
     absent       planted nowhere: anything reported for these items is a false positive
 
@@ -122,8 +122,10 @@ def replace_words(text: str, positions, vocab: list[str], salt: str) -> str:
 
 def edit(text: str, level: str, vocab: list[str], salt: str) -> str:
     n = len(text.split())
-    if level == "light":
-        return replace_words(text, range(10, n, 20) if n >= 40 else [n - 4], vocab, salt)
+    if level == "light":  # 3 words of a long item, 1 of a short one, at fixed pseudo-random places
+        k = 3 if n >= 40 else 1
+        places = list(dict.fromkeys(h(salt, "light", j) % n for j in range(k * 4)))[:k]
+        return replace_words(text, places, vocab, salt)
     if level == "paraphrase":
         rewritten = replace_words(text, range(1, n, 3), vocab, salt)
         return " ".join(reversed([s for s in re.split(r"(?<=[.!?;:])\s+", rewritten) if s]))

@@ -1,6 +1,7 @@
 """Decontaminate on a real local Spark with Delta: evaluation items planted in real documents
-verbatim, lightly edited and paraphrased; curate rejecting what was found; no-op and incremental
-reruns; the broadcast lookup and the join giving the same answers; the report section."""
+verbatim, lightly edited and paraphrased, found through the join and through the broadcast lookup;
+curate rejecting what was found, and judging it again when the sets go; no-op and incremental
+reruns; the report section."""
 
 from __future__ import annotations
 
@@ -134,12 +135,13 @@ def path_of(spark) -> dict[str, str]:
 
 def test_planted_items_are_found_rejected_by_curate_and_reruns_check_only_what_is_new(spark, make_config, corpus, lakehouse, tmp_path):
     root, items = corpus
-    cfg = config(make_config, root, QA)
+    cfg = config(make_config, root, QA, broadcast_limit=0)  # the join: no evaluation n-gram reaches the driver
     ingest(spark, cfg)
     assert (curate(spark, cfg).rows_out, len(rows(spark, "silver.documents", "keep AND source = 'd_docs'"))) == (12, 12)
 
     first = decontaminate(spark, cfg)
     assert first.status == "succeeded" and first.rows_in == 12
+    assert rows(spark, "ops.lineage", f"run_id = '{first.run_id}'")[0]["metrics"]["lookup"] == "join"
     paths = path_of(spark)
     found = {(paths[r["doc_id"]], r["item_id"]): r for r in rows(spark, "silver.contamination")}
     # ngram mode: the verbatim and the lightly edited copies are found, the paraphrase is not
@@ -174,13 +176,13 @@ def test_planted_items_are_found_rejected_by_curate_and_reruns_check_only_what_i
     assert decontaminate(spark, cfg).status == "noop"
     assert curate(spark, cfg).status == "noop"
 
-    # a new evaluation set: every document in scope is checked against it alone, through the join
-    # path this time (no evaluation grams sent to the tasks); the first set's rows stay as they were
-    cfg = config(make_config, root, QA, SHORT, broadcast_limit=0)
+    # a new evaluation set: every document in scope is checked against it alone, through the broadcast
+    # lookup this time (its n-grams sent to the tasks); the first set's rows stay as they were
+    cfg = config(make_config, root, QA, SHORT)
     second = decontaminate(spark, cfg)
     assert second.status == "succeeded" and second.rows_in == 12  # the contaminated two are still in scope
     metrics = rows(spark, "ops.lineage", f"run_id = '{second.run_id}'")[0]["metrics"]
-    assert metrics["lookup"] == "join" and "documents.short_qa" in metrics and "documents.qa" not in metrics
+    assert metrics["lookup"] == "broadcast" and "documents.short_qa" in metrics and "documents.qa" not in metrics
     after = rows(spark, "silver.contamination")
     assert {r["batch_id"] for r in after if r["eval_set"] == "qa"} == {first.run_id}
     short = {(paths[r["doc_id"]], r["item_id"]): r for r in after if r["eval_set"] == "short_qa"}
@@ -200,15 +202,6 @@ def test_planted_items_are_found_rejected_by_curate_and_reruns_check_only_what_i
     assert [p for p, r in sorted(silver.items()) if r["reject_reason"] == "contaminated"] == [
         "edited.txt", "short_edited.txt", "short_verbatim.txt", "verbatim.txt"]
 
-    # the same answers from the broadcast lookup: a fresh check of the short set with a limit above
-    # its n-grams (the set's digest changes with the threshold, so every document is checked again)
-    cfg = config(make_config, root, QA, SHORT | {"containment": 0.55}, broadcast_limit=1_000_000)
-    third = decontaminate(spark, cfg)
-    metrics = rows(spark, "ops.lineage", f"run_id = '{third.run_id}'")[0]["metrics"]
-    assert metrics["lookup"] == "broadcast" and "documents.qa" not in metrics
-    again = {(paths[r["doc_id"]], r["item_id"]): r["containment"] for r in rows(spark, "silver.contamination", "eval_set = 'short_qa'")}
-    assert again == {k: v["containment"] for k, v in short.items() if v["containment"] >= 0.55}
-
     # removing the evaluation sets: curate keeps the documents again, judged anew
     cfg = config(make_config, root)
     released = curate(spark, cfg)
@@ -219,7 +212,7 @@ def test_planted_items_are_found_rejected_by_curate_and_reruns_check_only_what_i
     # lists the sets of the last decontaminate run; curate no longer rejects for them)
     table = Lakeview(lakehouse).contamination_by_set().set_index("eval_set")
     assert table.loc["qa", "items"] == 6 and table.loc["qa", "items_found"] == 2 and table.loc["qa", "documents_found"] == 2
-    assert table.loc["short_qa", "items_too_short"] == 1 and table.loc["short_qa", "items_found"] == len(again)
+    assert table.loc["short_qa", "items_too_short"] == 1 and table.loc["short_qa", "items_found"] == 2
     report_section(lakehouse, tmp_path)
 
 
