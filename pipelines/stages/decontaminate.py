@@ -396,7 +396,7 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         run.inputs.append(Ref(f"eval_set:{name}", "source", None, f"{digest[name]}: {n} items"))
     entries = sorted(f"{name}@{d}" for name, d in digest.items())
 
-    checks, checks_version = read_pinned(spark, CONTAMINATION_CHECKS.name, "doc_id, content_sha256, eval_sets")
+    checks, _ = read_pinned(spark, CONTAMINATION_CHECKS.name, "doc_id, content_sha256, eval_sets")
     with run.phase("plan"):
         planned = plan_decontaminate(silver.select("doc_id", "content_sha256"), checks, entries)
         todo = planned.where(F.size("check") > 0).localCheckpoint(eager=True)
@@ -427,24 +427,9 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
     lengths = sorted({r["L"] for r in wanted.select(F.explode("lengths").alias("L")).distinct().collect()})
     tasks = 4 * session_cores(spark)
     with run.phase("find"):
-        distinct_grams = wanted.select(F.explode("grams").alias("gram")).distinct()
-        members = distinct_grams.limit(settings.broadcast_limit + 1).toArrow() if settings.broadcast_limit else None
-        small = members is not None and members.num_rows <= settings.broadcast_limit
-        texts = _texts(silver, todo, n_todo, tasks)
-        if small:
-            import numpy as np
-
-            grams = np.sort(members.column("gram").to_numpy())
-            finder = make_finder(lengths, grams, f"{run.run_id}:{len(grams)}")
-            n_grams = len(grams)
-        else:
-            finder = make_finder(lengths)
-            n_grams = None
-        with scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(tasks)}):
-            hits = (texts.mapInArrow(finder, FOUND_SCHEMA).select("doc_id", F.explode("grams").alias("gram")))
-            thresholds = {name: scheme[name][3] for name in needed}
-            pairs = candidate_pairs(hits, todo, wanted, thresholds).localCheckpoint(eager=True)
-    n_pairs = pairs.count()
+        small, n_grams, pairs = _candidates(spark, silver, todo, n_todo, wanted, lengths, scheme, needed, settings, run, tasks)
+    n_pairs = pairs.count() if pairs is not None else 0
+    found, tally, n_found = None, {}, 0
     with run.phase("verify"):
         if n_pairs:
             text_of = silver.join(F.broadcast(pairs.select("doc_id").distinct()), "doc_id", "left_semi").select("doc_id", "text")
@@ -456,13 +441,9 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
                      .select(*[c.name for c in CONTAMINATION.columns if c.name not in ("batch_id", "checked_at")],
                              F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("checked_at"))
                      .localCheckpoint(eager=True))
-        else:
-            found = None
-        tally = {}
-        if found is not None:
-            tally = {(r["eval_set"]): (r["docs"], r["items"]) for r in found.groupBy("eval_set").agg(
+            tally = {r["eval_set"]: (r["docs"], r["items"]) for r in found.groupBy("eval_set").agg(
                 F.countDistinct("doc_id").alias("docs"), F.countDistinct("item_id").alias("items")).collect()}
-        n_found = found.select("doc_id").distinct().count() if found is not None else 0
+            n_found = found.select("doc_id").distinct().count()
 
     set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
     with run.phase("write"):
@@ -486,7 +467,7 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))
     rejected = n_found if settings.reject else 0
     run.counts(n_todo, n_todo - rejected, rejected, 0)
-    run.metrics.update({"documents_found": n_found, "candidate_pairs": n_pairs, "lookup": "broadcast" if small else "join",
+    run.metrics.update({"documents_found": n_found, "candidate_pairs": n_pairs, "lookup": "broadcast" if small else "join" if lengths else "none",
                         "eval_ngrams": n_grams if n_grams is not None else f">{settings.broadcast_limit}",
                         "gram_lengths": ",".join(map(str, lengths)), "replaced_rows": n_stale})
     for name in needed:
@@ -495,6 +476,31 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
     say(f"decontaminate: {n_todo} documents checked against {', '.join(needed)}: {n_found} contain an evaluation item"
         + ("" if settings.reject else " (recorded, not rejected: decontaminate.reject is off)"))
     return {"checked": n_todo, "found": n_found}
+
+
+def _candidates(spark, silver, todo, n_todo: int, wanted, lengths: list[int], scheme, needed: list[str],
+                settings: DecontaminateSettings, run, tasks: int):
+    """(broadcast?, evaluation n-grams sent to the tasks, candidate pairs checkpointed or None): the
+    documents' grams met with the evaluation grams, through the broadcast lookup when there are at
+    most `broadcast_limit` distinct evaluation grams, else through the join alone."""
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    if not lengths:  # every item of the sets to check is too short: nothing to look for
+        return False, 0, None
+    members = None
+    if settings.broadcast_limit:
+        members = wanted.select(F.explode("grams").alias("gram")).distinct().limit(settings.broadcast_limit + 1).toArrow()
+    small = members is not None and members.num_rows <= settings.broadcast_limit
+    if small:
+        grams = np.sort(members.column("gram").to_numpy())
+        finder, n_grams = make_finder(lengths, grams, f"{run.run_id}:{len(grams)}"), len(grams)
+    else:
+        finder, n_grams = make_finder(lengths), None
+    with scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(tasks)}):
+        hits = _texts(silver, todo, n_todo, tasks).mapInArrow(finder, FOUND_SCHEMA).select("doc_id", F.explode("grams").alias("gram"))
+        thresholds = {name: scheme[name][3] for name in needed}
+        return small, n_grams, candidate_pairs(hits, todo, wanted, thresholds).localCheckpoint(eager=True)
 
 
 def _texts(silver, todo, n_todo: int, tasks: int):

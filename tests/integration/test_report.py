@@ -66,15 +66,16 @@ tracking: {experiment: rt, log_every: 1}
 
 
 # each a window between two commits of one job, or after its last commit (pipelines/faults.py)
-KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "dedup:after-gold",
-         "tokenize:after-write", "export:after-files")
+KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "decontaminate:after-contamination",
+         "dedup:after-gold", "tokenize:after-write", "export:after-files")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(lakehouse, report path, stdout) of a `brickyard run` over a ~1.5 MB sample, interrupted:
-    the driver is SIGKILLed twice inside ingest, then inside curate, dedup, tokenize and export in
-    turn, and a last `brickyard run` finishes the build; the tests below judge what that leaves."""
+    the driver is SIGKILLed twice inside ingest, then inside curate, decontaminate, dedup, tokenize
+    and export in turn, and a last `brickyard run` finishes the build; the tests below judge what
+    that leaves."""
     root = tmp_path_factory.mktemp("run")
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM), ("train.yaml", TRAIN)):
         (root / name).write_text(text)
@@ -84,7 +85,8 @@ def built(tmp_path_factory):
     # after a stage is killed, the next command runs it again to its end, then the next stage is
     # killed (commands of one stage each after dedup: a whole `run` would repeat every no-op stage)
     steps = (("run", "ingest:after-read"), ("run", "ingest:after-documents"),
-             ("run", "curate:after-silver"), ("run", "dedup:after-gold"), ("dedup", None),
+             ("run", "curate:after-silver"), ("run", "decontaminate:after-contamination"), ("run", "dedup:after-gold"),
+             ("dedup", None),
              ("tokenize", "tokenize:after-write"), ("export", "export:after-files"))
     with open(root / "killed-runs.log", "w") as log:
         for command, point in steps:
@@ -283,6 +285,12 @@ def test_a_run_killed_in_each_stage_finishes_on_rerun_with_nothing_twice_and_eve
     assert stats.where("counted_as = 'input'").groupBy().sum("documents").first()[0] == silver.count() + rejudged
     killed_curate = lineage.where("job = 'curate' AND status = 'killed'").first().run_id
     assert stats.where(f"run_id = '{killed_curate}'").count() > 0
+    # decontaminate killed between its findings and its checks: the rerun checked everything again,
+    # replacing what the killed run had written, so no document and item is recorded twice
+    found = t("silver.contamination")
+    assert found.count() == found.select("doc_id", "eval_set", "item_id").distinct().count() > 0
+    checks = t("ops.contamination_checks")
+    assert ids(checks) == ids(silver.where("keep OR failed_rules = array('contaminated')"))
     # the export killed after its files were in place and before its row: recorded once, by the rerun
     exports = t("ops.exports").collect()
     assert len(exports) == 1 and exports[0].status == "current"
