@@ -22,16 +22,21 @@ Each size is a deterministic selection of the pool (a file is taken when a hash 
 under size / pool size), so every corpus keeps its share and the smaller set is part of the larger.
 The selection is hard-linked (copied across file systems) under .cache/scale/<size>mb/.
 
-For each size, on a fresh lakehouse, each stage (ingest, curate, dedup, tokenize, export) runs in a
-process of its own through the Python API, exactly as `brickyard run` calls it; the quality stage is
-left out (it retrains the classifier and re-scores silver, a second curate pass). Spark's start-up
-is not counted. Printed for each stage:
-- its input in MB of document text (bronze for ingest and curate, kept silver for dedup, gold for
-  tokenize and export) and MB/s;
+For each size, on a fresh lakehouse, each stage (ingest, curate, decontaminate, dedup, tokenize,
+export) runs in a process of its own through the Python API, exactly as `brickyard run` calls it; the
+quality stage is left out (it retrains the classifier and re-scores silver, a second curate pass), and
+so is the curate pass that follows decontaminate in `brickyard run` to reject what it found. The
+evaluation set decontaminate checks against is 1,000 passages of 60 words, half from the pool's
+Shakespeare plays and half from its Python documentation, taken whether or not the size selects
+their file, so a build holds some of them. Spark's start-up is not counted. Printed for each stage:
+- its input in MB of document text (bronze for ingest and curate, kept silver for decontaminate and
+  dedup, gold for tokenize and export) and MB/s;
 - its compute floor, measured in the same process on a sample of its own input, and the floor's
   share of the stage's time (floor time on every core / stage time; 1.0 would be all floor):
     ingest    open, decompress, decode and hash each file, a plain loop on one core, times the cores
     curate    curate's own per-document functions (language ID, signals, rules, PII) in a plain loop
+    decontaminate  its per-batch function (13-gram hashes of the documents, looked up in the evaluation
+              set's), on one core
     dedup     MinHash signatures of the same texts (brickyard's numpy batches) on one core
     tokenize  tiktoken's encode_ordinary_batch with one thread per core, in one process
     export    streaming's MDSWriter writing as many samples of the same length (zstd, xxh64)
@@ -68,7 +73,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 CORPORA = REPO / ".cache" / "corpora"
-STAGES = ["ingest", "curate", "dedup", "tokenize", "export"]
+STAGES = ["ingest", "curate", "decontaminate", "dedup", "tokenize", "export"]
+EVAL_ITEMS, EVAL_WORDS = 1000, 60  # the evaluation set decontaminate checks against
 SEQ_LEN = 1024
 SAMPLE_MB = 16  # each floor is measured on about this much of the stage's input
 
@@ -169,10 +175,29 @@ def write_config(workdir: Path, staged: Path) -> Path:
         "spark": {"ui": False, "progress": False, "driver_memory": "4g"},
         "curate": {"licenses": PERMISSIVE_LICENSES + ["NOASSERTION", "LicenseRef-unknown"]},
         "export": {"curriculum": str(workdir / "curriculum.yaml")},
+        "decontaminate": {"eval_sets": [{"name": "passages", "path": str(write_eval_set(workdir)), "fields": ["passage"]}]},
         "sources": sources,
     }
     path = workdir / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def write_eval_set(workdir: Path) -> Path:
+    """EVAL_ITEMS passages of EVAL_WORDS words from the whole pool's plays and Python docs (JSONL)."""
+    parts = {p.name: p for p in pool()}
+    out = []
+    for name in ("shakespeare", "python_doc"):
+        part = parts[name]
+        files = sorted(f for f, _ in pool_files(part))
+        for i in range(EVAL_ITEMS // 2):
+            rel = files[int.from_bytes(hashlib.sha256(f"eval/{name}/{i}".encode()).digest()[:8], "big") % len(files)]
+            words = (part.root / rel).read_text(encoding="utf-8", errors="ignore").split()
+            at = int.from_bytes(hashlib.sha256(f"eval/{name}/{i}/at".encode()).digest()[:8], "big") % max(1, len(words) - EVAL_WORDS)
+            if len(words) >= EVAL_WORDS:
+                out.append({"passage": " ".join(words[at : at + EVAL_WORDS])})
+    path = workdir / "eval_passages.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in out))
     return path
 
 
@@ -251,6 +276,21 @@ def floor_dedup(spark, cfg, mb_in: float) -> tuple[float, float]:
     return sum(len(x.encode()) for x in texts) / 1e6, time.perf_counter() - t
 
 
+def floor_decontaminate(spark, cfg, mb_in: float) -> tuple[float, float]:
+    """The stage's per-batch function on a sample of its input, against the evaluation set's 13-grams."""
+    from brickyard.pipelines.sources.evalsets import list_files, read_items
+    from brickyard.pipelines.text.ngrams import GramSet, document_grams, item_hashes
+
+    s = cfg.decontaminate.eval_sets[0]
+    segments = [segs for f in list_files(s, cfg.resolve(s.path), "floor") for _, segs in read_items(f, s.fields, None)]
+    gramset = GramSet(item_hashes(segments, cfg.decontaminate.ngram, cfg.decontaminate.min_words)[0])
+    texts = [r["text"] for r in sample_texts(spark.table("silver.documents").where("keep"), mb_in)]
+    t = time.perf_counter()
+    for i in range(0, len(texts), 1000):
+        document_grams(texts[i : i + 1000], [cfg.decontaminate.ngram], gramset)
+    return sum(len(x.encode()) for x in texts) / 1e6, time.perf_counter() - t
+
+
 def floor_tokenize(spark, cfg, mb_in: float, cores: int) -> tuple[float, float]:
     from brickyard.pipelines.stages.tokenize import encoder
 
@@ -292,6 +332,11 @@ def run_stage(spark, cfg, stage: str) -> dict:
         result = curate(spark, cfg)
         status, kept, rejected = result.status, result.rows_out, result.rows_rejected
         return {"status": status, "kept": kept, "rejected": rejected}
+    elif stage == "decontaminate":
+        from brickyard.pipelines.stages.decontaminate import decontaminate
+
+        result = decontaminate(spark, cfg)
+        return {"status": result.status, "checked": result.rows_in, "contaminated": result.rows_rejected}
     elif stage == "dedup":
         from brickyard.pipelines.stages.dedup import dedup
 
@@ -339,7 +384,7 @@ def child(stage: str, config: Path) -> dict:
     bronze = spark.table("bronze.documents")
     if stage in ("ingest", "curate"):
         out["input_mb"] = mb_of(bronze)
-    elif stage == "dedup":
+    elif stage in ("decontaminate", "dedup"):
         out["input_mb"] = mb_of(spark.table("silver.documents").where("keep"))
     else:
         out["input_mb"] = mb_of(spark.table("gold.documents"))
@@ -348,6 +393,9 @@ def child(stage: str, config: Path) -> dict:
         out["floor_cores"] = cores
     elif stage == "curate":
         out["floor_mb"], out["floor_s"] = floor_curate(spark, cfg, out["input_mb"])
+        out["floor_cores"] = cores
+    elif stage == "decontaminate":
+        out["floor_mb"], out["floor_s"] = floor_decontaminate(spark, cfg, out["input_mb"])
         out["floor_cores"] = cores
     elif stage == "dedup":
         out["floor_mb"], out["floor_s"] = floor_dedup(spark, cfg, out["input_mb"])
@@ -394,14 +442,14 @@ def run_size(size_mb: int, staged: Path, keep: bool) -> list[dict]:
 
 def report(size_mb: int, results: list[dict]) -> None:
     print(f"\n{size_mb} MB selection")
-    print("stage      input MB   seconds    MB/s   floor MB/s   floor share   driver RSS MB   JVM heap MB   outcome")
+    print("stage          input MB   seconds    MB/s   floor MB/s   floor share   driver RSS MB   JVM heap MB   outcome")
     for r in results:
         rate = r["input_mb"] / r["seconds"]
         floor_rate = r["floor_mb"] / r["floor_s"] * r["floor_cores"]
         share = (r["input_mb"] / floor_rate) / r["seconds"]
-        outcome = {k: v for k, v in r.items() if k in ("documents", "quarantined", "kept", "rejected", "keepers",
-                                                        "duplicates", "tokens", "samples")}
-        print(f"{r['stage']:<9} {r['input_mb']:9.1f} {r['seconds']:9.1f} {rate:7.2f} {floor_rate:12.2f} {share:13.3f}"
+        outcome = {k: v for k, v in r.items() if k in ("documents", "quarantined", "kept", "rejected", "checked",
+                                                        "contaminated", "keepers", "duplicates", "tokens", "samples")}
+        print(f"{r['stage']:<13} {r['input_mb']:9.1f} {r['seconds']:9.1f} {rate:7.2f} {floor_rate:12.2f} {share:13.3f}"
               f" {r['driver_rss_mb']:15.0f} {r['jvm_heap_mb']:13.0f}   {outcome}")
     total = sum(r["seconds"] for r in results)
     print(f"whole build: {total:.0f} s, {results[0]['input_mb'] / total:.2f} MB of bronze text per second")
@@ -411,16 +459,16 @@ def growth(small: tuple[int, list[dict]], large: tuple[int, list[dict]]) -> None
     """Time ratio over input ratio, memory ratios, and each stage's time split as fixed + marginal:
     the line through the two sizes, t = fixed + MB / marginal rate."""
     print(f"\ngrowth from {small[0]} MB to {large[0]} MB (time ratio / input ratio: 1.0 is linear; memory ratio: 1.0 is flat)")
-    print("stage      input ratio   time ratio   time / input   driver RSS ratio   JVM heap ratio   fixed s   marginal MB/s")
+    print("stage          input ratio   time ratio   time / input   driver RSS ratio   JVM heap ratio   fixed s   marginal MB/s")
     for a, b in zip(small[1], large[1], strict=True):
         ir, tr = b["input_mb"] / a["input_mb"], b["seconds"] / a["seconds"]
         slope = (b["seconds"] - a["seconds"]) / (b["input_mb"] - a["input_mb"])
         fixed = a["seconds"] - slope * a["input_mb"]
-        print(f"{a['stage']:<9} {ir:12.2f} {tr:12.2f} {tr / ir:14.2f} {b['driver_rss_mb'] / a['driver_rss_mb']:18.2f}"
+        print(f"{a['stage']:<13} {ir:12.2f} {tr:12.2f} {tr / ir:14.2f} {b['driver_rss_mb'] / a['driver_rss_mb']:18.2f}"
               f" {b['jvm_heap_mb'] / max(a['jvm_heap_mb'], 1):16.2f} {fixed:9.1f} {1 / slope if slope > 0 else float('inf'):15.2f}")
     ta, tb = sum(r["seconds"] for r in small[1]), sum(r["seconds"] for r in large[1])
     ir = large[1][0]["input_mb"] / small[1][0]["input_mb"]
-    print(f"whole build   {ir:10.2f} {tb / ta:12.2f} {tb / ta / ir:14.2f}")
+    print(f"whole build       {ir:10.2f} {tb / ta:12.2f} {tb / ta / ir:14.2f}")
 
 
 def main() -> int:

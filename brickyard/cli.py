@@ -3,6 +3,7 @@
     brickyard run       --config configs/demo.yaml    every stage that exists, in order
     brickyard ingest    --config ...                  sources -> bronze.documents
     brickyard curate    --config ...                  bronze.documents -> silver.documents
+    brickyard decontaminate --config ...              documents holding evaluation items -> silver.contamination, then curate
     brickyard quality   train --config ...            fastText quality classifier -> MLflow registry
     brickyard dedup     --config ...                  silver.documents -> gold.documents (exact + MinHash LSH)
     brickyard tokenize  --config ...                  gold.documents -> gold.tokens (cl100k_base ids)
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Curate new or changed bronze documents into silver.documents: every "
                        "document is kept with its signals, a keep flag and the rule that rejected it; "
                        "ops.filter_stats counts documents and bytes per rule and domain.")
+    _spark_options(p)
+
+    p = sub.add_parser("decontaminate", help="find documents that contain evaluation items; curate then rejects them",
+                       description="Check the curated documents not checked yet (or changed) against the evaluation "
+                       "sets declared under decontaminate.eval_sets (word n-grams, verified against the text) into "
+                       "silver.contamination, then curate again to reject what was found (rule contaminated).")
     _spark_options(p)
 
     p = sub.add_parser("dedup", help="silver.documents -> gold.documents: exact and near-duplicate clusters",
@@ -298,6 +305,21 @@ def _stage_command(module: str, function: str, **options):
 cmd_ingest = _stage_command("brickyard.pipelines.stages.ingest", "ingest", only="source")
 cmd_curate = _stage_command("brickyard.pipelines.stages.curate", "curate")
 cmd_dedup = _stage_command("brickyard.pipelines.stages.dedup", "dedup")
+
+
+def cmd_decontaminate(args) -> int:
+    """The stage, then curate to apply what it found (as `brickyard run` does)."""
+    from .pipelines.stages.curate import curate
+    from .pipelines.stages.decontaminate import decontaminate
+
+    cfg = _settings(args)
+    spark, _ = _spark(args, cfg)
+    r = decontaminate(spark, cfg)
+    print(f"run {r.run_id}: {r.status}")
+    if r.status == "succeeded":
+        c = curate(spark, cfg)
+        print(f"run {c.run_id}: {c.status} (curate applied it: {c.rows_rejected} documents rejected)")
+    return 0
 cmd_tokenize = _stage_command("brickyard.pipelines.stages.tokenize", "tokenize")
 
 
@@ -509,7 +531,7 @@ def cmd_setup(args) -> int:
     return 0
 
 
-COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "serve": cmd_serve, "setup": cmd_setup}
+COMMANDS = {"report": cmd_report, "train": cmd_train, "run": cmd_run, "ingest": cmd_ingest, "curate": cmd_curate, "dedup": cmd_dedup, "decontaminate": cmd_decontaminate, "tokenize": cmd_tokenize, "export": cmd_export, "quality": cmd_quality, "catalog": cmd_catalog, "forget": cmd_forget, "model": cmd_model, "serve": cmd_serve, "setup": cmd_setup}
 
 
 def main(argv: list[str] | None = None) -> int:

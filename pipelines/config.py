@@ -604,6 +604,137 @@ class DedupSettings(ConfigModel):
                 o.threshold if o.threshold is not None else self.threshold)
 
 
+EvalFormat = Literal["jsonl", "parquet", "text", "sample"]
+DecontaminateMode = Literal["ngram", "containment"]
+EVAL_EXTENSIONS = {  # how an evaluation file's format is told from its name when `format` is left out
+    "jsonl": (".jsonl", ".ndjson", ".json"), "parquet": (".parquet",), "text": (".txt", ".text", ".md"),
+}
+
+
+def eval_format_of(name: str) -> str | None:
+    """The format an evaluation file's name says (.jsonl, .parquet, .txt, ..., also .gz / .zst), or None."""
+    low = name.lower()
+    for ext in (".gz", ".zst"):
+        low = low.removesuffix(ext)
+    return next((fmt for fmt, exts in EVAL_EXTENSIONS.items() if low.endswith(exts)), None)
+
+
+def _check_decontaminate(name: str, value: int | float | None) -> None:
+    """One decontamination setting's rule (raises Invalid); None (unset) passes."""
+    if value is None:
+        return
+    if name in ("ngram", "min_words"):
+        _require_positive(value)
+    elif name == "containment" and not 0 < value <= 1:
+        raise Invalid(f"a share of the item's n-grams, above 0 and at most 1, got {value!r}")
+
+
+class EvalSetConfig(ConfigModel):
+    """One evaluation set whose items training documents must not contain (see
+    brickyard.pipelines.stages.decontaminate)."""
+
+    name: str
+    path: str | None = None  # a file or a folder; relative paths are relative to the config file
+    # jsonl, parquet or text (one item per paragraph); left out: each file's extension says; sample:
+    # passages of this machine's text, some of them in the built-in sample source (for the demo)
+    format: EvalFormat | None = None
+    # jsonl / parquet: the fields that hold an item's text; `a.b` reaches inside a mapping, and a
+    # list (of strings, or of mappings with a.b) gives each element as a text of its own
+    fields: list[str] = Field(default_factory=list)
+    id_field: str | None = None  # jsonl / parquet: a stable item id (else FILE:LINE or FILE#row=N)
+    items: int | None = None  # sample: how many passages (40 when unset)
+    ngram: int | None = None  # this set's own settings; unset: those of `decontaminate`
+    mode: DecontaminateMode | None = None
+    containment: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        if rules_apply(info) and not _NAME.match(v):
+            raise Invalid(f"{v!r} must be lower case letters, digits and _ (starting with a letter)")
+        return v
+
+    @field_validator("ngram", "containment")
+    @classmethod
+    def _setting(cls, v: int | float | None, info: ValidationInfo) -> int | float | None:
+        if rules_apply(info):
+            _check_decontaminate(info.field_name, v)
+        return v
+
+    @model_validator(mode="after")
+    def _options_fit_the_format(self, info: ValidationInfo) -> EvalSetConfig:
+        if not rules_apply(info):
+            return self
+        if self.format == "sample":
+            for key in ("path", "id_field"):
+                if getattr(self, key) is not None:
+                    raise Invalid(f"the sample evaluation set is built from this machine's text and reads no {key}; remove it", at=f".{key}")
+            if self.fields:
+                raise Invalid("the sample evaluation set has one field of its own; remove fields", at=".fields")
+            if self.items is not None and self.items <= 0:
+                raise Invalid(f"must be greater than 0, got {self.items!r}", at=".items")
+            return self
+        if not self.path:
+            raise Invalid("an evaluation set needs a 'path' (a file or a folder), or format: sample")
+        if self.items is not None:
+            raise Invalid("only the sample evaluation set takes items; remove it", at=".items")
+        fmt = self.format or eval_format_of(self.path)
+        if fmt == "text":
+            for key in ("fields", "id_field"):
+                if getattr(self, key):
+                    raise Invalid(f"a text evaluation set holds one item per paragraph and has no {key}; remove it", at=f".{key}")
+        elif fmt in ("jsonl", "parquet") and not self.fields:
+            raise Invalid(f"a {fmt} evaluation set needs 'fields', the fields that hold an item's text (e.g. [question, answer])")
+        return self
+
+
+class DecontaminateSettings(ConfigModel):
+    """`brickyard decontaminate` (see brickyard.pipelines.stages.decontaminate): the evaluation sets
+    and how a document is found to contain one of their items."""
+
+    eval_sets: list[EvalSetConfig] = Field(default_factory=list)  # none: the stage is skipped
+    ngram: int = 13  # words per n-gram
+    # ngram: a document that shares one n-gram with an item contains it; containment: a document
+    # that holds at least `containment` of the item's n-grams (for short items, with a smaller ngram)
+    mode: DecontaminateMode = "ngram"
+    containment: float = 0.7
+    min_words: int = 8  # a text shorter than ngram words counts whole from this many words; below it, not at all
+    reject: bool = True  # curate rejects the documents found (rule `contaminated`); false: record and report only
+    # evaluation n-grams up to this many go to every task and are looked up there; more: a Spark join
+    broadcast_limit: int = 4_000_000
+
+    @field_validator("ngram", "containment", "min_words")
+    @classmethod
+    def _setting(cls, v: int | float, info: ValidationInfo) -> int | float:
+        if rules_apply(info):
+            _check_decontaminate(info.field_name, v)
+        return v
+
+    @field_validator("broadcast_limit")
+    @classmethod
+    def _limit(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info) and v < 0:
+            raise Invalid(f"must be 0 (always join) or more, got {v!r}")
+        return v
+
+    @field_validator("eval_sets")
+    @classmethod
+    def _distinct_names(cls, v: list[EvalSetConfig], info: ValidationInfo) -> list[EvalSetConfig]:
+        if not rules_apply(info):
+            return v
+        seen = set()
+        for i, s in enumerate(v):
+            if s.name in seen:
+                raise Invalid(f"{s.name!r} is declared twice", at=f"[{i}].name")
+            seen.add(s.name)
+        return v
+
+    def scheme(self, s: EvalSetConfig) -> tuple[int, str, float]:
+        """(ngram, mode, containment) for an evaluation set."""
+        return (s.ngram or self.ngram, s.mode or self.mode,
+                s.containment if s.containment is not None else self.containment)
+
+
 class TokenizeSettings(ConfigModel):
     """`brickyard tokenize` (see brickyard.pipelines.stages.tokenize)."""
 
@@ -652,6 +783,7 @@ class PipelineConfig(ConfigModel):
     curate: CurateSettings = Field(default_factory=CurateSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    decontaminate: DecontaminateSettings = Field(default_factory=DecontaminateSettings)
     tokenize: TokenizeSettings = Field(default_factory=TokenizeSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     train: TrainStageSettings = Field(default_factory=TrainStageSettings)

@@ -272,9 +272,10 @@ def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: 
         matched.updateAll().whenNotMatched().insertAll().merge()
 
 
-def delete_matching(df, table: str, key: str) -> None:
-    """Delete the rows of `table` whose `key` appears in `df` (one MERGE, one commit)."""
-    df.select(key).alias("source").mergeInto(table, _matches(table, [key])).whenMatched().delete().merge()
+def delete_matching(df, table: str, key: str | list[str]) -> None:
+    """Delete the rows of `table` whose `key` (a column, or several) appears in `df` (one MERGE, one commit)."""
+    keys = [key] if isinstance(key, str) else list(key)
+    df.select(*keys).alias("source").mergeInto(table, _matches(table, keys)).whenMatched().delete().merge()
 
 
 def set_properties(spark, table: str, props: dict[str, str]) -> None:

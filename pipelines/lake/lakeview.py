@@ -267,6 +267,59 @@ class Lakeview:
             df[f"{side}_text"] = [_snippet(docs.at[i, "text"], max_chars) for i in df[f"{side}_id"]]
         return df
 
+    # --- contamination -------------------------------------------------------------------------
+    SET_COLUMNS = ["eval_set", "format", "mode", "ngram", "containment", "items", "items_checked", "items_too_short",
+                   "items_empty", "ngrams", "items_found", "documents_found", "documents_rejected"]
+
+    def contamination_by_set(self) -> pd.DataFrame:
+        """Per evaluation set of the last decontaminate run (ops.eval_sets): its items (read, checked,
+        too short, empty), mode and n-grams; the items found in documents, the documents found, and
+        how many of those curate rejects as contaminated. A document counts while silver still holds
+        the text that was checked."""
+        if not self.has("ops.eval_sets"):
+            return pd.DataFrame(columns=self.SET_COLUMNS)
+        sets = self.sql("SELECT eval_set, format, mode, ngram, containment, items, items_checked, items_too_short, "
+                        "items_empty, ngrams FROM ops.eval_sets ORDER BY eval_set")
+        found = self._found().groupby("eval_set").agg(
+            items_found=("item_id", "nunique"), documents_found=("doc_id", "nunique")).reset_index()
+        rejected = (self._found().query("rejected")[["eval_set", "doc_id"]].drop_duplicates()
+                    .groupby("eval_set").size().rename("documents_rejected").reset_index())
+        out = sets.merge(found, on="eval_set", how="left").merge(rejected, on="eval_set", how="left")
+        for c in ("items_found", "documents_found", "documents_rejected"):
+            out[c] = out[c].fillna(0).astype("int64")
+        return out[self.SET_COLUMNS]
+
+    def _found(self) -> pd.DataFrame:
+        """silver.contamination rows whose document text silver still holds, with its domain, path
+        and whether curate rejects it as contaminated."""
+        cols = ["eval_set", "item_id", "doc_id", "domain", "path", "containment", "matched_ngrams", "item_ngrams",
+                "span", "rejected"]
+        if not self.has("silver.contamination"):
+            return pd.DataFrame(columns=cols)
+        df = self.sql(
+            "SELECT c.eval_set, c.item_id, c.doc_id, d.domain, d.path, c.containment, c.matched_ngrams, c.item_ngrams, "
+            "c.span, array_has(d.failed_rules, 'contaminated') AS rejected FROM silver.contamination c "
+            "JOIN silver.documents d ON c.doc_id = d.doc_id AND c.content_sha256 = d.content_sha256")
+        df["rejected"] = df["rejected"].fillna(False).astype(bool)
+        return df[cols]
+
+    def contamination_by_domain(self) -> pd.DataFrame:
+        """Documents found per evaluation set and domain."""
+        found = self._found()
+        sets = set(self.contamination_by_set()["eval_set"])
+        found = found[found["eval_set"].isin(sets)]
+        return (found[["eval_set", "domain", "doc_id"]].drop_duplicates().groupby(["eval_set", "domain"]).size()
+                .rename("documents").reset_index())
+
+    def contamination_examples(self, per_set: int = 3, max_chars: int = 300) -> pd.DataFrame:
+        """A few documents per evaluation set beside the item they hold: the most contained first."""
+        found = self._found()
+        found = found[found["eval_set"].isin(set(self.contamination_by_set()["eval_set"]))]
+        found = found.sort_values(["eval_set", "containment", "doc_id"], ascending=[True, False, True])
+        top = found.groupby("eval_set", group_keys=False).head(per_set).copy()
+        top["span"] = [_snippet(t, max_chars) for t in top["span"]]
+        return top[["eval_set", "item_id", "domain", "path", "containment", "matched_ngrams", "item_ngrams", "span"]].reset_index(drop=True)
+
     # --- tokens and exports -------------------------------------------------------------------
     def token_counts(self) -> pd.DataFrame:
         return self.sql("SELECT domain, quality_tier, count(*) AS documents, sum(n_tokens) AS tokens "

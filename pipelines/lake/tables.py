@@ -261,6 +261,32 @@ GOLD = TableSpec(
 )
 
 
+CONTAMINATION = TableSpec(
+    name="silver.contamination",
+    comment="Documents found to contain an item of an evaluation set: one row per document and item, with "
+    "the n-grams they share and one span of the document that the item holds. curate rejects these documents "
+    "(rule contaminated). Written by `brickyard decontaminate`.",
+    layer="silver",
+    pii="redacted",
+    producer="decontaminate",
+    columns=(
+        Column("doc_id", "STRING", "The document (silver.documents.doc_id)", nullable=False),
+        Column("content_sha256", "STRING", "sha256 of the document text checked (silver.documents.content_sha256)", nullable=False),
+        Column("eval_set", "STRING", "The evaluation set, by its name in the config", nullable=False),
+        Column("item_id", "STRING", "The item: its id_field, or FILE:LINE, FILE#row=N, FILE:LINE of a paragraph", nullable=False),
+        Column("matched_ngrams", "INT", "The item's distinct n-grams found in the document, checked word for word", nullable=False),
+        Column("item_ngrams", "INT", "The item's distinct n-grams (a segment shorter than n words counts as one, whole)", nullable=False),
+        Column("containment", "DOUBLE", "matched_ngrams / item_ngrams", nullable=False),
+        Column("span", "STRING", "The document's text over the longest stretch it shares with the item (at most 1,000 characters)", nullable=False),
+        Column("batch_id", "STRING", "Run id of the decontaminate that found it", nullable=False),
+        Column("checked_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+    checks={
+        "matched_within_item": "matched_ngrams >= 1 AND matched_ngrams <= item_ngrams",
+        "containment_range": "containment > 0 AND containment <= 1",
+    },
+)
+
 TOKENS = TableSpec(
     name="gold.tokens",
     comment="Token ids of every gold document, its end-of-text id appended: what export packs into "
@@ -315,6 +341,50 @@ EXPORTS = TableSpec(
         Column("created_at", "TIMESTAMP", "When (UTC)", nullable=False),
     ),
     checks={"status_known": "status IN ('current', 'stale')"},
+)
+
+
+EVAL_SETS = TableSpec(
+    name="ops.eval_sets",
+    comment="The evaluation sets decontaminate checks documents against, as of its last run: digest, settings "
+    "and item counts. Written by `brickyard decontaminate`.",
+    layer="ops",
+    pii="none",
+    producer="decontaminate",
+    columns=(
+        Column("eval_set", "STRING", "Its name in the config", nullable=False),
+        Column("digest", "STRING", "Hash of its items and the settings that decide a match: a new digest re-checks every document against it", nullable=False),
+        Column("path", "STRING", "Where its items were read (as configured; sample: the file written for it)"),
+        Column("format", "STRING", "jsonl, parquet, text, sample, or mixed (a folder of several)", nullable=False),
+        Column("mode", "STRING", "ngram or containment", nullable=False),
+        Column("ngram", "INT", "Words per n-gram", nullable=False),
+        Column("containment", "DOUBLE", "The share of an item's n-grams a document must hold (containment mode)"),
+        Column("items", "BIGINT", "Items read", nullable=False),
+        Column("items_checked", "BIGINT", "Items with at least one n-gram: those checked", nullable=False),
+        Column("items_too_short", "BIGINT", "Items whose every text is below min_words words: not checked", nullable=False),
+        Column("items_empty", "BIGINT", "Items with no text in their fields: not checked", nullable=False),
+        Column("ngrams", "BIGINT", "Distinct n-grams over its checked items", nullable=False),
+        Column("batch_id", "STRING", "Run id of the decontaminate that recorded it", nullable=False),
+        Column("updated_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+    checks={"items_add_up": "items = items_checked + items_too_short + items_empty"},
+)
+
+CONTAMINATION_CHECKS = TableSpec(
+    name="ops.contamination_checks",
+    comment="Which evaluation sets (name@digest) each document's text was checked against, so that a later "
+    "decontaminate checks only new or changed documents, and every document against a new or changed set. "
+    "Written by `brickyard decontaminate`.",
+    layer="ops",
+    pii="none",
+    producer="decontaminate",
+    columns=(
+        Column("doc_id", "STRING", "The document (silver.documents.doc_id)", nullable=False),
+        Column("content_sha256", "STRING", "sha256 of the text checked", nullable=False),
+        Column("eval_sets", "ARRAY<STRING>", "name@digest of every evaluation set this text was checked against", nullable=False),
+        Column("batch_id", "STRING", "Run id of the decontaminate that last checked it", nullable=False),
+        Column("checked_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
 )
 
 

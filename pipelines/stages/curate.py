@@ -11,6 +11,11 @@ Python worker):
    licence (else `license:<id>`); then the heuristic rules in their stated order. `reject_reason`
    is the first failing rule, `failed_rules` all of them.
 6. score quality with the newest registered classifier (`brickyard.pipelines.stages.quality`), if there is one.
+7. reject a document whose text `silver.contamination` lists (the decontaminate stage found an item of an
+   evaluation set in it): rule `contaminated`, last in the order. A document judged earlier whose
+   verdict flips (found by a new or changed evaluation set, or no longer: the set was removed, or
+   `decontaminate.reject` turned off) is judged again without being curated again, and counted in
+   this run's `ops.filter_stats` like every document it judges.
 
 URL dedup: among bronze documents with the same normalized URL (web sources record it in their
 metadata), the newest capture (WARC-Date; then doc_id) is the one judged on its merits; every older
@@ -42,8 +47,8 @@ from ..lake.delta import (
 )
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
-from ..lake.tables import DOCUMENTS, FILTER_STATS, SILVER
-from ..text.filters import configure, evaluate
+from ..lake.tables import CONTAMINATION, DOCUMENTS, FILTER_STATS, SILVER
+from ..text.filters import CONTAMINATED, configure, evaluate
 from ..text.pii import redact
 from ..text.quality import tier_sql
 from ..text.signals import code_signals, normalize_code, normalize_text, text_signals
@@ -79,10 +84,13 @@ def curate_record(rec: dict, lang: str, score: float, settings: dict, rules) -> 
     if settings["redact_pii"]:
         text, counts = redact(text)
     data = text.encode("utf-8")
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in (rec.get("contaminated_shas") or ()):  # this very text holds an evaluation item
+        failed.append(CONTAMINATED)
     return {
         "doc_id": rec["doc_id"], "source": rec["source"], "domain": rec["domain"], "kind": kind,
         "path": rec["path"], "locator": rec["locator"], "text": text,
-        "content_sha256": hashlib.sha256(data).hexdigest(), "n_bytes": len(data),
+        "content_sha256": sha, "n_bytes": len(data),
         "lang": lang, "lang_score": float(score), "code_language": rec["code_language"],
         "license": rec["license"], "is_vendored": rec["is_vendored"], "is_generated": rec["is_generated"],
         "signals": json.dumps(signals), "pii_counts": json.dumps(counts),
@@ -175,6 +183,13 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
     return rescored, wrong
 
 
+def _contamination_in_use(spark) -> bool:
+    """Whether silver may hold rows rejected as contaminated: the decontaminate stage ran here once."""
+    from ..lake.delta import table_exists
+
+    return table_exists(spark, CONTAMINATION.name)
+
+
 def classifier(spark, cfg: PipelineConfig) -> dict | None:
     """The newest registered quality classifier, as the settings the workers need, or None."""
     from ..lake.registry import current_model, model_path_on_workers
@@ -216,6 +231,58 @@ def plan_curate(bronze, judged, standing):
     flipped = (standing.join(judged, "doc_id")
                .where(F.col("superseded_by").isNotNull() != F.col("was_superseded")).select("doc_id"))
     return changed.union(flipped).distinct()
+
+
+def contamination_flags(spark, cfg: PipelineConfig, run):
+    """(doc_id, contaminated_shas): the texts of each document that silver.contamination lists for a
+    declared evaluation set, when curate rejects them (`decontaminate.reject`); None when it rejects
+    none. The table is read at its latest version, recorded as an input of the run."""
+    from pyspark.sql import functions as F
+
+    from ..lake.delta import table_exists
+
+    names = [s.name for s in cfg.decontaminate.eval_sets]
+    if not names or not cfg.decontaminate.reject or not table_exists(spark, CONTAMINATION.name):
+        return None
+    version = latest_version(spark, CONTAMINATION.name)
+    run.inputs.append(Ref(CONTAMINATION.name, "table", version))
+    found = spark.sql(f"SELECT doc_id, eval_set, content_sha256 FROM {CONTAMINATION.name} VERSION AS OF {version}")
+    return (found.where(F.col("eval_set").isin(names)).groupBy("doc_id")
+            .agg(F.collect_set("content_sha256").alias("contaminated_shas")))
+
+
+def plan_contamination(judged, flagged, planned):
+    """The silver rows to judge again without curating them again: (doc_id, contaminated), for rows
+    not in `planned` whose `contaminated` rule is not what `flagged` (doc_id, contaminated_shas, or
+    None: nothing is) says of their current text. `judged`: silver's doc_id, content_sha256,
+    failed_rules."""
+    from pyspark.sql import functions as F
+
+    rows = judged.join(planned, "doc_id", "left_anti")
+    if flagged is None:
+        rows = rows.withColumn("contaminated_shas", F.lit(None).cast("array<string>"))
+    else:
+        rows = rows.join(flagged, "doc_id", "left")
+    should = F.coalesce(F.array_contains("contaminated_shas", F.col("content_sha256")), F.lit(False))
+    has = F.coalesce(F.array_contains("failed_rules", CONTAMINATED), F.lit(False))
+    return rows.where(has != should).select("doc_id", should.alias("contaminated"))
+
+
+def rejudged(silver_rows, flips, run_id: str):
+    """Silver rows (all columns) with the `contaminated` rule added or removed as `flips` says
+    (doc_id, contaminated); keep and reject_reason follow (the rule is last in the order)."""
+    from pyspark.sql import functions as F
+
+    rules = F.coalesce(F.col("failed_rules"), F.array().cast("array<string>"))
+    failed = F.when(F.col("contaminated"), F.concat(rules, F.array(F.lit(CONTAMINATED)))).otherwise(
+        F.array_remove(rules, CONTAMINATED))
+    changed = {
+        "failed_rules": failed, "keep": F.size(failed) == 0,
+        "reject_reason": F.when(F.size(failed) > 0, F.element_at(failed, 1)),
+        "batch_id": F.lit(run_id), "curated_at": F.current_timestamp(),
+    }
+    rows = silver_rows.join(F.broadcast(flips), "doc_id")
+    return rows.select(*[changed[c.name].alias(c.name) if c.name in changed else F.col(c.name) for c in SILVER.columns])
 
 
 def filter_stats(rows):
@@ -269,8 +336,16 @@ class Curate(Stage):
     def settings(self, ctx: StageContext) -> dict:
         q = self.quality  # what scores and which kinds, not where its file lies on this machine
         scoring = {k: v for k, v in q.items() if k != "path"} if q else None
-        return {k: v for k, v in self.full.items() if k != "quality"} | {"quality_model": q["label"] if q else None,
-                                                                          "quality_scoring": scoring}
+        out = {k: v for k, v in self.full.items() if k != "quality"} | {"quality_model": q["label"] if q else None,
+                                                                         "quality_scoring": scoring}
+        d = ctx.cfg.decontaminate
+        if d.eval_sets:  # the sets whose findings it applies (absent without any: earlier hashes stay valid)
+            out["contamination"] = {"eval_sets": [s.name for s in d.eval_sets], "reject": d.reject}
+        return out
+
+    def read_tables(self, ctx: StageContext) -> tuple[str, ...]:
+        d = ctx.cfg.decontaminate
+        return self.reads + ((CONTAMINATION.name,) if d.eval_sets and d.reject else ())
 
     def apply(self, ctx: StageContext, run) -> dict:
         return _curate(ctx.spark, ctx.cfg, self.full, self.quality, run)
@@ -305,15 +380,22 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     )
     standing = url_standing(bronze)
     planned = plan_curate(bronze, judged, standing)
+    flagged = contamination_flags(spark, cfg, run)
     # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
     # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
     tasks = 4 * session_cores(spark)
-    todo = (
-        bronze.join(planned, "doc_id", "left_semi")
-        .join(standing, "doc_id", "left")
-        .select(*IN_FIELDS, "superseded_by")
-        .repartition(tasks, "doc_id")
-    )
+    todo = bronze.join(planned, "doc_id", "left_semi").join(standing, "doc_id", "left")
+    todo = (todo.join(flagged, "doc_id", "left") if flagged is not None
+            else todo.withColumn("contaminated_shas", F.lit(None).cast("array<string>")))
+    todo = todo.select(*IN_FIELDS, "superseded_by", "contaminated_shas").repartition(tasks, "doc_id")
+    # rows judged before whose contamination verdict flips: judged again, not curated again
+    flips = None
+    if flagged is not None or _contamination_in_use(spark):
+        silver_now = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}")
+        flips = plan_contamination(silver_now.select("doc_id", "content_sha256", "failed_rules"), flagged, planned)
+        flips = flips.localCheckpoint(eager=True)
+        if flips.count() == 0:
+            flips = None
     silver = (
         todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
         .select(
@@ -327,6 +409,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
             F.lit(run.run_id).alias("batch_id"),
             F.current_timestamp().alias("curated_at"),
         )
+        .transform(lambda df: df if flips is None else df.unionByName(rejudged(silver_now, flips, run.run_id)))
         # computed once and cut loose from its plan: the MERGE below invalidates every cached plan
         # that reads silver.documents (even at a pinned version), and a merely persisted frame
         # would then run the whole curation again for each statistic computed after it
@@ -360,6 +443,8 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
     reasons = {r["reject_reason"]: r["n"] for r in per_rule.groupBy("reject_reason").agg(F.count("*").alias("n")).collect()}
     silver.unpersist()
+    if flips is not None:
+        run.metrics["contamination_rejudged"] = flips.count()
     rescored, retiered = apply_quality(spark, cfg, q, run)
     if rescored or retiered:
         say(f"curate: quality: {rescored} earlier documents rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")

@@ -5,7 +5,8 @@
 The selection is made on `bronze.documents` (a `--where` predicate is SQL over its columns). The
 chosen documents are deleted from bronze.documents, bronze.quarantine (with `--source`, every
 quarantine row of that source too: their snippets are raw data), silver.documents,
-silver.signatures, silver.duplicates, gold.documents and gold.tokens, one Delta commit per table.
+silver.contamination, ops.contamination_checks, silver.signatures, silver.duplicates,
+gold.documents and gold.tokens, one Delta commit per table.
 
 Clusters: a forgotten document may have been a cluster's keeper, or the link that joined it. As
 dedup does when curation drops a document, every cluster that loses a member is dissolved: its
@@ -34,6 +35,8 @@ from ..errors import BrickyardError
 from ..lake.delta import delete_matching, latest_version, table_exists
 from ..lake.lineage import Ref
 from ..lake.tables import (
+    CONTAMINATION,
+    CONTAMINATION_CHECKS,
     DOCUMENTS,
     DUPLICATES,
     EXPORTS,
@@ -46,7 +49,8 @@ from ..lake.tables import (
 from .base import Stage, StageContext, StageResult, log, run_stage
 
 # the tables keyed by doc_id, upstream first
-LAYERS = tuple(t.name for t in (DOCUMENTS, QUARANTINE, SILVER, SIGNATURES, DUPLICATES, GOLD, TOKENS))
+LAYERS = tuple(t.name for t in (DOCUMENTS, QUARANTINE, SILVER, CONTAMINATION, CONTAMINATION_CHECKS, SIGNATURES,
+                                 DUPLICATES, GOLD, TOKENS))
 
 
 def selection(source: str | None, doc_ids: list[str] | None, where: str | None):

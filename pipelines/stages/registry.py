@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from .base import Stage, StageContext, StageResult, run_stage
 from .curate import Curate
+from .decontaminate import Decontaminate
 from .dedup import Dedup
 from .export import Export
 from .ingest import Ingest
 from .quality import Quality
 from .tokenize import Tokenize
 
-STAGES: list[type[Stage]] = [Ingest, Curate, Quality, Dedup, Tokenize, Export]
+STAGES: list[type[Stage]] = [Ingest, Curate, Decontaminate, Quality, Dedup, Tokenize, Export]
 
-# when a stage succeeds, these run after it: a newly registered classifier is applied by curate
-FOLLOW_UPS: dict[str, list[type[Stage]]] = {"quality": [Curate]}
+# when a stage succeeds, these run after it: curate applies a newly registered classifier, and
+# rejects the documents decontaminate found
+FOLLOW_UPS: dict[str, list[type[Stage]]] = {"quality": [Curate], "decontaminate": [Curate]}
 
 
 def register(cls: type[Stage]) -> type[Stage]:

@@ -71,6 +71,12 @@ _CODE = [
 
 DEFAULT_RULES: tuple[Rule, ...] = tuple(_C4[:2] + _GOPHER_QUALITY + _GOPHER_REPETITION + _C4[2:] + _FINEWEB + _CODE)
 
+# A document found to contain an item of an evaluation set (silver.contamination, written by the
+# decontaminate stage). It is not a bound on a signal: curate sets it from that table, for text and
+# code alike, and it comes last in the order, after every rule above, so a document that another
+# rule rejects keeps that rule as its reason and lists this one among its failed rules.
+CONTAMINATED = "contaminated"
+
 
 def configure(overrides: dict[str, dict] | None) -> tuple[Rule, ...]:
     """Apply config overrides: {rule: {min: .., max: .., enabled: ..}}."""

@@ -4,7 +4,8 @@ quick no-op: a stage whose tables are where its last run left them is not planne
 from __future__ import annotations
 
 import pytest
-from brickyard.pipelines.stages.curate import plan_curate
+from brickyard.pipelines.stages.curate import plan_contamination, plan_curate
+from brickyard.pipelines.stages.decontaminate import plan_decontaminate
 from brickyard.pipelines.stages.dedup import plan_dedup, plan_withdrawal
 from brickyard.pipelines.stages.ingest import plan_files
 from brickyard.pipelines.stages.tokenize import plan_tokens
@@ -56,6 +57,35 @@ def test_tokenize_classifies_every_key_once(spark):
     keys = plan_tokens(gold, have, "cl100k_base")
     assert rows(keys, "doc_id", "state") == {("new", "new"), ("done", "done"), ("text", "replace"), ("tier", "retier"),
                                              ("enc", "replace"), ("gone", "gone")}
+
+
+def test_decontaminate_plans_new_texts_against_every_set_and_every_text_against_a_new_set(spark):
+    scope = spark.createDataFrame([("same", "h1"), ("edited", "h2new"), ("new", "h3"), ("partial", "h4")],
+                                  "doc_id STRING, content_sha256 STRING")
+    checks = spark.createDataFrame([("same", "h1", ["a@1", "b@1", "gone@1"]), ("edited", "h2", ["a@1", "b@1"]),
+                                    ("partial", "h4", ["a@0", "gone@1"]), ("left", "h9", ["a@1"])],
+                                   "doc_id STRING, content_sha256 STRING, eval_sets ARRAY<STRING>")
+    plan = {r["doc_id"]: (sorted(r["check"]), r["eval_sets"]) for r in plan_decontaminate(scope, checks, ["a@1", "b@1"]).collect()}
+    assert plan == {
+        "same": ([], ["a@1", "b@1", "gone@1"]),  # checked already; a set no longer declared is remembered
+        "edited": (["a", "b"], ["a@1", "b@1"]),  # new text: every set, and nothing of the old text kept
+        "new": (["a", "b"], ["a@1", "b@1"]),
+        "partial": (["a", "b"], ["a@1", "b@1", "gone@1"]),  # set a changed (digest 0 -> 1), b is new to it
+    }
+
+
+def test_curate_judges_again_the_rows_whose_contamination_flips(spark):
+    judged = spark.createDataFrame([("found", "h1", []), ("was", "h2", ["gopher_min_words", "contaminated"]),
+                                    ("still", "h3", ["contaminated"]), ("old_text", "h4", ["contaminated"]),
+                                    ("curated_now", "h5", []), ("clean", "h6", [])],
+                                   "doc_id STRING, content_sha256 STRING, failed_rules ARRAY<STRING>")
+    flagged = spark.createDataFrame([("found", ["h1"]), ("still", ["h3"]), ("old_text", ["h4old"]), ("curated_now", ["h5"])],
+                                    "doc_id STRING, contaminated_shas ARRAY<STRING>")
+    planned = spark.createDataFrame([("curated_now",)], "doc_id STRING")  # curated again in this run: judged there
+    assert rows(plan_contamination(judged, flagged, planned), "doc_id", "contaminated") == {
+        ("found", True), ("was", False), ("old_text", False)}
+    assert rows(plan_contamination(judged, None, planned), "doc_id", "contaminated") == {
+        ("was", False), ("still", False), ("old_text", False)}
 
 
 def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_it_again(spark, make_config, tmp_path):

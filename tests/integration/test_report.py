@@ -27,13 +27,15 @@ from tests.helpers import clean_env, kill_at, start_brickyard
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.long]
 
 REPO = Path(__file__).resolve().parents[2]
-TITLES = ["Catalog overview", "Curation funnel", "Duplicates", "Tokens and curriculum", "Training runs"]
+TITLES = ["Catalog overview", "Curation funnel", "Duplicates", "Tokens and curriculum", "Training runs", "Contamination"]
 
 PIPELINE = """
 lakehouse: lh
 spark: {master: "local[2]", driver_memory: 2g, shuffle_partitions: 4, ui: false, progress: false}
 quality:
   positives: {where: "path LIKE 'package_docs/%'", kept_only: false}
+decontaminate:
+  eval_sets: [{name: probe, path: probe.jsonl, fields: [passage], id_field: id}]
 export: {curriculum: curriculum.yaml}
 train: {config: train.yaml}
 sources:
@@ -66,20 +68,21 @@ tracking: {experiment: rt, log_every: 1}
 
 
 # each a window between two commits of one job, or after its last commit (pipelines/faults.py)
-KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "dedup:after-gold",
-         "tokenize:after-write", "export:after-files")
+KILLS = ("ingest:after-read", "ingest:after-documents", "curate:after-silver", "decontaminate:after-contamination",
+         "dedup:after-gold", "tokenize:after-write", "export:after-files")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(lakehouse, report path, stdout) of a `brickyard run` over a ~1.5 MB sample, interrupted:
-    the command is SIGKILLed twice inside ingest, then inside curate, dedup, tokenize and export in
-    turn, and a last `brickyard run` finishes the build; the tests below judge what that leaves.
-    Every command works through the lakehouse's server (a kill ends the client between two of its
-    commits, as a killed driver would); the server stops when the module is done."""
+    the command is SIGKILLed twice inside ingest, then inside curate, decontaminate, dedup, tokenize
+    and export in turn, and a last `brickyard run` finishes the build; the tests below judge what
+    that leaves. Every command works through the lakehouse's server (a kill ends the client between
+    two of its commits, as a killed driver would); the server stops when the module is done."""
     root = tmp_path_factory.mktemp("run")
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM), ("train.yaml", TRAIN)):
         (root / name).write_text(text)
+    write_probe(root / "probe.jsonl", load_config(root / "pipeline.yaml"))
     config = ["--config", str(root / "pipeline.yaml")]
     run = ["run", *config]
     r = subprocess.run([sys.executable, "-m", "brickyard", "serve", *config], cwd=root, capture_output=True, text=True,
@@ -96,7 +99,8 @@ def _build(root: Path, config: list[str], run: list[str]):
     # after a stage is killed, the next command runs it again to its end, then the next stage is
     # killed (commands of one stage each after dedup: a whole `run` would repeat every no-op stage)
     steps = (("run", "ingest:after-read"), ("run", "ingest:after-documents"),
-             ("run", "curate:after-silver"), ("run", "dedup:after-gold"), ("dedup", None),
+             ("run", "curate:after-silver"), ("run", "decontaminate:after-contamination"), ("run", "dedup:after-gold"),
+             ("dedup", None),
              ("tokenize", "tokenize:after-write"), ("export", "export:after-files"))
     with open(root / "killed-runs.log", "w") as log:
         for command, point in steps:
@@ -113,6 +117,33 @@ def _build(root: Path, config: list[str], run: list[str]):
     return root / "lh", Path(last.removeprefix("report: ")), r.stdout
 
 
+def write_probe(path: Path, cfg) -> None:
+    """An evaluation set of docstring paragraphs (40 words or more) of standard-library modules: from
+    files the sample reads (the build holds them), and from files it does not."""
+    import ast
+
+    from brickyard.pipelines.sources.listing import sample_units
+    from brickyard.pipelines.sources.sample import PARTS, part_root
+
+    read = sorted(u.file for u in sample_units(cfg.sources[0], 1 << 30) if u.path.startswith("stdlib/"))
+    unread = sorted({str(f) for f in part_root(PARTS["stdlib"]).glob("*.py")} - set(read))
+    items = []
+    for origin, files in (("in", read), ("out", unread)):
+        got = 0
+        for f in files:
+            try:
+                tree = ast.parse(Path(f).read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                doc = ast.get_docstring(node) if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) else None
+                para = next((p for p in (doc or "").split("\n\n") if len(p.split()) >= 40), None)
+                if para and got < 6:
+                    items.append({"id": f"{origin}{got}", "passage": para})
+                    got += 1
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+
+
 def outputs(notebook: Path) -> list[dict]:
     return [o for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
 
@@ -120,14 +151,15 @@ def outputs(notebook: Path) -> list[dict]:
 def test_the_run_writes_a_report_with_every_section_filled(built):
     lakehouse, report, stdout = built
     assert report.parent.parent == lakehouse / "reports" and (lakehouse / "reports" / "latest").resolve() == report.parent
-    for stage in ("ingest", "curate", "quality", "dedup", "tokenize", "export", "train", "report"):
+    for stage in ("ingest", "curate", "decontaminate", "quality", "dedup", "tokenize", "export", "train", "report"):
         assert re.search(rf"(?m)^{stage}: (succeeded|noop)\b.* in \d+\.\ds", stdout), stage  # the runner's line
     page = report.read_text()
     for title in TITLES:
         assert f">{title}<" in page
     # pictures per notebook: lineage; funnel docs + bytes, reasons, languages, quality; cluster sizes,
-    # kinds; tokens, lengths, streams, mix; loss, expert load
-    expected_images = {"01_catalog": 1, "02_curation": 5, "03_duplicates": 2, "04_tokens": 4, "05_training": 2}
+    # kinds; tokens, lengths, streams, mix; loss, expert load; contaminated documents per set
+    expected_images = {"01_catalog": 1, "02_curation": 5, "03_duplicates": 2, "04_tokens": 4, "05_training": 2,
+                       "06_contamination": 1}
     for name, images in expected_images.items():
         outs = outputs(report.parent / f"{name}.ipynb")
         assert not [o for o in outs if o["output_type"] == "error"], name
@@ -139,7 +171,10 @@ def test_the_run_writes_a_report_with_every_section_filled(built):
     export_id = lv.exports()["export_id"].iloc[0]
     run = lv.training_runs().iloc[0]
     assert run.run_name == "rt" and run.export_id == export_id and run.steps == 16
-    for text in ("gold.tokens", "bronze.quarantine", "near duplicates beside their keepers", export_id, "anneal",
+    sets = lv.contamination_by_set().set_index("eval_set")
+    assert sets.loc["probe", "items_checked"] == sets.loc["probe", "items"] > 0 and sets.loc["probe", "documents_found"] >= 1
+    assert lv.contamination_examples()["item_id"].str.startswith("in").any()  # passages the build holds are found
+    for text in ("gold.tokens", "bronze.quarantine", "near duplicates beside their keepers", export_id, "anneal", "probe",
                  "similarity", "expert-load", f"gold.tokens@v{lv.manifest()['tables']['gold.tokens']}"):
         assert text.lower() in page.lower(), text
     for placeholder in ("no training run yet", "no export yet", "no near duplicates", "nothing to show"):
@@ -257,12 +292,21 @@ def test_a_run_killed_in_each_stage_finishes_on_rerun_with_nothing_twice_and_eve
     assert ids(gold) == ids(dups.where("is_keeper")) == ids(tokens)
     assert dups.where("is_keeper").count() == dups.select("cluster_id").distinct().count()
     # the curate killed between its silver commit and its statistics: the next curate wrote them,
-    # under the killed run's id, so the funnel adds up to silver exactly once
+    # under the killed run's id, so the funnel adds up to silver exactly once, plus the documents a
+    # later curate judged again because decontaminate found them
     stats = t("ops.filter_stats")
     assert stats.count() == stats.select("run_id", "domain", "rule", "counted_as").distinct().count()
-    assert stats.where("counted_as = 'input'").groupBy().sum("documents").first()[0] == silver.count()
+    rejudged = sum(int(r.metrics.get("contamination_rejudged", 0)) for r in lineage.where("job = 'curate'").collect())
+    assert rejudged >= 1
+    assert stats.where("counted_as = 'input'").groupBy().sum("documents").first()[0] == silver.count() + rejudged
     killed_curate = lineage.where("job = 'curate' AND status = 'killed'").first().run_id
     assert stats.where(f"run_id = '{killed_curate}'").count() > 0
+    # decontaminate killed between its findings and its checks: the rerun checked everything again,
+    # replacing what the killed run had written, so no document and item is recorded twice
+    found = t("silver.contamination")
+    assert found.count() == found.select("doc_id", "eval_set", "item_id").distinct().count() > 0
+    checks = t("ops.contamination_checks")
+    assert ids(checks) == ids(silver.where("keep OR failed_rules = array('contaminated')"))
     # the export killed after its files were in place and before its row: recorded once, by the rerun
     exports = t("ops.exports").collect()
     assert len(exports) == 1 and exports[0].status == "current"

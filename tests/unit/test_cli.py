@@ -5,7 +5,7 @@ import pytest
 
 from brickyard.cli import build_parser
 
-COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["dedup"], ["tokenize"], ["export"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
+COMMANDS = [[], ["run"], ["ingest"], ["curate"], ["decontaminate"], ["dedup"], ["tokenize"], ["export"], ["quality"], ["quality", "train"], ["catalog"], ["catalog", "ls"], ["catalog", "show"],
             ["catalog", "lineage"], ["model"], ["model", "info"], ["setup"], ["report"], ["train"]]
 
 

@@ -18,6 +18,7 @@ def test_demo_config_loads_with_the_sample_source():
     assert [s.name for s in cfg.sources] == ["sample"]
     assert cfg.sources[0].kind == "sample"
     assert cfg.sources[0].parts["stdlib"] == 6
+    assert [(s.name, s.format) for s in cfg.decontaminate.eval_sets] == [("demo_passages", "sample")]
 
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path):
