@@ -22,13 +22,40 @@ Each run takes the kept silver documents it has not seen (new, or changed since 
    smallest, if it reaches several; existing clusters are never merged, so what is in gold stays);
    otherwise the keeper policy (`dedup.keeper`, default: highest quality score, then longest, then
    oldest, then doc_id) picks its keeper, and the cluster is named after it.
+5. Containment (`dedup.containment`, off by default): partial copies, which document-level
+   MinHash cannot see (a short document made of passages of a long one is far from it in Jaccard).
+   C(A in B) = |shingles(A) & shingles(B)| / |shingles(A)|. Candidates come from an inverted index
+   as a Spark join: (doc_id, shingle hash) exploded for this run's new keepers and every keeper in
+   gold, joined on the hash, shared hashes counted per pair; a hash held by more than `max_df`
+   documents is left out (a pair still qualifies when its shared plus left-out hashes reach the
+   threshold). Each candidate is verified by the exact containment of the two texts' shingle sets
+   (`pair_containment`; 32-bit hashes collide). Only new keepers can be contained, and only in a
+   larger keeper that stays (the container is kept, whatever the keeper policy says; gold is
+   append-only, so a new container never evicts a gold document it contains). The contained keeper
+   and its cluster join the container's cluster, the keeper with method `containment`.
+6. Span dedup (`dedup.spans`, off by default; on in configs/demo.yaml): repeated paragraphs and
+   lines (`brickyard.pipelines.text.spans`: text offers every paragraph and line of at least
+   `min_chars`; code only its leading comment block, its licence header, unless
+   `keep_code_licence_headers`). The first holder of a span in keeper order keeps it; later copies
+   are cut from the text that goes to gold. Keeper order over the corpus: documents already in
+   gold first (their spans are in `silver.spans`, 64-bit hashes with the doc_id that keeps each),
+   then this run's keepers by the keeper policy, computed with a window per span. A keeper left
+   with fewer than `min_words` words (code: nothing) is rejected (method `spans`) and owns nothing,
+   so its spans pass to the next holder (rounds until the rejected set is stable; one round when
+   nobody is rejected).
 
-Outputs: `silver.duplicates` (every deduplicated document with its cluster, keeper flag, method
-and estimated similarity to the keeper; singletons are clusters of one) and `gold.documents`
-(the keepers). gold is append-only: a new document that duplicates one in gold never enters it.
+Outputs: `silver.duplicates` (every deduplicated document with its cluster, keeper flag, method,
+the estimated similarity to the keeper, and `matched_with` / `match_score`: the pair and the value
+verified when it was placed; singletons are clusters of one), `gold.documents` (the keepers, with
+the text left after span dedup and `spans_removed_share`) and `silver.spans` (the span index).
+With span dedup on, the run's funnel goes to `ops.filter_stats` (per domain: input, kept, first
+failures per method, bytes removed).
+gold is append-only: a new document that duplicates one in gold never enters it.
 A document that curation no longer keeps, or whose text changed, leaves gold and its cluster; the
-cluster is dissolved and the rest of it deduplicated again (signatures reused). gold's quality columns follow silver's.
-Counts balance: rows in = keepers + duplicates. A run with nothing new is a recorded no-op.
+cluster is dissolved and the rest of it deduplicated again (signatures reused); so is every keeper
+whose gold text lacks a span that belonged to a document that left. gold's quality columns follow
+silver's. Counts balance: rows in = keepers + duplicates + span rejects. A run with nothing new is a
+recorded no-op.
 """
 
 from __future__ import annotations
