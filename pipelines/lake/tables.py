@@ -186,9 +186,9 @@ FILTER_STATS = TableSpec(
     "their own funnel (duplicates per method, rejected documents, bytes removed from the kept ones).",
     layer="ops",
     pii="none",
-    producer="curate",
+    producer="curate, dedup",
     columns=(
-        Column("run_id", "STRING", "The curate run", nullable=False),
+        Column("run_id", "STRING", "The curate (or dedup) run", nullable=False),
         Column("domain", "STRING", "Domain", nullable=False),
         Column("rule", "STRING", "Rule name; '*' for the input and kept rows", nullable=False),
         Column("counted_as", "STRING", "input, kept, first_failure (the reject_reason), any_failure, or removed "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from brickyard.pipelines.config import ContainmentSettings, DedupSettings, SpanSettings
+from brickyard.pipelines.lake.lakeview import Lakeview
 from brickyard.pipelines.stages.curate import curate
 from brickyard.pipelines.stages.dedup import dedup
 from brickyard.pipelines.stages.ingest import ingest
@@ -110,7 +111,7 @@ def test_containment_flags_partial_copies_that_minhash_misses(spark, make_config
 NOTICE_START, NOTICE_END = "How to Apply These Terms to Your New Programs", "Also add information on how to contact you"
 
 
-def test_repeated_paragraphs_are_cut_after_their_first_holder_and_the_index_is_incremental(spark, make_config, tmp_path):
+def test_repeated_paragraphs_are_cut_after_their_first_holder_and_the_index_is_incremental(spark, lakehouse, make_config, tmp_path):
     how = licence("GPL-3").split(NOTICE_START)[1].split(NOTICE_END)[0]
     block = how[how.index("    <one line"):]  # the notice the GPL asks each program to carry
     notice = block.split("\n\n", 1)[1].strip("\n")  # its three paragraphs, without the template lines
@@ -177,6 +178,12 @@ def test_repeated_paragraphs_are_cut_after_their_first_holder_and_the_index_is_i
         assert stats[(d, "*", "input")]["bytes"] == (stats[(d, "*", "kept")]["bytes"] + sum(r["bytes"] for r in fails)
                                                     + stats[(d, "spans", "removed")]["bytes"])
     assert stats[("docs", "*", "kept")]["bytes"] == sum(gold[p]["n_bytes"] for p in hosts)
+    # the curation notebook's reader (no JVM) sees the same funnel and shares
+    lv = Lakeview(lakehouse)
+    funnel = {(r.domain, r.rule, r.counted_as): r.documents for r in lv.dedup_funnel().itertuples()}
+    assert all(funnel[k] >= r["documents"] for k, r in stats.items())
+    shares = lv.spans_removed()
+    assert set(shares["spans_removed_share"].round(9)) >= {round(gold[p]["spans_removed_share"], 9) for p in hosts}
 
     # an increment: a new document, longer than the owner, loses the notice to it (gold comes first)
     (text / "late.txt").write_text(readmes[0] + "\n\n" + notice + "\n")
