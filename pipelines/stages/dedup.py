@@ -29,10 +29,11 @@ Each run takes the kept silver documents it has not seen (new, or changed since 
    gold, joined on the hash, shared hashes counted per pair; a hash held by more than `max_df`
    documents is left out (a pair still qualifies when its shared plus left-out hashes reach the
    threshold). Each candidate is verified by the exact containment of the two texts' shingle sets
-   (`pair_containment`; 32-bit hashes collide). Only new keepers can be contained, and only in a
-   larger keeper that stays (the container is kept, whatever the keeper policy says; gold is
-   append-only, so a new container never evicts a gold document it contains). The contained keeper
-   and its cluster join the container's cluster, the keeper with method `containment`.
+   (`pair_containment`: the index's count is only a bound where hashes were left out). Only new
+   keepers can be contained, and only in a larger keeper that stays (the container is kept,
+   whatever the keeper policy says; gold is append-only, so a new container never evicts a gold
+   document it contains). The contained keeper and its cluster join the container's cluster, the
+   keeper with method `containment`.
 6. Span dedup (`dedup.spans`, off by default; on in configs/demo.yaml): repeated paragraphs and
    lines (`brickyard.pipelines.text.spans`: text offers every paragraph and line of at least
    `min_chars`; code only its leading comment block, its licence header, unless
@@ -344,7 +345,8 @@ def _exact_containment(ngram: int):
 
 def verified_containment(pairs, texts, ngram: int, threshold: float):
     """(a, b, containment) for candidate pairs whose exact containment of a in b, recomputed from
-    the two texts (32-bit shingle hashes collide), reaches the threshold."""
+    the two texts' shingle sets (the candidates' counts are bounds: left-out hashes count as
+    shared), reaches the threshold."""
     from pyspark.sql import functions as F
 
     ta = texts.select(F.col("doc_id").alias("a"), F.col("text").alias("text_a"))

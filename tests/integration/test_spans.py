@@ -178,6 +178,13 @@ def test_repeated_paragraphs_are_cut_after_their_first_holder_and_the_index_is_i
         assert stats[(d, "*", "input")]["bytes"] == (stats[(d, "*", "kept")]["bytes"] + sum(r["bytes"] for r in fails)
                                                     + stats[(d, "spans", "removed")]["bytes"])
     assert stats[("docs", "*", "kept")]["bytes"] == sum(gold[p]["n_bytes"] for p in hosts)
+    # a run killed between its silver.duplicates commit and its statistics: the next one writes them
+    spark.sql(f"DELETE FROM ops.filter_stats WHERE run_id = '{result.run_id}'")
+    again = dedup(spark, cfg)
+    assert again.metrics["filter_stats_recovered"] == result.run_id
+    recovered = spark.table("ops.filter_stats").where(f"run_id = '{result.run_id}'").collect()
+    assert {(r["domain"], r["rule"], r["counted_as"]): (r["documents"], r["bytes"]) for r in recovered} == {
+        k: (r["documents"], r["bytes"]) for k, r in stats.items()}
     # the curation notebook's reader (no JVM) sees the same funnel and shares
     lv = Lakeview(lakehouse)
     funnel = {(r.domain, r.rule, r.counted_as): r.documents for r in lv.dedup_funnel().itertuples()}
