@@ -5,8 +5,9 @@ Pure functions, no Spark: the dedup job maps them over Arrow batches
 
 A line is a non-blank line; a paragraph is a run of non-blank lines (blank lines separate
 paragraphs). A span is normalized before it is hashed (lower-cased, runs of white space as one
-space, stripped) and hashed to a signed 64-bit integer (blake2b), so that the same paragraph with
-other indentation or line breaks is the same span. Spans shorter than `min_chars` normalized
+space, stripped; in code headers, runs of digits as one 0, so that a header with another year
+matches) and hashed to a signed 64-bit integer (blake2b), so that the same paragraph with other
+indentation or line breaks is the same span. Spans shorter than `min_chars` normalized
 characters are never offered, so never removed: blank and short lines, closing braces, headings
 such as "SEE ALSO".
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 PARAGRAPH, LINE = "paragraph", "line"
 SPAN_KINDS = (PARAGRAPH, LINE)
 _WHITE = re.compile(r"\s+")
+_DIGITS = re.compile(r"[0-9]+")
 # comment lines of the common languages (docstrings are content); `#` lines that are C preprocessor
 # directives are code
 COMMENT_MARKS = ("#", "//", "/*", "*", "--", ";", "%", "<!--", "-->", "(*", "*)")
@@ -55,8 +57,11 @@ class Span:
     last: int  # last line, inclusive
 
 
-def normalize_span(text: str) -> str:
-    return _WHITE.sub(" ", text.lower()).strip()
+def normalize_span(text: str, digits: bool = False) -> str:
+    """Lower case, runs of white space as one space, stripped; with `digits`, every run of digits
+    as one 0 (code headers: the same licence header with another year is the same span)."""
+    text = _WHITE.sub(" ", text.lower()).strip()
+    return _DIGITS.sub("0", text) if digits else text
 
 
 def span_hash(normalized: str) -> int:
@@ -107,14 +112,15 @@ def spans_of(text: str, kind: str, options: SpanOptions) -> list[Span]:
     else:
         within = range(len(lines))
     out = []
+    digits = kind == "code"
     for first, last in _paragraphs(lines, within):
         if options.paragraphs:
-            norm = normalize_span(" ".join(lines[first : last + 1]))
+            norm = normalize_span(" ".join(lines[first : last + 1]), digits)
             if len(norm) >= options.min_chars:
                 out.append(Span(PARAGRAPH, span_hash(norm), first, last))
         if options.lines:
             for i in range(first, last + 1):
-                norm = normalize_span(lines[i])
+                norm = normalize_span(lines[i], digits)
                 if len(norm) >= options.min_chars:
                     out.append(Span(LINE, span_hash(norm), i, i))
     return out

@@ -130,3 +130,37 @@ def test_containment_of_a_partial_copy_is_exact_and_directional():
     assert 0.8 < c_in < 1 and c_out < 0.3 and j < 0.3  # contained, though far from a near duplicate
     assert pair_containment([mpl], [mpl], 5)[0] == 1.0
     assert pair_containment(["", "..."], [mpl, mpl], 5).tolist() == [0.0, 0.0]
+
+
+def test_code_headers_that_differ_in_their_years_are_one_span():
+    source = (STDLIB / "tomllib" / "_re.py").read_text()
+    later = source.replace("SPDX-FileCopyrightText: 2021", "SPDX-FileCopyrightText: 2024")
+    assert later != source
+    assert span_keys(later, "code", BOTH) == span_keys(source, "code", BOTH)
+    # prose keeps its digits: two paragraphs that differ in a number are two spans
+    assert span_keys(later, "text", BOTH) != span_keys(source, "text", BOTH)
+
+
+def test_the_trimmer_rejects_text_left_short_and_code_left_empty_but_never_an_untouched_document():
+    import pyarrow as pa
+    from brickyard.pipelines.config import SpanSettings
+    from brickyard.pipelines.stages.dedup import make_trimmer
+
+    notice = licence("GPL-3").split("How to Apply These Terms")[1].split("Also add information")[0]
+    notice = notice[notice.index("<one line"):]
+    init = (STDLIB / "tomllib" / "__init__.py").read_text()
+    lines = init.split("\n")
+    header_only = "\n".join(lines[i] for i in code_header(lines)) + "\n"  # a file that is only its licence header
+    settings = SpanSettings(paragraphs=True)
+    options = SpanOptions(paragraphs=True, lines=False, min_chars=40)
+    rows = [("notice", "text", notice), ("header", "code", header_only), ("init", "code", init), ("short", "text", "Too short.")]
+    removed = [[{"span_kind": k, "span_hash": h} for k, h in span_keys(t, kind, options)] for _, kind, t in rows]
+    removed[-1] = []
+    batch = pa.RecordBatch.from_pydict({"doc_id": [r[0] for r in rows], "kind": [r[1] for r in rows],
+                                        "text": [r[2] for r in rows], "removed": removed})
+    (out,) = list(make_trimmer(settings)([batch]))
+    got = {d: (t, share, short) for d, t, share, short in zip(*(out.column(i).to_pylist() for i in range(4)), strict=True)}
+    assert got["notice"][2] and got["notice"][1] > 0.5 and "WITHOUT ANY WARRANTY" not in got["notice"][0]
+    assert got["header"][2] and got["header"][0].strip() == "" and got["header"][1] == 1.0
+    assert not got["init"][2] and "SPDX" not in got["init"][0] and "import" in got["init"][0]
+    assert got["short"] == ("Too short.", 0.0, False)  # nothing cut: never rejected here, however short
