@@ -17,6 +17,12 @@ collapsed first, as the job does, so what is measured is near-duplicate detectio
 3. Synthetic edits: documents with k% of their words replaced by random words; the share of
    (original, edit) pairs that LSH makes candidates, per true-Jaccard bin, against the S-curve
    1 - (1 - J^r)^b averaged over the bin.
+4. Partial copies (`--copies N`, 0 to skip): short documents made of three passages of one real
+   document inside words of another real document, as they are and lightly revised (a share of the
+   words replaced): how many the job's containment finds inside their source (`make_shingler`,
+   `containment_candidates`, `verified_containment`, with the corpus as the documents already in
+   gold) against how many its near-duplicate path finds (LSH, verified exactly), with the exact
+   containment of each copy in its source.
 """
 
 from __future__ import annotations
@@ -104,6 +110,41 @@ def spark_pairs(spark, texts: list[str], settings, verify: str):
     return {(int(r["a"]), int(r["b"])): r["similarity"] for r in found}, (plan.bands, plan.rows)
 
 
+def contained_pairs(spark, corpus: list[str], probes: list[str], settings, probe_corpus: bool = False):
+    """{(a, b): containment} that the job's containment functions find, ids as ("c", i) for the
+    corpus and ("p", i) for the probes. The corpus stands for gold (never contained itself, unless
+    `probe_corpus`: a first run over all of it), the probes for a run's new keepers."""
+    from brickyard.pipelines.stages.dedup import (
+        SHINGLE_SCHEMA,
+        containment_candidates,
+        make_shingler,
+        verified_containment,
+    )
+
+    rows = [(f"c{i:07d}", t, probe_corpus, not probe_corpus) for i, t in enumerate(corpus)]
+    rows += [(f"p{i:07d}", t, True, False) for i, t in enumerate(probes)]
+    docs = spark.createDataFrame(rows, "doc_id STRING, text STRING, probe BOOLEAN, settled BOOLEAN").repartition(8)
+    units = docs.select("doc_id", "probe", "settled")
+    shingled = (docs.select("doc_id", "text").mapInArrow(make_shingler(settings.ngram), SHINGLE_SCHEMA)
+                .join(units, "doc_id").localCheckpoint(eager=True))
+    cands = containment_candidates(shingled, settings.threshold, settings.max_df, settings.min_shingles).localCheckpoint(eager=True)
+    found = verified_containment(cands, docs.select("doc_id", "text"), settings.ngram, settings.threshold).collect()
+    return {((r["a"][0], int(r["a"][1:])), (r["b"][0], int(r["b"][1:]))): r["containment"] for r in found}
+
+
+def partial_copy(source: list[str], host: list[str], revise: float, vocab: list[str], rng: random.Random) -> str:
+    """Three passages of 50-80 words of `source`, with 30 words of `host` before and between them;
+    `revise`: the share of the words then replaced by random words of the corpus."""
+    cuts = sorted(rng.sample(range(len(source) - 80), 3))
+    passages = [source[c : c + rng.randint(50, 80)] for c in cuts]
+    start = rng.randrange(len(host) - 30)
+    own = host[start : start + 30]
+    words = own[:20] + passages[0] + own[20:] + passages[1] + passages[2]
+    if revise:
+        words = edited(words, revise, vocab, rng)
+    return " ".join(words)
+
+
 def report(name: str, predicted: set, truth: set) -> None:
     hit = len(predicted & truth)
     precision = hit / len(predicted) if predicted else 1.0
@@ -124,22 +165,36 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=4000, help="documents read before exact copies are collapsed")
     ap.add_argument("--edits", type=int, default=300, help="documents edited for the S-curve check")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--copies", type=int, default=40, help="partial copies of each kind (0: skip them)")
+    ap.add_argument("--revise", type=float, default=0.02, help="share of a revised copy's words replaced")
+    ap.add_argument("--skip-pairs", action="store_true", help="only the partial copies (steps 1-3 skipped)")
     args = ap.parse_args()
 
-    from brickyard.pipelines.config import DedupSettings, SparkSettings
+    from brickyard.pipelines.config import SparkSettings
     from brickyard.pipelines.lake.session import get_spark
-    from brickyard.pipelines.text.minhash import batch_shingle_hashes, s_curve, words_of
 
     texts = corpus(args.docs)
+    spark = get_spark(Path(tempfile.mkdtemp(prefix="brickyard-dedup-acc-")) / "lakehouse",
+                      SparkSettings(ui=False, progress=False), app_name="bench-dedup-accuracy")
+    print(f"{len(texts)} distinct documents ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB)")
+    if not args.skip_pairs:
+        pairs_and_edits(spark, texts, args)
+    if args.copies:
+        partial_copies(spark, texts, args)
+    spark.stop()
+    return 0
+
+
+def pairs_and_edits(spark, texts: list[str], args) -> None:
+    from brickyard.pipelines.config import DedupSettings
+    from brickyard.pipelines.text.minhash import batch_shingle_hashes, s_curve, words_of
+
     t0 = time.perf_counter()
     sets = [np.unique(h) for h in batch_shingle_hashes(texts, 5)]
     truth = exact_pairs(sets, args.threshold)
     t_truth = time.perf_counter() - t0
-    print(f"{len(texts)} distinct documents ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB); "
-          f"{len(truth)} pairs with Jaccard >= {args.threshold} (exact, {t_truth:.1f} s)")
+    print(f"{len(truth)} pairs with Jaccard >= {args.threshold} (exact, {t_truth:.1f} s)")
 
-    spark = get_spark(Path(tempfile.mkdtemp(prefix="brickyard-dedup-acc-")) / "lakehouse",
-                      SparkSettings(ui=False, progress=False), app_name="bench-dedup-accuracy")
     classic = DedupSettings(threshold=args.threshold, lsh_weights=[0.5, 0.5])
     found, (b, r) = spark_pairs(spark, texts, classic, "none")
     print(f"\nLSH with datasketch's default weights (0.5, 0.5): {b} bands x {r} rows")
@@ -194,8 +249,69 @@ def main() -> int:
             worst = max(worst, abs(observed - predicted))
         print(f"[{lo:.2f}, {min(hi, 1):.2f})  {len(idx):6d}   {predicted:7.3f}   {observed:10.3f}   {np.mean([kept[k] for k in idx]):8.3f}")
     print(f"largest gap between observed and predicted candidate rate (bins of 30+ pairs): {worst:.3f}")
-    spark.stop()
-    return 0
+
+
+def partial_copies(spark, texts: list[str], args) -> None:
+    from brickyard.pipelines.config import ContainmentSettings, DedupSettings
+    from brickyard.pipelines.text.minhash import pair_containment, pair_jaccard, words_of
+
+    rng = random.Random(args.seed + 1)
+    words = [t.split() for t in texts]
+    sources = [i for i, w in enumerate(words) if len(w) >= 600]
+    hosts = [i for i, w in enumerate(words) if len(w) >= 100]
+    vocab = sorted({w for i in rng.sample(hosts, min(200, len(hosts))) for w in words_of(texts[i])})
+    kinds = {"copied": 0.0, f"revised ({args.revise:.0%} of words)": args.revise}
+    cases = []  # (kind, source index, text)
+    for kind, revise in kinds.items():
+        for _ in range(args.copies):
+            s = rng.choice(sources)
+            h = rng.choice([i for i in rng.sample(hosts, 5) if i != s] or hosts)
+            cases.append((kind, s, partial_copy(words[s], words[h], revise, vocab, rng)))
+    probes = [t for _, _, t in cases]
+    true_c = pair_containment(probes, [texts[s] for _, s, _ in cases], 5)
+    true_j = pair_jaccard(probes, [texts[s] for _, s, _ in cases], 5)
+    near_settings = DedupSettings(threshold=args.threshold)
+    t0 = time.perf_counter()
+    near, _ = spark_pairs(spark, texts + probes, near_settings, "exact")
+    t_near = time.perf_counter() - t0
+    base = len(texts)
+    near_hit = [any(p in near for p in ((s, base + k), (base + k, s))) for k, (_, s, _) in enumerate(cases)]
+    print(f"\npartial copies: {len(cases)} short documents, each three passages of 50-80 words of one real "
+          "document with 30 words of another around them, among the corpus")
+    thresholds = (0.9, 0.8, 0.7, 0.6)
+    runs = {}
+    for max_df in (100, 10):
+        cs = ContainmentSettings(enabled=True, threshold=min(thresholds), max_df=max_df)
+        t0 = time.perf_counter()
+        runs[max_df] = (contained_pairs(spark, texts, probes, cs), time.perf_counter() - t0)
+    print(f"containment: 5-gram shingles, verified exactly, max_df 100 ({runs[100][1]:.1f} s; max_df 10: "
+          f"{runs[10][1]:.1f} s); near: LSH at Jaccard {args.threshold}, verified exactly ({t_near:.1f} s)")
+    print("cells: copies found inside their source at threshold t / copies whose exact C reaches t")
+    print(f"{'kind':24s} cases  median C  median J  near  " + "  ".join(f"   t={t}" for t in thresholds) + "  t=0.8, max_df 10")
+
+    def hits(found, k, t):
+        return found.get((("p", k), ("c", cases[k][1])), 0.0) >= t - 1e-12
+
+    for kind in kinds:
+        idx = [k for k, c in enumerate(cases) if c[0] == kind]
+        cells = []
+        for t in thresholds:
+            pos = [k for k in idx if true_c[k] >= t - 1e-12]
+            cells.append(f"{sum(hits(runs[100][0], k, t) for k in idx):3d}/{len(pos):3d}")
+        pos8 = [k for k in idx if true_c[k] >= 0.8 - 1e-12]
+        cells.append(f"{sum(hits(runs[10][0], k, 0.8) for k in pos8):3d}/{len(pos8):3d}")
+        print(f"{kind:24s} {len(idx):5d}  {np.median(true_c[idx]):8.3f}  {np.median(true_j[idx]):8.3f}  "
+              f"{sum(near_hit[k] for k in idx):4d}  " + "  ".join(f"{c:>7s}" for c in cells))
+    elsewhere = sum(1 for (a, b), c in runs[100][0].items() if c >= 0.8 and b != ("c", cases[a[1]][1]))
+    print(f"pairs at t=0.8 with another corpus document than the source (a copy of the source, or of its passages): {elsewhere}")
+    # the real corpus on its own, as a first run would see it: every document may be contained
+    t0 = time.perf_counter()
+    own = contained_pairs(spark, texts, [], ContainmentSettings(enabled=True, threshold=min(thresholds), max_df=100),
+                          probe_corpus=True)
+    for t in (0.9, 0.8, 0.7):
+        n = len({a for (a, b), c in own.items() if c >= t - 1e-12})
+        print(f"real corpus documents inside another (larger) one at t={t}: {n} of {len(texts)}")
+    print(f"({time.perf_counter() - t0:.1f} s for the corpus probed against itself)")
 
 
 if __name__ == "__main__":

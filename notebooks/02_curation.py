@@ -15,8 +15,9 @@
 
 # %% [markdown]
 # # Curation funnel
-# What each stage kept, per domain; why documents were turned away; the languages found; the
-# quality scores; and, for every rule, documents it rejected beside the value that failed it.
+# What each stage kept, per domain; why documents were turned away; what dedup took out below the
+# document; the languages found; the quality scores; and, for every rule, documents it rejected
+# beside the value that failed it.
 
 # %% tags=["parameters"]
 lakehouse = "../lakehouse"  # the lakehouse root
@@ -51,6 +52,23 @@ charts.grouped_bars(funnel, "domain", "stage", "bytes", "Bytes per stage", log=T
 rejected = lv.rejections()
 display(rejected.pivot_table(index="reason", columns="domain", values="documents", aggfunc="sum", fill_value=0))
 charts.grouped_bars(rejected, "reason", "domain", "documents", "Rejected documents per reason", stacked=True, horizontal=True);
+
+# %% [markdown]
+# ## Dedup below the document
+# What dedup runs with span dedup on (`dedup.spans`) did, per domain: the documents they placed
+# (`input`), those admitted to gold (`kept`, with the bytes that reached it), those turned away per
+# method (`exact`, `near`, `containment`; `spans`: left too short once repeated paragraphs and lines
+# were cut), and the bytes cut from the documents kept (`removed`). Then the share of each gold
+# document's text that was cut.
+
+# %%
+dedup_funnel = lv.dedup_funnel()
+if dedup_funnel.empty:
+    print("no dedup run with span dedup on in this catalog")
+else:
+    display(dedup_funnel.pivot_table(index=["counted_as", "rule"], columns="domain", values=["documents", "bytes"],
+                                     aggfunc="sum", fill_value=0))
+    charts.histograms(lv.spans_removed(), "spans_removed_share", "domain", "Share of each gold document cut as repeated spans");
 
 # %% [markdown]
 # ## Languages

@@ -51,8 +51,10 @@ display(lv.largest_clusters(10))
 
 # %% [markdown]
 # ## Exact against near duplicates, per domain
-# `keeper` documents went on to gold; `exact` ones had the same normalized text as their keeper,
-# `near` ones a MinHash-LSH candidate pair verified by Jaccard similarity.
+# `keeper` documents went on to gold; `exact` ones had the same normalized text as a document of
+# their cluster, `near` ones a MinHash-LSH candidate pair verified by Jaccard similarity,
+# `containment` ones were mostly inside a larger keeper (`dedup.containment`); `spans` are keepers
+# left too short once repeated paragraphs were cut (`dedup.spans`).
 
 # %%
 kinds = lv.duplicate_kinds()

@@ -549,6 +549,69 @@ class MinHashOverride(ConfigModel):
         return v
 
 
+class ContainmentSettings(ConfigModel):
+    """Partial copies: a document whose shingles are mostly inside a larger document (see
+    brickyard.pipelines.stages.dedup). Off by default: it reads the text of every gold document on
+    each run that has new documents."""
+
+    enabled: bool = False
+    threshold: float = 0.8  # C(A in B) = |shingles(A) & shingles(B)| / |shingles(A)| at which A is contained
+    ngram: int = 5  # shingles are word n-grams
+    max_df: int = 100  # a shingle found in more documents than this is left out of the candidate index
+    min_shingles: int = 20  # a document with fewer distinct shingles is never judged contained
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float, info: ValidationInfo) -> float:
+        if rules_apply(info) and not 0 < v <= 1:
+            raise Invalid(f"a containment above 0 and at most 1, got {v!r}")
+        return v
+
+    @field_validator("ngram", "min_shingles")
+    @classmethod
+    def _positive(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info):
+            _require_positive(v)
+        return v
+
+    @field_validator("max_df")
+    @classmethod
+    def _max_df(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info) and v < 2:
+            raise Invalid(f"at least 2 (a shingle must be shared to find a pair), got {v!r}")
+        return v
+
+
+class SpanSettings(ConfigModel):
+    """Repeated paragraphs and lines across the corpus (see brickyard.pipelines.stages.dedup): the
+    first holder in keeper order keeps a span, later copies are cut from the text that goes to gold.
+    Off unless `paragraphs` or `lines` is on."""
+
+    paragraphs: bool = False
+    lines: bool = False
+    min_chars: int = 40  # shorter spans (normalized) are never removed
+    min_words: int = 50  # a text document left with fewer words is rejected (code: left empty)
+    keep_code_licence_headers: bool = False  # true: code is left as it is (its header included)
+
+    @property
+    def enabled(self) -> bool:
+        return self.paragraphs or self.lines
+
+    @field_validator("min_chars")
+    @classmethod
+    def _min_chars(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info):
+            _require_positive(v)
+        return v
+
+    @field_validator("min_words")
+    @classmethod
+    def _min_words(cls, v: int, info: ValidationInfo) -> int:
+        if rules_apply(info) and v < 0:
+            raise Invalid(f"must be 0 or more, got {v!r}")
+        return v
+
+
 KEEPER_KEYS = ("quality_score", "n_bytes", "curated_at", "lang_score")
 
 
@@ -569,6 +632,8 @@ class DedupSettings(ConfigModel):
     # weights of false positives and false negatives in datasketch's search for (bands, rows); the
     # default favours recall, since exact verification removes the false positives
     lsh_weights: list[float] = Field(default_factory=lambda: [0.02, 0.98])
+    containment: ContainmentSettings = Field(default_factory=ContainmentSettings)  # partial copies
+    spans: SpanSettings = Field(default_factory=SpanSettings)  # repeated paragraphs and lines
 
     @field_validator("ngram", "num_perm", "threshold")
     @classmethod

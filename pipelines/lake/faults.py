@@ -10,7 +10,8 @@ outcome is recorded.
     ingest:after-documents   bronze.documents committed; quarantine and ops.source_files not yet
     curate:after-silver      silver.documents committed; ops.filter_stats not yet
     decontaminate:after-contamination   silver.contamination committed; ops.contamination_checks not yet
-    dedup:after-gold         gold.documents committed; silver.duplicates not yet
+    dedup:after-gold         gold.documents committed; silver.spans and silver.duplicates not yet
+    dedup:after-duplicates   (span dedup on) silver.duplicates committed; ops.filter_stats not yet
     tokenize:after-write     gold.tokens committed; the run's outcome not yet
     export:after-files       the export folder in place; its ops.exports row not yet
 """

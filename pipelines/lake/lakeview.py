@@ -183,6 +183,22 @@ class Lakeview:
         return pd.concat([curate, ingest], ignore_index=True).sort_values(["documents", "reason"], ascending=[False, True],
                                                                           ignore_index=True)
 
+    def dedup_funnel(self) -> pd.DataFrame:
+        """Per domain, rule and count: the funnel dedup runs with span dedup on wrote to
+        ops.filter_stats (input, kept, first failures per method, bytes removed), over all runs."""
+        if not (self.has("ops.filter_stats") and self.has("ops.lineage")):
+            return pd.DataFrame(columns=["domain", "rule", "counted_as", "documents", "bytes"])
+        return self.sql(
+            "SELECT f.domain, f.rule, f.counted_as, sum(f.documents) AS documents, sum(f.bytes) AS bytes "
+            "FROM ops.filter_stats f JOIN (SELECT DISTINCT run_id FROM ops.lineage WHERE job = 'dedup') l "
+            "ON f.run_id = l.run_id GROUP BY 1, 2, 3 ORDER BY 1, 3, 2")
+
+    def spans_removed(self) -> pd.DataFrame:
+        """Per gold document that went through span dedup: its domain and the share of its text cut."""
+        if not self.has("gold.documents") or "spans_removed_share" not in {f.name for f in self.delta("gold.documents").schema().fields}:
+            return pd.DataFrame(columns=["domain", "spans_removed_share"])
+        return self.sql("SELECT domain, spans_removed_share FROM gold.documents WHERE spans_removed_share IS NOT NULL")
+
     def languages(self) -> pd.DataFrame:
         return self.sql("SELECT coalesce(lang, 'none') AS lang, kind, count(*) AS documents, "
                         "sum(CASE WHEN keep THEN 1 ELSE 0 END) AS kept FROM silver.documents "
@@ -247,7 +263,8 @@ class Lakeview:
         return top.merge(paths, on="keeper", how="left") if paths is not None else top
 
     def duplicate_kinds(self) -> pd.DataFrame:
-        """Per domain: keepers, exact and near duplicates (documents)."""
+        """Per domain: keepers, and documents per method (exact, near, containment; spans: keepers
+        rejected for too little text once repeated spans were cut)."""
         return self.sql(
             "SELECT domain, coalesce(method, 'keeper') AS kind, count(*) AS documents FROM silver.duplicates "
             "GROUP BY 1, 2 ORDER BY 1, 2")

@@ -184,19 +184,21 @@ SILVER = TableSpec(
 FILTER_STATS = TableSpec(
     name="ops.filter_stats",
     comment="Per curate run and domain: documents and bytes in, kept, and dropped per rule. The rows "
-    "counted as first_failure add up to the run's rejected documents.",
+    "counted as first_failure add up to the run's rejected documents. Dedup runs with span dedup on add "
+    "their own funnel (duplicates per method, rejected documents, bytes removed from the kept ones).",
     layer="ops",
     pii="none",
-    producer="curate",
+    producer="curate, dedup",
     columns=(
-        Column("run_id", "STRING", "The curate run", nullable=False),
+        Column("run_id", "STRING", "The curate (or dedup) run", nullable=False),
         Column("domain", "STRING", "Domain", nullable=False),
         Column("rule", "STRING", "Rule name; '*' for the input and kept rows", nullable=False),
-        Column("counted_as", "STRING", "input, kept, first_failure (the reject_reason) or any_failure", nullable=False),
+        Column("counted_as", "STRING", "input, kept, first_failure (the reject_reason), any_failure, or removed "
+               "(documents kept with part of their text cut by the rule, and the bytes cut)", nullable=False),
         Column("documents", "BIGINT", "Documents", nullable=False),
         Column("bytes", "BIGINT", "Bytes of normalized text", nullable=False),
     ),
-    checks={"counted_as_known": "counted_as IN ('input', 'kept', 'first_failure', 'any_failure')"},
+    checks={"counted_as_known": "counted_as IN ('input', 'kept', 'first_failure', 'any_failure', 'removed')"},
 )
 
 
@@ -220,8 +222,10 @@ SIGNATURES = TableSpec(
 
 DUPLICATES = TableSpec(
     name="silver.duplicates",
-    comment="Every deduplicated document and its cluster: the keeper (in gold.documents) and its exact or near "
-    "duplicates, with the estimated similarity to the keeper. Singletons are clusters of one. Written by `brickyard dedup`.",
+    comment="Every deduplicated document and its cluster: the keeper (in gold.documents) and its exact, near or "
+    "containment duplicates, with the estimated similarity to the keeper and the verified score that placed "
+    "each one; keepers that span dedup left too short (method spans). Singletons are clusters of one. "
+    "Written by `brickyard dedup`.",
     layer="silver",
     pii="none",
     producer="dedup",
@@ -231,15 +235,29 @@ DUPLICATES = TableSpec(
         Column("content_sha256", "STRING", "sha256 of its text when deduplicated", nullable=False),
         Column("cluster_id", "STRING", "The cluster: doc_id of its keeper", nullable=False),
         Column("is_keeper", "BOOLEAN", "This document represents the cluster in gold.documents", nullable=False),
-        Column("method", "STRING", "How a duplicate matched: exact (same text as the keeper) or near (MinHash LSH); null for keepers"),
-        Column("similarity", "DOUBLE", "Estimated Jaccard similarity to the keeper (share of equal signature slots); 1 for exact"),
+        Column("method", "STRING", "Why it is not in gold: exact (same text as matched_with), near (a MinHash LSH pair "
+               "with matched_with), containment (mostly inside matched_with), or spans (the keeper of its own cluster, "
+               "left too short once repeated spans were cut); null for keepers"),
+        Column("similarity", "DOUBLE", "Estimated Jaccard similarity to the keeper (share of equal signature slots); 1 "
+               "with the keeper's text; null for keepers and spans"),
         Column("batch_id", "STRING", "Run id of the dedup that placed it", nullable=False),
         Column("deduped_at", "TIMESTAMP", "When (UTC)", nullable=False),
+        Column("matched_with", "STRING", "The document of the verified pair that placed it: exact: the keeper or the "
+               "representative with its text; near: its best verified pair, inside its cluster where it has one (in a "
+               "chain, not necessarily the keeper); containment: the container, a keeper; null for keepers and spans"),
+        Column("match_score", "DOUBLE", "The value that decided, for the pair with matched_with: exact 1; near: the "
+               "Jaccard similarity as verified (exact shingle sets by default; the signatures' estimate with verify "
+               "estimate or none); containment: the exact containment of its shingles in the container's"),
+        Column("spans_removed_share", "DOUBLE", "Share of its characters cut as repeated spans (keepers and spans "
+               "rejects, when span dedup ran on them; else null)"),
     ),
     checks={
         "method_iff_duplicate": "(is_keeper AND method IS NULL AND cluster_id = doc_id) OR "
-        "(NOT is_keeper AND method IN ('exact', 'near') AND cluster_id <> doc_id)",
+        "(NOT is_keeper AND method IN ('exact', 'near', 'containment') AND cluster_id <> doc_id) OR "
+        "(NOT is_keeper AND method = 'spans' AND cluster_id = doc_id)",
         "similarity_range": "similarity IS NULL OR (similarity >= 0 AND similarity <= 1)",
+        "match_score_range": "match_score IS NULL OR (match_score >= 0 AND match_score <= 1)",
+        "spans_share_range": "spans_removed_share IS NULL OR (spans_removed_share >= 0 AND spans_removed_share <= 1)",
     },
 )
 
@@ -256,8 +274,30 @@ GOLD = TableSpec(
         Column("cluster_id", "STRING", "Its cluster in silver.duplicates (its own doc_id)", nullable=False),
         Column("batch_id", "STRING", "Run id of the dedup that admitted it", nullable=False),
         Column("deduped_at", "TIMESTAMP", "When (UTC)", nullable=False),
+        Column("spans_removed_share", "DOUBLE", "Share of the silver text's characters cut as spans repeated in "
+               "documents before it in keeper order (0: none; null: span dedup was off); text, content_sha256 and "
+               "n_bytes are those of what is left"),
     ),
     checks={"keeper_names_cluster": "cluster_id = doc_id"},
+)
+
+SPANS = TableSpec(
+    name="silver.spans",
+    comment="The span index of span dedup: each paragraph and line (of at least dedup.spans.min_chars) of the "
+    "documents span dedup placed, with the document that keeps it, the first holder in keeper order; every "
+    "other holder's gold text lacks it. Written by `brickyard dedup`.",
+    layer="silver",
+    pii="none",
+    producer="dedup",
+    columns=(
+        Column("doc_id", "STRING", "A document that holds the span: a keeper in gold, or a keeper span dedup rejected", nullable=False),
+        Column("span_kind", "STRING", "paragraph or line", nullable=False),
+        Column("span_hash", "BIGINT", "64-bit hash of the normalized span (brickyard.pipelines.text.spans)", nullable=False),
+        Column("owner_id", "STRING", "The document that keeps the span in gold (doc_id itself for the owner's own row)", nullable=False),
+        Column("batch_id", "STRING", "Run id of the dedup that indexed it", nullable=False),
+        Column("indexed_at", "TIMESTAMP", "When (UTC)", nullable=False),
+    ),
+    checks={"span_kind_known": "span_kind IN ('paragraph', 'line')"},
 )
 
 

@@ -22,24 +22,51 @@ Each run takes the kept silver documents it has not seen (new, or changed since 
    smallest, if it reaches several; existing clusters are never merged, so what is in gold stays);
    otherwise the keeper policy (`dedup.keeper`, default: highest quality score, then longest, then
    oldest, then doc_id) picks its keeper, and the cluster is named after it.
+5. Containment (`dedup.containment`, off by default): partial copies, which document-level
+   MinHash cannot see (a short document made of passages of a long one is far from it in Jaccard).
+   C(A in B) = |shingles(A) & shingles(B)| / |shingles(A)|. Candidates come from an inverted index
+   as a Spark join: (doc_id, shingle hash) exploded for this run's new keepers and every keeper in
+   gold, joined on the hash, shared hashes counted per pair; a hash held by more than `max_df`
+   documents is left out (a pair still qualifies when its shared plus left-out hashes reach the
+   threshold). Each candidate is verified by the exact containment of the two texts' shingle sets
+   (`pair_containment`: the index's count is only a bound where hashes were left out). Only new
+   keepers can be contained, and only in a larger keeper that stays (the container is kept,
+   whatever the keeper policy says; gold is append-only, so a new container never evicts a gold
+   document it contains). The contained keeper and its cluster join the container's cluster, the
+   keeper with method `containment`.
+6. Span dedup (`dedup.spans`, off by default; on in configs/demo.yaml): repeated paragraphs and
+   lines (`brickyard.pipelines.text.spans`: text offers every paragraph and line of at least
+   `min_chars`; code only its leading comment block, its licence header, unless
+   `keep_code_licence_headers`). The first holder of a span in keeper order keeps it; later copies
+   are cut from the text that goes to gold. Keeper order over the corpus: documents already in
+   gold first (their spans are in `silver.spans`, 64-bit hashes with the doc_id that keeps each),
+   then this run's keepers by the keeper policy, computed with a window per span. A keeper left
+   with fewer than `min_words` words (code: nothing) is rejected (method `spans`) and owns nothing,
+   so its spans pass to the next holder (rounds until the rejected set is stable; one round when
+   nobody is rejected).
 
-Outputs: `silver.duplicates` (every deduplicated document with its cluster, keeper flag, method
-and estimated similarity to the keeper; singletons are clusters of one) and `gold.documents`
-(the keepers). gold is append-only: a new document that duplicates one in gold never enters it.
+Outputs: `silver.duplicates` (every deduplicated document with its cluster, keeper flag, method,
+the estimated similarity to the keeper, and `matched_with` / `match_score`: the pair and the value
+verified when it was placed; singletons are clusters of one), `gold.documents` (the keepers, with
+the text left after span dedup and `spans_removed_share`) and `silver.spans` (the span index).
+With span dedup on, the run's funnel goes to `ops.filter_stats` (per domain: input, kept, first
+failures per method, bytes removed).
+gold is append-only: a new document that duplicates one in gold never enters it.
 A document that curation no longer keeps, or whose text changed, leaves gold and its cluster; the
-cluster is dissolved and the rest of it deduplicated again (signatures reused). gold's quality columns follow silver's.
-Counts balance: rows in = keepers + duplicates. A run with nothing new is a recorded no-op.
+cluster is dissolved and the rest of it deduplicated again (signatures reused); so is every keeper
+whose gold text lacks a span that belonged to a document that left. gold's quality columns follow
+silver's. Counts balance: rows in = keepers + duplicates + span rejects. A run with nothing new is a
+recorded no-op.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import DedupSettings, PipelineConfig, to_dict
+from ..config import ContainmentSettings, DedupSettings, PipelineConfig, SpanSettings, to_dict
 from ..lake.delta import (
     code_version,
     delete_matching,
-    last_commit,
     latest_version,
     merge_into,
     read_pinned,
@@ -48,10 +75,10 @@ from ..lake.delta import (
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
 from ..lake.session import session_cores
-from ..lake.tables import DUPLICATES, GOLD, SIGNATURES, SILVER
+from ..lake.tables import DUPLICATES, FILTER_STATS, GOLD, SIGNATURES, SILVER, SPANS
 from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_curated
 
-GOLD_FROM_SILVER = [c.name for c in GOLD.columns if c.name not in ("cluster_id", "batch_id", "deduped_at")]
+GOLD_FROM_SILVER = [c.name for c in GOLD.columns if c.name not in ("cluster_id", "batch_id", "deduped_at", "spans_removed_share")]
 QUALITY_COLUMNS = ["quality_score", "quality_tier", "quality_model"]
 OLD, NEW = "0|", "1|"  # graph node prefixes: existing clusters sort before new documents
 
@@ -232,6 +259,318 @@ def verified(pairs, signed, texts, verify: str = "exact"):
 
 
 # ---------------------------------------------------------------------------------------------
+# Containment: partial copies, from an inverted shingle index (used by the job and by
+# bench/dedup_accuracy.py)
+# ---------------------------------------------------------------------------------------------
+
+SHINGLE_SCHEMA = "doc_id STRING, n_shingles INT, hashes ARRAY<INT>"
+CONTAINED_SCHEMA = "a STRING, b STRING, containment DOUBLE"
+MAX_ROUNDS = 64
+
+
+def make_shingler(ngram: int):
+    """mapInArrow function: (doc_id, text) -> (doc_id, n_shingles, hashes): the distinct shingle
+    hashes of each text (uint32 stored as int32), as `pair_containment` counts them."""
+
+    def shingle_partition(batches):
+        import numpy as np
+        import pyarrow as pa
+
+        from ..text.minhash import batch_shingle_hashes
+
+        schema = pa.schema([("doc_id", pa.string()), ("n_shingles", pa.int32()), ("hashes", pa.list_(pa.int32()))])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            cols = batch.to_pydict()
+            sets = [np.unique(h).view(np.int32) for h in batch_shingle_hashes(cols["text"], ngram)]
+            sizes = np.fromiter((len(h) for h in sets), dtype=np.int32, count=len(sets))
+            offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int32)
+            flat = np.concatenate(sets) if sets else np.zeros(0, dtype=np.int32)
+            yield pa.RecordBatch.from_arrays([
+                pa.array(cols["doc_id"], pa.string()), pa.array(sizes),
+                pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int32())),
+            ], schema=schema)
+
+    return shingle_partition
+
+
+def containment_candidates(shingled, threshold: float, max_df: int, min_shingles: int):
+    """(a, b) pairs where a may be mostly contained in b, a larger document, from an inverted index
+    of shingle hashes: (doc_id, hash) exploded, joined on the hash, shared hashes counted per pair.
+
+    `shingled`: doc_id, n_shingles, hashes (distinct), probe (a may be contained: only these are
+    looked up) and settled (b never moves: an equal-sized settled document counts as larger). A
+    hash held by more than `max_df` documents is left out of the index (its postings would make
+    pairs by the square); a pair is kept when the shared hashes plus a's left-out ones reach
+    `threshold` of a's, which no pair of true containment fails, so pruning costs no recall among
+    the pairs that share an indexed hash. Documents with fewer than `min_shingles` are not probed."""
+    from pyspark.sql import functions as F
+
+    probe = shingled.where(F.col("probe") & (F.col("n_shingles") >= min_shingles))
+    probe_post = probe.select(F.col("doc_id").alias("a"), F.explode("hashes").alias("h"))
+    # only the hashes the probed documents hold are counted
+    post = shingled.select(F.col("doc_id").alias("b"), F.explode("hashes").alias("h")).join(
+        probe_post.select("h").distinct(), "h")
+    df = post.groupBy("h").agg(F.count("*").alias("df"))
+    common = df.where(F.col("df") > max_df).select("h")
+    left_out = probe_post.join(common, "h").groupBy("a").agg(F.count("*").alias("left_out"))
+    indexed = post.join(df.where((F.col("df") >= 2) & (F.col("df") <= max_df)).select("h"), "h")
+    shared = (probe_post.join(indexed, "h").where(F.col("a") != F.col("b"))
+              .groupBy("a", "b").agg(F.count("*").alias("shared")))
+    sa = shingled.select(F.col("doc_id").alias("a"), F.col("n_shingles").alias("n_a"))
+    sb = shingled.select(F.col("doc_id").alias("b"), F.col("n_shingles").alias("n_b"), F.col("settled").alias("settled_b"))
+    larger = (F.col("n_b") > F.col("n_a")) | ((F.col("n_b") == F.col("n_a")) & (F.col("settled_b") | (F.col("b") < F.col("a"))))
+    return (shared.join(sa, "a").join(sb, "b").join(left_out, "a", "left")
+            .where(larger & ((F.col("shared") + F.coalesce("left_out", F.lit(0))) >= F.lit(threshold) * F.col("n_a") - F.lit(1e-9)))
+            .select("a", "b"))
+
+
+def _exact_containment(ngram: int):
+    def contain(batches):
+        import pyarrow as pa
+
+        from ..text.minhash import pair_containment
+
+        schema = pa.schema([("a", pa.string()), ("b", pa.string()), ("containment", pa.float64())])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            cols = batch.to_pydict()
+            found = pair_containment(cols["text_a"], cols["text_b"], ngram)
+            yield pa.RecordBatch.from_pydict({"a": cols["a"], "b": cols["b"], "containment": [float(v) for v in found]}, schema=schema)
+
+    return contain
+
+
+def verified_containment(pairs, texts, ngram: int, threshold: float):
+    """(a, b, containment) for candidate pairs whose exact containment of a in b, recomputed from
+    the two texts' shingle sets (the candidates' counts are bounds: left-out hashes count as
+    shared), reaches the threshold."""
+    from pyspark.sql import functions as F
+
+    ta = texts.select(F.col("doc_id").alias("a"), F.col("text").alias("text_a"))
+    tb = texts.select(F.col("doc_id").alias("b"), F.col("text").alias("text_b"))
+    out = pairs.join(ta, "a").join(tb, "b").mapInArrow(_exact_containment(ngram), CONTAINED_SCHEMA)
+    return out.where(F.col("containment") >= F.lit(threshold) - F.lit(1e-9))
+
+
+def _mark(df, column: str) -> tuple:
+    """Count and XOR of 64-bit hashes of a column: one job tells whether a set changed."""
+    from pyspark.sql import functions as F
+
+    row = df.agg(F.count("*").alias("n"), F.bit_xor(F.xxhash64(column)).alias("h")).first()
+    return row["n"], row["h"]
+
+
+def containers(edges):
+    """(a, parent, containment): for each contained document, the container it joins. A container
+    must itself stay (not be contained in a document that stays), so that what it holds reaches
+    gold: documents are settled from the largest down, in rounds over the verified pairs (each
+    round settles at least one more level, as edges point to strictly larger documents). Among
+    several containers: the highest containment, then the larger, then doc_id."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    dropped = edges.select("a").distinct().localCheckpoint(eager=True)
+    mark = _mark(dropped, "a")
+    for _ in range(MAX_ROUNDS):
+        live = edges.join(dropped.select(F.col("a").alias("b")), "b", "left_anti")
+        nxt = live.select("a").distinct().localCheckpoint(eager=True)
+        before, mark = mark, _mark(nxt, "a")
+        if mark == before:
+            break
+        dropped = nxt
+    else:
+        raise RuntimeError(f"containment did not settle in {MAX_ROUNDS} rounds")
+    rank = F.row_number().over(Window.partitionBy("a").orderBy(F.col("containment").desc(), F.col("n_b").desc(), "b"))
+    return live.withColumn("_rank", rank).where("_rank = 1").select("a", F.col("b").alias("parent"), "containment")
+
+
+def _contain(spark, assigned, old, texts, settings: ContainmentSettings, tasks: int):
+    """Move every new cluster whose keeper is contained in a keeper (of gold, or new and staying)
+    into that keeper's cluster: the contained keeper becomes a duplicate with method containment.
+    Returns (assigned, how many keepers were contained)."""
+    from pyspark.sql import functions as F
+
+    fresh = assigned.where("is_keeper").select("doc_id", F.lit(True).alias("probe"), F.lit(False).alias("settled"))
+    gold = old.where("is_keeper").select("doc_id", F.lit(False).alias("probe"), F.lit(True).alias("settled"))
+    units = fresh.unionByName(gold)
+    shingled = (units.join(texts, "doc_id").select("doc_id", "text").repartition(tasks, "doc_id")
+                .mapInArrow(make_shingler(settings.ngram), SHINGLE_SCHEMA).join(units, "doc_id")
+                .localCheckpoint(eager=True))
+    cands = containment_candidates(shingled, settings.threshold, settings.max_df, settings.min_shingles)
+    edges = (verified_containment(cands, texts, settings.ngram, settings.threshold)
+             .join(shingled.select(F.col("doc_id").alias("b"), F.col("n_shingles").alias("n_b")), "b")
+             .localCheckpoint(eager=True))
+    if edges.limit(1).count() == 0:
+        return assigned, 0
+    parents = containers(edges).localCheckpoint(eager=True)
+    n = parents.count()
+    moved = (assigned.join(parents.select(F.col("a").alias("cluster_id"), "parent"), "cluster_id", "left")
+             .join(parents.select(F.col("a").alias("doc_id"), F.col("parent").alias("container"), "containment"), "doc_id", "left"))
+    contained = F.col("container").isNotNull()
+    return moved.select(
+        "doc_id", F.coalesce("parent", "cluster_id").alias("cluster_id"),
+        F.when(contained, F.lit(False)).otherwise(F.col("is_keeper")).alias("is_keeper"),
+        F.when(contained, F.lit("containment")).otherwise(F.col("method")).alias("method"),
+        F.when(contained, F.col("container")).otherwise(F.col("matched_with")).alias("matched_with"),
+        F.when(contained, F.col("containment")).otherwise(F.col("match_score")).alias("match_score"),
+    ), n
+
+
+# ---------------------------------------------------------------------------------------------
+# Span dedup: repeated paragraphs and lines
+# ---------------------------------------------------------------------------------------------
+
+SPAN_ROWS = "doc_id STRING, span_kind STRING, span_hash BIGINT"
+TRIM_SCHEMA = "doc_id STRING, new_text STRING, spans_removed_share DOUBLE, too_short BOOLEAN"
+
+
+def span_options(settings: SpanSettings):
+    from ..text.spans import SpanOptions
+
+    return SpanOptions(paragraphs=settings.paragraphs, lines=settings.lines, min_chars=settings.min_chars,
+                       code_headers=not settings.keep_code_licence_headers)
+
+
+def make_span_finder(settings: SpanSettings):
+    """mapInArrow function: (doc_id, kind, text) -> the distinct spans of each document."""
+    options = span_options(settings)
+
+    def find_partition(batches):
+        import pyarrow as pa
+
+        from ..text.spans import span_keys
+
+        schema = pa.schema([("doc_id", pa.string()), ("span_kind", pa.string()), ("span_hash", pa.int64())])
+        for batch in batches:
+            ids, kinds, hashes = [], [], []
+            cols = batch.to_pydict()
+            for doc_id, kind, text in zip(cols["doc_id"], cols["kind"], cols["text"], strict=True):
+                for k, h in span_keys(text, kind, options):
+                    ids.append(doc_id)
+                    kinds.append(k)
+                    hashes.append(h)
+            if ids:
+                yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(kinds, pa.string()),
+                                                  pa.array(hashes, pa.int64())], schema=schema)
+
+    return find_partition
+
+
+def make_trimmer(settings: SpanSettings):
+    """mapInArrow function: (doc_id, kind, text, removed) -> the text without the removed spans,
+    the share of characters cut, and whether too little is left: a text document with fewer than
+    `min_words` words, code with nothing but blank lines."""
+    options, min_words = span_options(settings), settings.min_words
+
+    def trim_partition(batches):
+        import pyarrow as pa
+
+        from ..text.spans import n_words, remove_spans
+
+        schema = pa.schema([("doc_id", pa.string()), ("new_text", pa.string()), ("spans_removed_share", pa.float64()),
+                            ("too_short", pa.bool_())])
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            cols = batch.to_pydict()
+            texts, shares, short = [], [], []
+            for kind, text, removed in zip(cols["kind"], cols["text"], cols["removed"], strict=True):
+                new = remove_spans(text, kind, {(r["span_kind"], r["span_hash"]) for r in removed or []}, options)
+                texts.append(new)
+                shares.append(1 - len(new) / len(text) if text else 0.0)
+                cut = len(new) < len(text)
+                short.append(cut and (not new.strip() if kind == "code" else n_words(new) < min_words))
+            yield pa.RecordBatch.from_arrays([pa.array(cols["doc_id"], pa.string()), pa.array(texts, pa.string()),
+                                              pa.array(shares, pa.float64()), pa.array(short, pa.bool_())], schema=schema)
+
+    return trim_partition
+
+
+def span_owners(holders, owners, barred, order):
+    """(doc_id, span_kind, span_hash, owner_id) for every span of `holders` (doc_id, span_kind,
+    span_hash and the keeper-policy columns): the owner is the document the span index names
+    (`owners`: span_kind, span_hash, owner_id; documents already in gold come first), else the first
+    holder in keeper order that is not `barred` (doc_id: rejected for too little text); null when
+    only barred documents hold it."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    key = ["span_kind", "span_hash"]
+    free = holders.join(owners, key, "left_anti").join(barred, "doc_id", "left_anti")
+    first = (free.withColumn("_rank", F.row_number().over(Window.partitionBy(*key).orderBy(*order)))
+             .where("_rank = 1").select(*key, F.col("doc_id").alias("first_id")))
+    return (holders.join(owners, key, "left").join(first, key, "left")
+            .select("doc_id", *key, F.coalesce("owner_id", "first_id").alias("owner_id")))
+
+
+def _spans(spark, keepers, index, settings: SpanSettings, order, tasks: int):
+    """Cut repeated spans out of the new keepers' texts. `keepers`: doc_id, kind, text and the
+    keeper-policy columns; `index`: silver.spans (doc_id, span_kind, span_hash, owner_id).
+
+    A span already in the index keeps its owner; a new one goes to its first holder in keeper
+    order. A keeper left too short is rejected and owns nothing, so its spans pass to the next
+    holder: rounds until the rejected set stops changing (each round settles at least the next
+    document in keeper order; one round when nobody is rejected). Returns (trimmed: doc_id,
+    new_text (null: unchanged), spans_removed_share, too_short; index rows: doc_id, span_kind,
+    span_hash, owner_id; rounds)."""
+    from pyspark.sql import functions as F
+
+    policy = [c for c in keepers.columns if c not in ("kind", "text")]
+    docs = keepers.select("doc_id", "kind", "text")
+    spans = (docs.repartition(tasks, "doc_id").mapInArrow(make_span_finder(settings), SPAN_ROWS)
+             .join(keepers.select(*policy), "doc_id").localCheckpoint(eager=True))
+    owners = index.where("owner_id = doc_id").groupBy("span_kind", "span_hash").agg(F.min("owner_id").alias("owner_id"))
+    barred = spark.createDataFrame([], "doc_id STRING")
+    mark, rounds = (0, None), 0
+    while True:
+        if rounds == MAX_ROUNDS:
+            raise RuntimeError(f"span dedup did not settle in {MAX_ROUNDS} rounds")
+        rounds += 1
+        owned = span_owners(spans, owners, barred, order).localCheckpoint(eager=True)
+        removed = (owned.where(F.col("owner_id").isNotNull() & (F.col("owner_id") != F.col("doc_id")))
+                   .groupBy("doc_id").agg(F.collect_list(F.struct("span_kind", "span_hash")).alias("removed")))
+        trimmed = (docs.join(removed, "doc_id").repartition(tasks, "doc_id")
+                   .mapInArrow(make_trimmer(settings), TRIM_SCHEMA).localCheckpoint(eager=True))
+        short = trimmed.where("too_short").select("doc_id")
+        before, mark = mark, _mark(short, "doc_id")
+        if mark == before:
+            break
+        barred = short.localCheckpoint(eager=True)
+    untouched = docs.join(trimmed, "doc_id", "left_anti").select(
+        "doc_id", F.lit(None).cast("string").alias("new_text"), F.lit(0.0).alias("spans_removed_share"), F.lit(False).alias("too_short"))
+    trimmed = trimmed.unionByName(untouched)
+    # the index keeps every span of an admitted keeper, and the spans a rejected one lost to others
+    rows = (owned.join(barred.select("doc_id", F.lit(True).alias("rejected")), "doc_id", "left")
+            .where(F.col("rejected").isNull() | (F.col("owner_id").isNotNull() & (F.col("owner_id") != F.col("doc_id"))))
+            .select("doc_id", "span_kind", "span_hash", "owner_id"))
+    return trimmed, rows, rounds
+
+
+def dedup_stats(rows):
+    """ops.filter_stats rows of dedup runs, per run and domain, from `rows`: run_id, domain,
+    is_keeper, method, in_bytes (the silver text) and out_bytes (the gold text, keepers). input: every
+    document placed; kept: the keepers, with the bytes that reach gold; first_failure: per method
+    (exact, near, containment, spans); removed: keepers that lost repeated spans, and the bytes cut.
+    Input bytes = kept + removed + first_failure bytes."""
+    from pyspark.sql import functions as F
+
+    def shape(df, rule, counted_as, bytes_):
+        keys = ["run_id", "domain"] + (["method"] if rule is None else [])
+        out = df.groupBy(*keys).agg(F.count("*").alias("documents"), F.coalesce(F.sum(bytes_), F.lit(0)).cast("bigint").alias("bytes"))
+        return out.select("run_id", "domain", (F.col("method") if rule is None else F.lit(rule)).alias("rule"),
+                          F.lit(counted_as).alias("counted_as"), "documents", "bytes")
+
+    keepers = rows.where("is_keeper")
+    return (shape(rows, "*", "input", "in_bytes")
+            .unionByName(shape(keepers, "*", "kept", "out_bytes"))
+            .unionByName(shape(rows.where("NOT is_keeper"), None, "first_failure", "in_bytes"))
+            .unionByName(shape(keepers.where("out_bytes < in_bytes"), "spans", "removed", F.col("in_bytes") - F.col("out_bytes"))))
+
+
+# ---------------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------------
 
@@ -249,33 +588,72 @@ def plan_withdrawal(placed, gone):
     return gone.select("doc_id").unionByName(released).distinct()
 
 
-def _withdraw(spark, current, run_id: str, say) -> int:
+def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     """Take documents that curation no longer keeps, or whose text changed, out of dedup's tables.
     A cluster that loses a document is dissolved (a lost link may split it, a lost keeper leaves it
-    without one): its other documents are released to be deduplicated again. Returns how many left.
+    without one): its other documents are released to be deduplicated again. So is a keeper that
+    lost a span to a document that left (see `_span_releases`). Returns how many left and how many
+    were released for their spans.
 
     `current`: (doc_id, content_sha256) of the documents curation keeps now."""
-    dups = read_pinned(spark, DUPLICATES.name, "doc_id, content_sha256, cluster_id")[0]
+    dups = read_pinned(spark, DUPLICATES.name, "doc_id, content_sha256, cluster_id, is_keeper, method")[0]
     gone = dups.join(current, ["doc_id", "content_sha256"], "left_anti").localCheckpoint(eager=True)
     n_gone = gone.count()
-    if n_gone:
-        drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True)
-        n_released = drop.count() - n_gone
+    drop = (plan_withdrawal(dups, gone) if n_gone else spark.createDataFrame([], "doc_id STRING")).localCheckpoint(eager=True)
+    index = read_pinned(spark, SPANS.name, "doc_id, owner_id")[0]
+    n_span = 0
+    if index.limit(1).count():
+        drop, n_span = _span_releases(dups, index, drop)
+    n_drop = drop.count()
+    if n_drop:
         delete_matching(drop, DUPLICATES.name, "doc_id")
+    if n_gone:
         sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
             delete_matching(stale, SIGNATURES.name, "doc_id")
-        say(f"dedup: {n_gone} documents left curation or changed; {n_released} cluster members released")
+        say(f"dedup: {n_gone} documents left curation or changed; {n_drop - n_gone} cluster members released")
+    if n_span:
+        say(f"dedup: {n_span} keepers released (with their clusters) to be placed again: a span cut from their "
+            "gold text belonged to a document that left gold")
     # gold holds exactly the keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first, so strays show as more gold rows than keepers)
     keepers = read_pinned(spark, DUPLICATES.name, "doc_id", "is_keeper")[0]
     gold = read_pinned(spark, GOLD.name, "doc_id")[0]
-    if n_gone or gold.count() != keepers.count():
+    if n_drop or gold.count() != keepers.count():
         stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
         if stray.count():
             delete_matching(stray, GOLD.name, "doc_id")
-    return n_gone
+    return n_gone, n_span
+
+
+def _span_releases(dups, index, drop):
+    """Keepers whose gold text lacks a span owned by a document that is no longer a keeper (it left,
+    was released, or was forgotten) are released too, with their clusters, so the span finds a new
+    owner when they are placed again; repeated, since a released keeper may own spans others lack.
+    Rows of the span index whose document is not placed as a keeper (or spans reject) any more are
+    deleted (they are written again when it is placed). Returns (drop, keepers released for spans)."""
+    from pyspark.sql import functions as F
+
+    keepers = dups.where("is_keeper").select("doc_id")
+    holders = dups.where("is_keeper OR method = 'spans'").select("doc_id")
+    copies = index.where(F.col("owner_id") != F.col("doc_id")).select("doc_id", "owner_id").distinct().localCheckpoint(eager=True)
+    n_span = 0
+    while True:
+        staying = keepers.join(drop, "doc_id", "left_anti").select(F.col("doc_id").alias("owner_id"))
+        lost = (copies.join(staying, "owner_id", "left_anti").select("doc_id").distinct()
+                .join(drop, "doc_id", "left_anti").join(dups.select("doc_id", "cluster_id"), "doc_id")
+                .localCheckpoint(eager=True))
+        n = lost.count()
+        if not n:
+            break
+        n_span += n
+        drop = drop.unionByName(plan_withdrawal(dups, lost)).distinct().localCheckpoint(eager=True)
+    stale = index.select("doc_id").distinct().join(holders.join(drop, "doc_id", "left_anti"), "doc_id", "left_anti")
+    stale = stale.localCheckpoint(eager=True)
+    if stale.count():
+        delete_matching(stale, SPANS.name, "doc_id")
+    return drop, n_span
 
 
 def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, run, tasks: int) -> int:
@@ -299,7 +677,8 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
 
 
 def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
-    """(doc_id, cluster_id, is_keeper) for every document of `todo`.
+    """(doc_id, cluster_id, is_keeper, method, matched_with, match_score) for every document of
+    `todo`: exact and near duplicates (see `DUPLICATES` for what the columns mean).
 
     `todo`: new documents with the keeper-policy columns; `old`: (doc_id, cluster_id) of every
     document already clustered; `signed`: signatures with their domain's LSH settings, for all;
@@ -312,7 +691,9 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     order = keeper_order(settings.keeper)
     old_keepers = old.where("is_keeper").groupBy("content_sha256").agg(F.min("cluster_id").alias("cluster_id"))
     # exact, against gold: the document joins the cluster of the gold document with its text
-    exact_old = todo.join(old_keepers, "content_sha256").select("doc_id", "cluster_id", F.lit(False).alias("is_keeper"))
+    exact_old = todo.join(old_keepers, "content_sha256").select(
+        "doc_id", "cluster_id", F.lit(False).alias("is_keeper"), F.lit("exact").alias("method"),
+        F.col("cluster_id").alias("matched_with"), F.lit(1.0).alias("match_score"))
     rest = todo.join(old_keepers, "content_sha256", "left_anti")
     # exact, among the new: one representative per text
     ranked = rest.withColumn("_rank", F.row_number().over(Window.partitionBy("content_sha256").orderBy(*order)))
@@ -324,8 +705,10 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     old_signed = signed.join(old.select("doc_id"), "doc_id")
     rep_buckets = band_buckets(rep_signed).localCheckpoint(eager=True)
     old_buckets = band_buckets(old_signed)
-    new_new = verified(candidate_pairs(rep_buckets), signed, texts, settings.verify)
-    new_old = verified(candidate_pairs(rep_buckets, old_buckets), signed, texts, settings.verify)
+    # verified once (exact verification reads both texts), used for the graph and for matched_with
+    new_new = verified(candidate_pairs(rep_buckets), signed, texts, settings.verify).select("a", "b", "similarity").localCheckpoint(eager=True)
+    new_old = (verified(candidate_pairs(rep_buckets, old_buckets), signed, texts, settings.verify)
+               .select("a", "b", "similarity").localCheckpoint(eager=True))
     edges = new_new.select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(NEW), "b").alias("v")).unionByName(
         new_old.join(old.select(F.col("doc_id").alias("b"), "cluster_id"), "b")
         .select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(OLD), "cluster_id").alias("v"))
@@ -339,19 +722,36 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     fresh = fresh.withColumn("_rank", F.row_number().over(Window.partitionBy("component").orderBy(*order)))
     heads = fresh.where("_rank = 1").select("component", F.col("doc_id").alias("cluster_id"))
     fresh = fresh.join(heads, "component").select("doc_id", "cluster_id", (F.col("_rank") == 1).alias("is_keeper"))
-    rep_cluster = joined_old.unionByName(fresh)
+    rep_cluster = joined_old.unionByName(fresh).localCheckpoint(eager=True)
+    # matched_with of a near duplicate: its best verified pair, inside its own cluster where it has one
+    partners = (
+        new_new.select(F.col("a").alias("doc_id"), F.col("b").alias("partner"), "similarity")
+        .unionByName(new_new.select(F.col("b").alias("doc_id"), F.col("a").alias("partner"), "similarity"))
+        .join(rep_cluster.select(F.col("doc_id").alias("partner"), F.col("cluster_id").alias("p_cluster")), "partner")
+        .unionByName(new_old.select(F.col("a").alias("doc_id"), F.col("b").alias("partner"), "similarity")
+                     .join(old.select(F.col("doc_id").alias("partner"), F.col("cluster_id").alias("p_cluster")), "partner"))
+    )
+    best = (partners.join(rep_cluster.where("NOT is_keeper").select("doc_id", "cluster_id"), "doc_id")
+            .withColumn("_rank", F.row_number().over(Window.partitionBy("doc_id").orderBy(
+                (F.col("p_cluster") == F.col("cluster_id")).desc(), F.col("similarity").desc(), "partner")))
+            .where("_rank = 1").select("doc_id", F.col("partner").alias("matched_with"), F.col("similarity").alias("match_score")))
+    near = rep_cluster.join(best, "doc_id", "left").select(
+        "doc_id", "cluster_id", "is_keeper", F.when(~F.col("is_keeper"), F.lit("near")).alias("method"),
+        "matched_with", F.col("match_score").cast("double").alias("match_score"))
     followers = exact_new.join(rep_cluster.select(F.col("doc_id").alias("rep"), "cluster_id"), "rep").select(
-        "doc_id", "cluster_id", F.lit(False).alias("is_keeper"))
-    return exact_old.unionByName(rep_cluster).unionByName(followers)
+        "doc_id", "cluster_id", F.lit(False).alias("is_keeper"), F.lit("exact").alias("method"),
+        F.col("rep").alias("matched_with"), F.lit(1.0).alias("match_score"))
+    return exact_old.unionByName(near).unionByName(followers)
 
 
 class Dedup(Stage):
-    """silver.documents (kept) -> gold.documents, silver.duplicates, silver.signatures. Its plan:
-    kept documents not placed in a cluster yet (or whose text changed), and placed ones that left."""
+    """silver.documents (kept) -> gold.documents, silver.duplicates, silver.signatures, silver.spans
+    (and, with span dedup on, its funnel in ops.filter_stats). Its plan: kept documents not placed in
+    a cluster yet (or whose text changed), and placed ones that left."""
 
     name = "dedup"
     reads = (SILVER.name,)
-    writes = (SIGNATURES, DUPLICATES, GOLD)
+    writes = (SIGNATURES, DUPLICATES, GOLD, SPANS, FILTER_STATS)
 
     def skip(self, ctx: StageContext) -> str | None:
         return skip_unless_curated(ctx)
@@ -364,8 +764,28 @@ class Dedup(Stage):
 
 
 def dedup(spark, cfg: PipelineConfig) -> StageResult:
-    """Run the dedup stage (rows_out: keepers, rows_rejected: duplicates)."""
+    """Run the dedup stage (rows_out: keepers, rows_rejected: duplicates and span rejects)."""
     return run_stage(Dedup(), StageContext.of(spark, cfg))
+
+
+def _recover_stats(spark) -> list[str]:
+    """A dedup with span dedup on, killed between its silver.duplicates commit and its statistics,
+    left placed documents without ops.filter_stats rows: write them now, under that run's id."""
+    from pyspark.sql import functions as F
+
+    dups = read_pinned(spark, DUPLICATES.name, "*")[0]
+    counted = read_pinned(spark, FILTER_STATS.name, "run_id")[0].select(F.col("run_id").alias("batch_id")).distinct()
+    missing = (dups.where("spans_removed_share IS NOT NULL").select("batch_id").distinct()
+               .join(counted, "batch_id", "left_anti").collect())
+    missing = [r["batch_id"] for r in missing]
+    if missing:
+        rows = dups.where(F.col("batch_id").isin(missing))
+        silver = read_pinned(spark, SILVER.name, "doc_id, n_bytes")[0]
+        gold = read_pinned(spark, GOLD.name, "doc_id, n_bytes")[0].select("doc_id", F.col("n_bytes").alias("out_bytes"))
+        stats = dedup_stats(rows.join(silver, "doc_id").join(gold, "doc_id", "left").select(
+            F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", F.col("n_bytes").alias("in_bytes"), "out_bytes"))
+        stats.write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+    return sorted(missing)
 
 
 def _dedup(spark, cfg: PipelineConfig, run) -> dict:
@@ -373,13 +793,18 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
 
     say = log.info
     settings = cfg.dedup
+    spans_on, contain_on = settings.spans.enabled, settings.containment.enabled
     silver_version = latest_version(spark, SILVER.name)
     run.inputs.append(Ref(SILVER.name, "table", silver_version))
     kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
     with run.phase("withdraw"):
         current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
-        withdrawn = _withdraw(spark, current.drop("domain"), run.run_id, say)
+        withdrawn, span_released = _withdraw(spark, current.drop("domain"), run.run_id, say)
         domains = [r["domain"] for r in current.select("domain").distinct().collect()]
+    recovered = _recover_stats(spark) if spans_on else []
+    if recovered:
+        run.metrics["filter_stats_recovered"] = ",".join(recovered)
+        say(f"dedup: filter statistics recorded for {len(recovered)} earlier run(s) killed after placing documents")
     plans = domain_plans(settings, set(domains) | set(cfg.domains))
     tasks = 4 * session_cores(spark)
     with run.phase("sign"):
@@ -388,19 +813,19 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     dup_version = latest_version(spark, DUPLICATES.name)
     old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
     policy = sorted({k.split()[0] for k in settings.keeper})
-    todo = (plan_dedup(kept, old)
-            .select("doc_id", "domain", "content_sha256", *[c for c in policy if c not in ("doc_id", "domain", "content_sha256")])
-            .localCheckpoint(eager=True))
+    policy = [c for c in policy if c not in ("doc_id", "domain", "content_sha256")]
+    todo = plan_dedup(kept, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
     n_todo = todo.count()
-    metrics = {"signed": n_signed, "withdrawn": withdrawn}
+    metrics = {"signed": n_signed, "withdrawn": withdrawn, "spans_released": span_released}
+    written = (GOLD, DUPLICATES, SIGNATURES, SPANS, FILTER_STATS)
     if n_todo == 0:
         refreshed = _refresh_quality(spark, kept, run)
         run.counts(0, 0)
         run.metrics.update(metrics | {"quality_refreshed": refreshed})
         # every table it writes, at the version it leaves: the next run's quick no-op compares them
-        for spec in (GOLD, DUPLICATES, SIGNATURES):
+        for spec in written:
             run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
-        if refreshed or withdrawn:
+        if refreshed or withdrawn or span_released or recovered:
             say(f"dedup: no new documents; {refreshed} gold quality columns refreshed, {withdrawn} withdrawn")
             return {}
         run.noop("no new or changed kept documents")
@@ -412,55 +837,111 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     signed = (spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
               .join(kept.select("doc_id", "domain"), "doc_id")
               .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
+    texts = kept.select("doc_id", "text")
     with run.phase("cluster"):
-        assigned = _assign(spark, todo, old, signed, kept.select("doc_id", "text"), settings)
+        assigned = _assign(spark, todo, old, signed, texts, settings).localCheckpoint(eager=True)
+    n_contained = 0
+    if contain_on:
+        with run.phase("containment"):
+            assigned, n_contained = _contain(spark, assigned, old, texts, settings.containment, tasks)
+            assigned = assigned.localCheckpoint(eager=True)
+    trimmed, span_rows, span_rounds = None, None, 0
+    if spans_on:
+        with run.phase("spans"):
+            keepers = (assigned.where("is_keeper").select("doc_id").join(todo.select("doc_id", *policy), "doc_id")
+                       .join(kept.select("doc_id", "kind", "text"), "doc_id"))
+            index = read_pinned(spark, SPANS.name, "doc_id, span_kind, span_hash, owner_id")[0]
+            trimmed, span_rows, span_rounds = _spans(spark, keepers, index, settings.spans, keeper_order(settings.keeper), tasks)
+            trimmed = trimmed.localCheckpoint(eager=True)
+            span_rows = span_rows.localCheckpoint(eager=True)
+    else:
+        trimmed = assigned.where("is_keeper").select(
+            "doc_id", F.lit(None).cast("string").alias("new_text"), F.lit(None).cast("double").alias("spans_removed_share"),
+            F.lit(False).alias("too_short"))
 
-    # method and similarity to the keeper, from the two signatures
+    # a keeper left too short by span dedup is rejected: it stays the name of its cluster, out of gold
+    spanned = assigned.join(trimmed, "doc_id", "left")
+    rejected = F.coalesce(F.col("too_short"), F.lit(False))
+    assigned = spanned.select(
+        "doc_id", "cluster_id", (F.col("is_keeper") & ~rejected).alias("is_keeper"),
+        F.when(rejected, F.lit("spans")).otherwise(F.col("method")).alias("method"),
+        "matched_with", "match_score", "spans_removed_share", "new_text")
+
+    # similarity to the keeper, from the two signatures
     me = signed.select("doc_id", F.col("signature").alias("sig"))
     keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+    duplicate = ~F.col("is_keeper") & (F.col("method") != "spans")
     with run.phase("place"):
         placed = (
             assigned.join(todo.select("doc_id", "domain", "content_sha256"), "doc_id")
             .join(me, "doc_id", "left").join(keeper, "cluster_id", "left")
             .select(
-                "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper",
-                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), "exact").otherwise("near").alias("method"),
-                F.when(F.col("is_keeper"), F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
+                "doc_id", "domain", "content_sha256", "cluster_id", "is_keeper", "method",
+                F.when(~duplicate, F.lit(None)).when(F.col("content_sha256") == F.col("keeper_sha"), 1.0)
                 .otherwise(similarity_expr("sig", "keeper_sig")).cast("double").alias("similarity"),
                 F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("deduped_at"),
+                "matched_with", F.col("match_score").cast("double").alias("match_score"), "spans_removed_share", "new_text",
             )
             .localCheckpoint(eager=True)
         )
         tally = placed.agg(
             F.count("*").alias("n"), F.countDistinct("doc_id").alias("docs"),
-            *[F.count(F.when(cond, 1)).alias(name) for name, cond in
-              (("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"))],
+            *[F.count(F.when(cond, 1)).alias(name) for name, cond in (
+                ("keepers", F.col("is_keeper")), ("exact", F.col("method") == "exact"), ("near", F.col("method") == "near"),
+                ("contained", F.col("method") == "containment"), ("spans", F.col("method") == "spans"),
+                ("trimmed", F.col("is_keeper") & (F.col("spans_removed_share") > 0)))],
         ).first()
-        n_placed, n_distinct, keepers, exact, near = tally["n"], tally["docs"], tally["keepers"], tally["exact"], tally["near"]
-        if n_placed != n_todo or n_distinct != n_todo:
+        n_placed, n_distinct, keepers = tally["n"], tally["docs"], tally["keepers"]
+        exact, near, contained, span_rejects, trimmed_docs = (tally[k] for k in ("exact", "near", "contained", "spans", "trimmed"))
+        if n_placed != n_todo or n_distinct != n_todo or contained != n_contained:
             from ..errors import BrickyardError
 
             raise BrickyardError(f"dedup placed {n_placed} rows ({n_distinct} documents) for {n_todo} new documents")
 
-    gold_rows = (kept.select(*GOLD_FROM_SILVER).join(placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at"), "doc_id")
-                 .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at"))
+    admitted = placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at", "spans_removed_share", "new_text")
+    cut = F.col("new_text").isNotNull()
+    gold_rows = (kept.select(*GOLD_FROM_SILVER).join(admitted, "doc_id")
+                 .withColumn("text", F.when(cut, F.col("new_text")).otherwise(F.col("text")))
+                 .withColumn("content_sha256", F.when(cut, F.sha2(F.col("new_text"), 256)).otherwise(F.col("content_sha256")))
+                 .withColumn("n_bytes", F.when(cut, F.octet_length("new_text").cast("bigint")).otherwise(F.col("n_bytes")))
+                 .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at", "spans_removed_share"))
     set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
-    # gold first, duplicates last: duplicates is what marks a document done, and a run killed in
-    # between leaves gold rows that the next run's check removes before it starts again
+    # gold first, the span index next, duplicates last: duplicates is what marks a document done, and a
+    # run killed in between leaves gold and index rows that the next run's checks remove before it starts again
     with run.phase("write"):
         merge_into(gold_rows, GOLD.name, "doc_id")
         fault_pause("dedup:after-gold")
-        merge_into(placed, DUPLICATES.name, "doc_id")
+        if span_rows is not None:
+            (span_rows.select("doc_id", "span_kind", "span_hash", "owner_id", F.lit(run.run_id).alias("batch_id"),
+                              F.current_timestamp().alias("indexed_at"))
+             .write.format("delta").mode("append").saveAsTable(SPANS.name))
+        merge_into(placed.drop("new_text"), DUPLICATES.name, "doc_id")
+        if spans_on:
+            fault_pause("dedup:after-duplicates")
+            out_bytes = gold_rows.select("doc_id", F.col("n_bytes").alias("out_bytes"))
+            in_bytes = kept.select("doc_id", F.col("n_bytes").alias("in_bytes"))
+            dedup_stats(placed.join(in_bytes, "doc_id").join(out_bytes, "doc_id", "left").select(
+                F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes", "out_bytes",
+            )).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
     with run.phase("refresh_quality"):
         refreshed = _refresh_quality(spark, kept, run)
-    for spec in (GOLD, DUPLICATES):
-        run.outputs.append(Ref(spec.name, "table", last_commit(spark, spec.name)[0]))
+    for spec in written:
+        if spec is not SIGNATURES:
+            run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
     run.outputs.append(Ref(SIGNATURES.name, "table", sig_version))
-    run.counts(n_todo, keepers, exact + near, 0)
-    run.metrics.update(metrics | {"exact_duplicates": exact, "near_duplicates": near, "quality_refreshed": refreshed,
-                                  **{f"lsh.{p.domain}": f"{p.scheme} t={p.threshold} b={p.bands} r={p.rows}" for p in plans.values()}})
-    say(f"dedup: {n_todo} documents: {keepers} kept, {exact} exact and {near} near duplicates")
-    return {"keepers": keepers, "duplicates": exact + near}
+    rejected_total = exact + near + contained + span_rejects
+    run.counts(n_todo, keepers, rejected_total, 0)
+    run.metrics.update(metrics | {
+        "exact_duplicates": exact, "near_duplicates": near, "quality_refreshed": refreshed,
+        **{f"lsh.{p.domain}": f"{p.scheme} t={p.threshold} b={p.bands} r={p.rows}" for p in plans.values()}})
+    if contain_on:
+        run.metrics["contained"] = contained
+    if spans_on:
+        run.metrics.update({"spans_rejected": span_rejects, "spans_trimmed": trimmed_docs, "spans_rounds": span_rounds})
+    say(f"dedup: {n_todo} documents: {keepers} kept, {exact} exact and {near} near duplicates"
+        + (f", {contained} contained" if contain_on else "")
+        + (f"; {trimmed_docs} keepers lost repeated spans, {span_rejects} left too short" if spans_on else ""))
+    return {"keepers": keepers, "duplicates": exact + near + contained, "rejected": span_rejects}
 
 
 def _refresh_quality(spark, kept, run) -> int:

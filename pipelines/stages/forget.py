@@ -5,14 +5,15 @@
 The selection is made on `bronze.documents` (a `--where` predicate is SQL over its columns). The
 chosen documents are deleted from bronze.documents, bronze.quarantine (with `--source`, every
 quarantine row of that source too: their snippets are raw data), silver.documents,
-silver.contamination, ops.contamination_checks, silver.signatures, silver.duplicates,
+silver.contamination, ops.contamination_checks, silver.signatures, silver.duplicates, silver.spans,
 gold.documents and gold.tokens, one Delta commit per table.
 
 Clusters: a forgotten document may have been a cluster's keeper, or the link that joined it. As
 dedup does when curation drops a document, every cluster that loses a member is dissolved: its
 other members leave silver.duplicates (and gold and gold.tokens, where they were the keeper) and
 the next `brickyard dedup` clusters them again, so a duplicate of a forgotten keeper can take its
-place. Their signatures stay and are reused.
+place. Their signatures stay and are reused. A gold document whose text lost a repeated span to a
+forgotten one (span dedup) is released by that next dedup, so the span finds a new owner.
 
 Exports: each current export in `ops.exports` is checked against the version of gold.tokens it
 was built from (time travel); one that holds a forgotten document becomes `stale` (so does one
@@ -44,13 +45,14 @@ from ..lake.tables import (
     QUARANTINE,
     SIGNATURES,
     SILVER,
+    SPANS,
     TOKENS,
 )
 from .base import Stage, StageContext, StageResult, log, run_stage
 
 # the tables keyed by doc_id, upstream first
 LAYERS = tuple(t.name for t in (DOCUMENTS, QUARANTINE, SILVER, CONTAMINATION, CONTAMINATION_CHECKS, SIGNATURES,
-                                 DUPLICATES, GOLD, TOKENS))
+                                 DUPLICATES, SPANS, GOLD, TOKENS))
 
 
 def selection(source: str | None, doc_ids: list[str] | None, where: str | None):
@@ -141,7 +143,7 @@ def _forget(spark, source, vacuum: bool, predicate: str, condition, present: lis
     # 3. delete, downstream first: a run killed half way leaves no orphan below a parent
     deleted: dict[str, int] = {}
     for table in reversed(present):
-        gone = chosen.unionByName(released) if table in (DUPLICATES.name, GOLD.name, TOKENS.name) else chosen
+        gone = chosen.unionByName(released) if table in (DUPLICATES.name, SPANS.name, GOLD.name, TOKENS.name) else chosen
         before = latest_version(spark, table)
         delete_matching(gone, table, "doc_id")
         if table == QUARANTINE.name and source:

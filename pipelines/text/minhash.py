@@ -224,6 +224,18 @@ def pair_jaccard(texts_a: list[str], texts_b: list[str], n: int) -> np.ndarray:
     return out
 
 
+def pair_containment(texts_a: list[str], texts_b: list[str], n: int) -> np.ndarray:
+    """Exact containment of each texts_a[i] in texts_b[i]: the share of a's distinct shingles (as
+    hashed by `batch_shingle_hashes`) that b has too, |A & B| / |A|; 0 when a has no shingles."""
+    a, b = batch_shingle_hashes(texts_a, n), batch_shingle_hashes(texts_b, n)
+    out = np.zeros(len(a), dtype=np.float64)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        x = np.unique(x)
+        if len(x):
+            out[i] = len(np.intersect1d(x, np.unique(y), assume_unique=True)) / len(x)
+    return out
+
+
 def jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     """The signatures' estimate of the Jaccard similarity: the share of equal slots."""
     return float(np.mean(np.asarray(sig_a) == np.asarray(sig_b)))

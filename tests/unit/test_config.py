@@ -103,3 +103,22 @@ def test_dedup_settings_per_domain_and_their_mistakes():
         from_dict(PipelineConfig, {"dedup": {"keeper": ["quality_score desc", "length desc"]}})
     with pytest.raises(ConfigError, match=r"dedup.keeper\[0\]: .* \(did you mean 'n_bytes'\?\)"):
         from_dict(PipelineConfig, {"dedup": {"keeper": ["n_byte"]}})
+
+
+def test_below_the_document_dedup_is_off_by_default_and_its_mistakes_are_one_sentence():
+    plain = from_dict(PipelineConfig, {})
+    assert not plain.dedup.spans.enabled and not plain.dedup.containment.enabled
+    cfg = from_dict(PipelineConfig, {"dedup": {"spans": {"lines": True}, "containment": {"enabled": True, "max_df": 50}}})
+    assert cfg.dedup.spans.enabled and (cfg.dedup.spans.min_chars, cfg.dedup.spans.min_words) == (40, 50)
+    assert (cfg.dedup.containment.threshold, cfg.dedup.containment.max_df) == (0.8, 50)
+    for bad, says in (
+        ({"containment": {"threshold": 0}}, r"dedup.containment.threshold: a containment above 0 and at most 1, got 0"),
+        ({"containment": {"max_df": 1}}, r"dedup.containment.max_df: at least 2 \(a shingle must be shared"),
+        ({"containment": {"ngram": 0}}, r"dedup.containment.ngram: must be greater than 0, got 0"),
+        ({"spans": {"min_chars": 0}}, r"dedup.spans.min_chars: must be greater than 0, got 0"),
+        ({"spans": {"min_words": -1}}, r"dedup.spans.min_words: must be 0 or more, got -1"),
+        ({"spans": {"paragraph": True}}, r"dedup.spans: unknown key 'paragraph' \(did you mean 'paragraphs'\?\)"),
+        ({"spans": {"lines": "yes"}}, r"dedup.spans.lines: expected true or false"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            from_dict(PipelineConfig, {"dedup": bad})

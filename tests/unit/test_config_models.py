@@ -23,14 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Taken with the dataclass implementation, before the move to pydantic. The whole config's hash
-# includes base_dir (the config file's folder), so it is pinned for the folder it was taken in.
+# Taken with the dataclass implementation, before the move to pydantic; dedup's (and so the whole
+# config's) taken again when dedup gained its containment and spans settings. The whole config's
+# hash includes base_dir (the config file's folder), so it is pinned for the folder it was taken in.
 PINNED_BASE_DIR = "/work/main/configs"
-DEMO_HASH = "0974e65559022a30"
+DEMO_HASH = "0b3d0ecd07c259d1"
 DEMO_SECTION_HASHES = {  # what the stages hash into their lineage rows
     "sources": "40c997c334110bb0", "catalog": "29ea1feb4b14bef8", "spark": "f8713786097c92fc",
     "ingest": "f7ce8cb6e143eb3d", "curate": "0cd925aeca919d4a", "quality": "178f2b053cf49735",
-    "dedup": "a8d464512900766d", "tokenize": "5a91a7eae6652deb", "export": "acbb12d135430451",
+    "dedup": "8bc3ba96253f3177", "tokenize": "5a91a7eae6652deb", "export": "acbb12d135430451",
     "train": "72b3d5cfaaa9ee0d",
 }
 CURRICULUM_HASHES = {"demo": "b2eab0941bc37e08", "dbrx-like": "53484d940d686bad", "tinyllama-like": "983c816a00701898"}
