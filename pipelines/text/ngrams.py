@@ -30,9 +30,10 @@ words' mixed hashes with a second odd multiplier, adds L times a constant and is
 (`gram_hash` spells it out one gram at a time). `batch_gram_hashes` computes the same values for a
 whole batch with a few numpy passes: word boundaries from a byte-class table, word hashes from
 prefix sums of `byte * P^-i`, every gram length from prefix sums of `word * F^-j` (every odd number
-is invertible mod 2^64). 64 bits, not the 32 of `minhash`: a corpus of 10^11 grams checked
-against 10^6 evaluation grams would meet about 25,000 chance collisions of 32-bit hashes and about
-0.005 of 64-bit ones. Matches are then verified against the text (`verify_matches`), so a reported
+is invertible mod 2^64). 64 bits, not the 32 of `minhash`: chance collisions number about
+(document grams x evaluation grams) / 2^bits, so 10^9 document grams (a few GB of text) checked
+against 10^5 evaluation grams would meet about 23,000 with 32-bit hashes and 0.000005 with 64-bit
+ones (10^11 against 10^6: 23 million and 0.005). Matches are then verified against the text (`verify_matches`), so a reported
 match is a real shared word sequence, never a hash collision.
 
 Lookups. `GramSet` holds the evaluation side's hashes: a sorted array behind a bitmap of 32 bits
