@@ -370,11 +370,14 @@ def test_the_data_build_on_a_standalone_cluster_gives_the_local_tables(spark, bu
     ran over Spark Connect and this one in a classic driver of its own, so the match shows that the
     two engines build the same tables; the served build was interrupted in four stages (above) and
     this one was not, so it also shows that a killed-and-rerun build ends where an uninterrupted one does."""
+    import shutil
+
     from brickyard.pipelines.lake.delta import table_checksum
 
     local, _, _ = built
     for name, text in (("pipeline.yaml", PIPELINE), ("curriculum.yaml", CURRICULUM)):
         (tmp_path / name).write_text(text)
+    shutil.copy(local.parent / "probe.jsonl", tmp_path / "probe.jsonl")  # the same evaluation set
     r = subprocess.run([sys.executable, "-m", "brickyard", "run", "--config", str(tmp_path / "pipeline.yaml"), "--until", "export",
                         "--master", standalone, "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
                         "--conf", "spark.executor.memory=2g"],
