@@ -63,6 +63,36 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+def _model_in(tp: Any) -> Any:
+    """The model member of a union of a model and plain values (`Literal[...] | Selection`), else `tp`."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(tp) if _is_model(a)]
+        if len(models) == 1:
+            return models[0]
+    return tp
+
+
+def _untag(cls: type, error: dict) -> dict | None:
+    """`error` with the union member tags pydantic puts in its location ('Selection',
+    "literal['random','rejected']") taken out, so that places read as the file's keys; None for the
+    error of a plain-value member where the value given is a mapping (the model member's errors say
+    what is wrong with it)."""
+    tp, loc = cls, []
+    for part in error["loc"]:
+        tp = _unwrap(tp)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and isinstance(part, str):
+            member = next((a for a in typing.get_args(tp) if (a.__name__ if _is_model(a) else "") == part
+                           or (typing.get_origin(a) is Literal and part.startswith("literal["))), None)
+            if member is not None:
+                if typing.get_origin(member) is Literal and isinstance(error.get("input"), dict):
+                    return None
+                tp = member
+                continue
+        loc.append(part)
+        tp = _annotation_at(tp, (part,))
+    return {**error, "loc": tuple(loc)}
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if tp is str:
@@ -147,7 +177,7 @@ def _annotation_at(cls: type, loc: tuple) -> Any:
     """The declared type of the value at pydantic's error location `loc` under model `cls`."""
     tp: Any = cls
     for part in loc:
-        tp = _unwrap(tp)
+        tp = _model_in(_unwrap(tp))
         origin = typing.get_origin(tp)
         if _is_model(tp) and part in tp.model_fields:
             tp = tp.model_fields[part].annotation
@@ -171,7 +201,7 @@ def _check_order(cls: type, error: dict) -> tuple:
     loc, tp, key = error["loc"], cls, []
     rule = isinstance((error.get("ctx") or {}).get("error"), Invalid)
     for i, part in enumerate(loc):
-        tp = _unwrap(tp)
+        tp = _model_in(_unwrap(tp))
         last = i == len(loc) - 1
         if _is_model(tp):
             names = list(tp.model_fields)
@@ -179,7 +209,7 @@ def _check_order(cls: type, error: dict) -> tuple:
                 return (*key, (0, 0))
             if part not in names:
                 break
-            if last and rule and not _is_model(_unwrap(tp.model_fields[part].annotation)):
+            if last and rule and not _is_model(_model_in(_unwrap(tp.model_fields[part].annotation))):
                 return (*key, (2, 0))  # a field validator: a rule of this level
             key.append((1, names.index(part)))
             tp = tp.model_fields[part].annotation
@@ -200,7 +230,7 @@ def _sentence(cls: type, error: dict, where: str) -> str:
     """One pydantic error as the sentence a user sees."""
     loc, kind = error["loc"], error["type"]
     if kind in ("extra_forbidden", "invalid_key"):
-        names = list(_annotation_at(cls, loc[:-1]).model_fields)
+        names = list(_model_in(_annotation_at(cls, loc[:-1])).model_fields)
         key = loc[-1]
         return (f"{_place(where, loc[:-1])}: unknown key {key!r}{_did_you_mean(str(key), names)}; "
                 f"allowed: {', '.join(names)}")
@@ -228,7 +258,8 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            first = min(e.errors(include_url=False), key=lambda err: _check_order(cls, err))
+            errors = [u for err in e.errors(include_url=False) if (u := _untag(cls, err)) is not None]
+            first = min(errors, key=lambda err: _check_order(cls, err))
             raise ConfigError(_sentence(cls, first, where)) from None
     raise TypeError(f"{cls.__name__} is not a configuration model")
 
@@ -452,7 +483,8 @@ class QualitySettings(ConfigModel):
     """The fastText quality classifier (see brickyard.pipelines.stages.quality): what it learns from and its tiers."""
 
     positives: Selection | None = None  # the reference selection; no classifier while unset
-    negatives: Literal["random", "rejected"] = "random"  # other curated documents, or the rejected ones
+    # other curated documents, the rejected ones, or a selection of their own (less any positive)
+    negatives: Literal["random", "rejected"] | Selection = "random"
     negatives_per_positive: float = 1.0  # balanced classes by default
     kinds: list[Literal["text", "code"]] = Field(default_factory=lambda: ["text"])  # kinds it scores
     # score thresholds, highest first wins; a document below every threshold gets the lowest tier
@@ -469,6 +501,14 @@ class QualitySettings(ConfigModel):
     word_ngrams: int = 2
     bucket: int = 200000
     min_count: int = 2
+
+    @field_validator("negatives", mode="before")
+    @classmethod
+    def _negatives(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in ("random", "rejected") or not isinstance(v, str | dict | Selection):
+            hint = _did_you_mean(v, ["random", "rejected"]) if isinstance(v, str) else ""
+            raise Invalid(f"expected 'random', 'rejected' or a selection (a mapping like positives), got {v!r}{hint}")
+        return v
 
     @field_validator("negatives_per_positive", "max_per_class", "max_chars", "train_chunk_words", "dim", "epoch", "lr",
                      "word_ngrams", "bucket", "min_count")

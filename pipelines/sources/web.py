@@ -24,6 +24,7 @@ Quarantine reasons added here:
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import zlib
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_ei
 DEFAULT_PORTS = {"http": 80, "https": 443}
 GZIP_MAGIC = b"\x1f\x8b\x08"
 RESYNC_WINDOW = 1 << 20
+HEADER_ROOM = 1 << 20  # inflated bytes kept beyond max_doc_bytes for a record's WARC and HTTP headers
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -251,34 +253,99 @@ def _resync(f, start: int, gzipped: bool) -> int | None:
 
 
 def read_warc(unit, max_doc_bytes: int, rules: UrlRules | None = None) -> Iterator[dict]:
-    """Every record of one WARC or WET file, as documents and quarantine entries (see the module doc)."""
+    """Every record of one WARC or WET file, as documents and quarantine entries (see the module doc).
+
+    A gzipped file is read member by member, each inflated and its checksum checked before its
+    records are parsed: a member that fails is one `malformed` record and the reader goes on at
+    the next member. (warcio alone takes a damaged first block for a file that is not gzipped, or
+    reads on with a broken decompressor and silently loses every later record of the file.)"""
+    with open(unit.file, "rb") as f:
+        if f.read(2) != GZIP_MAGIC[:2]:
+            f.seek(0)
+            yield from _read_records(unit, f, None, max_doc_bytes, rules)
+            return
+        for offset, data, problem in _gzip_members(f, max_doc_bytes + HEADER_ROOM):
+            if data is None:
+                yield bad_record(unit, f"{unit.path}@{offset}", "malformed", f"{problem}; the reader skipped to the next record")
+            else:
+                yield from _read_records(unit, io.BytesIO(data), offset, max_doc_bytes, rules)
+
+
+def _gzip_members(f, keep: int) -> Iterator[tuple[int, bytes | None, str]]:
+    """(offset, data, problem) for each gzip member of `f` from its start: the member's first
+    `keep` inflated bytes (the rest is inflated, to check it and find the member's end, and
+    dropped), or None and what is wrong with it. Bytes that are no member are skipped to the next
+    member header; any but blank padding is reported as a damaged member at its offset."""
+    f.seek(0, 2)
+    size = f.tell()
+    pos: int | None = 0
+    while pos is not None and pos < size:
+        f.seek(pos)
+        head = f.read(len(GZIP_MAGIC))
+        if head != GZIP_MAGIC:
+            nxt = _resync(f, pos + 1, True)
+            f.seek(pos)
+            gap = f.read((nxt if nxt is not None else size) - pos)
+            if gap.strip(b"\x00 \t\r\n"):
+                yield pos, None, "bytes that are no gzip member"
+            pos = nxt
+            continue
+        f.seek(pos)
+        d = zlib.decompressobj(wbits=31)
+        parts, kept, at = [], 0, pos
+        try:
+            while not d.eof:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    raise EOFError("the file ends inside the member")
+                at += len(chunk)
+                while chunk and not d.eof:
+                    out = d.decompress(chunk, 1 << 20)
+                    if kept < keep:
+                        parts.append(out[: keep - kept])
+                        kept += len(parts[-1])
+                    chunk = d.unconsumed_tail
+        except (zlib.error, EOFError) as e:
+            yield pos, None, _failure(e)
+            pos = _resync(f, pos + 1, True)
+            continue
+        yield pos, b"".join(parts), ""
+        pos = at - len(d.unused_data)
+
+
+def _read_records(unit, f, member: int | None, max_doc_bytes: int, rules: UrlRules | None) -> Iterator[dict]:
+    """The records of an uncompressed WARC stream: a whole file (`member` None; locators are
+    `path@OFFSET`) or one inflated gzip member (locators `path@MEMBER`, then `path@MEMBER+OFFSET`
+    for any further record the member holds)."""
     from warcio.archiveiterator import ArchiveIterator
 
-    with open(unit.file, "rb") as f:
-        gzipped = f.read(2) == GZIP_MAGIC[:2]
-        pos, done = 0, set()  # done: offsets of records already handed out
-        while pos is not None:
-            f.seek(pos)
-            it = ArchiveIterator(f, check_digests=False)
-            try:
-                for record in it:
-                    loc = f"{unit.path}@{it.offset}"
-                    out = _record(unit, record, loc, max_doc_bytes, rules)
-                    done.add(it.offset)
-                    if out is not None:
-                        yield out
-                pos = None  # the end of the file
-            except Exception as e:  # noqa: BLE001 - a failure inside one record costs that record only
-                if isinstance(e, MemoryError | KeyboardInterrupt):
-                    raise
-                # it.offset is where the failing record starts: the record being read, or the next
-                # one if the previous record's end was reached; a record already handed out is not
-                # counted twice
-                at = max(it.offset, pos)
-                if at not in done:
-                    yield bad_record(unit, f"{unit.path}@{at}", "malformed", f"{_failure(e)}; the reader skipped to the next record")
-                    done.add(at)
-                pos = _resync(f, at + 1, gzipped)
+    def loc(offset: int) -> str:
+        if member is None:
+            return f"{unit.path}@{offset}"
+        return f"{unit.path}@{member}" + (f"+{offset}" if offset else "")
+
+    pos, done = 0, set()  # done: offsets of records already handed out
+    while pos is not None:
+        f.seek(pos)
+        it = ArchiveIterator(f, check_digests=False)
+        try:
+            for record in it:
+                out = _record(unit, record, loc(it.offset), max_doc_bytes, rules)
+                done.add(it.offset)
+                if out is not None:
+                    yield out
+            pos = None  # the end of the stream
+        except Exception as e:  # noqa: BLE001 - a failure inside one record costs that record only
+            if isinstance(e, MemoryError | KeyboardInterrupt):
+                raise
+            # it.offset is where the failing record starts: the record being read, or the next
+            # one if the previous record's end was reached; a record already handed out is not
+            # counted twice
+            at = max(it.offset, pos)
+            if at not in done:
+                yield bad_record(unit, loc(at), "malformed", f"{_failure(e)}; the reader skipped to the next record")
+                done.add(at)
+            pos = _resync(f, at + 1, False)
 
 
 def _failure(e: Exception) -> str:

@@ -5,8 +5,8 @@ filter, and of FineWeb-Edu's classifier in spirit):
 
 - positives: a reference selection named in config (`quality.positives`): domains of silver,
   any other table or view of the catalog, and an optional SQL condition;
-- negatives: a random sample of the other curated documents (`random`, the DCLM choice) or the
-  documents curation rejected (`rejected`);
+- negatives: a random sample of the other curated documents (`random`, the DCLM choice), the
+  documents curation rejected (`rejected`), or a selection of their own (less any positive);
 - both drawn deterministically (a hash of doc_id and the seed), at most `max_per_class` each,
   with a held-out share to measure accuracy, precision, recall and ROC AUC.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..config import config_hash, to_dict
+from ..config import Selection, config_hash, to_dict
 from ..errors import BrickyardError
 from ..lake.delta import latest_version
 from ..lake.lineage import Ref
@@ -46,6 +46,10 @@ from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_
 
 def _has(df, col: str) -> bool:
     return col in df.columns
+
+
+def _named(negatives) -> str:
+    return str(to_dict(negatives)) if isinstance(negatives, Selection) else negatives
 
 
 def _selection(spark, sel, kinds: list[str]):
@@ -137,21 +141,26 @@ def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
     recipe = {k: v for k, v in settings.items() if k != "tiers"}
     pos, pos_version = _selection(spark, q.positives, q.kinds)
     run.inputs.append(Ref(q.positives.table, "table", pos_version, "positives"))
-    silver_version = pos_version if q.positives.table == SILVER.name else latest_version(spark, SILVER.name)
-    silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}").where(
-        f"kind IN ({', '.join(repr(k) for k in q.kinds)})")
-    if q.negatives == "rejected":
-        neg = silver.where("NOT keep")
+    if isinstance(q.negatives, Selection):  # a selection of their own, less any positive
+        neg, neg_version = _selection(spark, q.negatives, q.kinds)
+        neg = neg.join(pos.select("doc_id"), "doc_id", "left_anti")
+        run.inputs.append(Ref(q.negatives.table, "table", neg_version, "negatives"))
     else:
-        neg = silver.join(pos.select("doc_id"), "doc_id", "left_anti")
+        silver_version = pos_version if q.positives.table == SILVER.name else latest_version(spark, SILVER.name)
+        silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}").where(
+            f"kind IN ({', '.join(repr(k) for k in q.kinds)})")
+        if q.negatives == "rejected":
+            neg = silver.where("NOT keep")
+        else:
+            neg = silver.join(pos.select("doc_id"), "doc_id", "left_anti")
+        run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
     neg = neg.select("doc_id", "content_sha256", "text")
-    run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
     (n_pos, h_pos), (n_neg, h_neg) = _fingerprint(pos), _fingerprint(neg)
     fingerprint = f"{config_hash(recipe)}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
     if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
         raise BrickyardError(
             f"quality: training needs at least {MIN_PER_CLASS} positives and {MIN_PER_CLASS} negatives, "
-            f"but the selection gives {n_pos} positives and {n_neg} negatives ({q.negatives})"
+            f"but the selection gives {n_pos} positives and {n_neg} negatives ({_named(q.negatives)})"
         )
     current = current_model(lakehouse, q.model_name)
     if current is not None and current.tags.get("brickyard.fingerprint") == fingerprint and not force:
@@ -188,7 +197,7 @@ def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
         tags = {"brickyard.fingerprint": fingerprint, "brickyard.inputs": inputs,
                 "brickyard.run_id": run.run_id, "brickyard.mlflow_run": mrun.info.run_id}
         mv = client.create_model_version(q.model_name, info.model_uri, run_id=mrun.info.run_id, tags=tags,
-                                         description=f"positives {to_dict(q.positives)}; negatives {q.negatives}")
+                                         description=f"positives {to_dict(q.positives)}; negatives {_named(q.negatives)}")
         version = int(mv.version)
     registered = current_model(lakehouse, q.model_name)
     n = len(positives) + len(negatives)

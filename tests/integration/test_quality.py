@@ -39,7 +39,9 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
         {"name": "q_other", "kind": "text", "path": "other", "domain": "docs"},
     )
     cfg.quality = QualitySettings(
-        positives=Selection(where="source = 'q_ref'", kept_only=False), negatives="random",
+        # negatives of its own: a random sample of the whole silver table would also draw the same
+        # READMEs that other tests of the session ingest as other sources
+        positives=Selection(where="source = 'q_ref'", kept_only=False), negatives=Selection(where="source = 'q_other'", kept_only=False),
         model_name=MODEL, min_count=1, holdout=0.2,
     )
     ingest(spark, cfg)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from brickyard.pipelines.config import QualitySettings, from_dict
 from brickyard.pipelines.errors import ConfigError
@@ -76,12 +78,27 @@ def test_fasttext_learns_readmes_from_man_pages_from_the_same_training_file(tmp_
 @pytest.mark.parametrize("bad,message", [
     ({"tiers": {"high": 1.5}}, "quality.tiers.high: a threshold is a score in [0, 1]"),
     ({"tiers": {}}, "name at least one tier"),
-    ({"negatives": "everything"}, "quality.negatives: expected one of 'random', 'rejected'"),
+    ({"negatives": "everything"}, "quality.negatives: expected 'random', 'rejected' or a selection (a mapping like positives), got 'everything'"),
+    ({"negatives": "rejectd"}, "got 'rejectd' (did you mean 'rejected'?)"),
+    ({"negatives": 5}, "quality.negatives: expected 'random', 'rejected' or a selection"),
+    ({"negatives": {"wher": "source = 'x'"}}, "quality.negatives: unknown key 'wher' (did you mean 'where'?)"),
+    ({"negatives": {"table": "docs"}}, "quality.negatives.table: expected schema.table"),
+    ({"negatives": {"kept_only": "yes"}}, "quality.negatives.kept_only: expected true or false, got 'yes'"),
     ({"positives": {}}, "selects all of silver.documents"),
     ({"positives": {"table": "docs"}}, "quality.positives.table: expected schema.table"),
     ({"holdout": 1.0}, "quality.holdout: must be at least 0 and below 1"),
     ({"kinds": ["prose"]}, "quality.kinds[0]: expected one of 'text', 'code'"),
 ])
 def test_bad_quality_settings_get_one_clear_sentence(bad, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         from_dict(QualitySettings, bad, where="quality")
+
+
+def test_negatives_are_random_rejected_or_a_selection_of_their_own():
+    from brickyard.pipelines.config import Selection, to_dict
+
+    assert from_dict(QualitySettings, {}, where="quality").negatives == "random"
+    assert from_dict(QualitySettings, {"negatives": "rejected"}, where="quality").negatives == "rejected"
+    q = from_dict(QualitySettings, {"negatives": {"where": "source = 'forum'", "kept_only": False}}, where="quality")
+    assert q.negatives == Selection(where="source = 'forum'", kept_only=False)
+    assert to_dict(q)["negatives"] == {"table": "silver.documents", "domains": [], "where": "source = 'forum'", "kept_only": False}

@@ -151,6 +151,25 @@ def test_broken_records_are_quarantined_and_the_rest_of_the_file_is_read(pages, 
     assert "skipped to the next record" in bad[0]["detail"]
 
 
+def test_damage_anywhere_in_a_gzip_member_costs_that_record_only(pages, tmp_path):
+    # wherever a member is damaged (its WARC headers, its body, or only its checksum), that one
+    # record is quarantined and every other record of the file is read: warcio alone would take a
+    # damaged first block for plain text, or read on with a dead decompressor and lose the rest
+    recs = [(f"https://docs.example.org/{p.name}", "200 OK", "text/html; charset=utf-8", p.read_bytes(), "response") for p in pages[:5]]
+    data = warc_bytes(recs)
+    members = [m.start() for m in re.finditer(b"\x1f\x8b\x08", data)]
+    start, end = members[3], members[4]  # the third page
+    path = tmp_path / "damaged.warc.gz"
+    for at in sorted({start + 12, start + 60, start + 131, (start + end) // 2, end - 12, end - 6}):
+        for drop in (1, 100):
+            if at + drop >= end:
+                continue
+            path.write_bytes(data[:at] + data[at + drop:])
+            out = read(path)
+            assert Counter(r["reason"] for r in out) == {None: 4, "malformed": 1}, (at - start, drop)
+            assert [r for r in out if r["reason"]][0]["locator"] == f"damaged.warc.gz@{start}"
+
+
 def test_wet_conversions_are_documents_and_an_uncompressed_warc_reads_too(pages, tmp_path):
     from warcio.warcwriter import WARCWriter
 
