@@ -121,7 +121,8 @@ def test_every_notebook_has_its_twin_in_step_and_declares_the_lakehouse():
     import papermill
 
     found = notebooks()
-    assert [p.stem for p in found] == ["01_catalog", "02_curation", "03_duplicates", "04_tokens", "05_training"]
+    assert [p.stem for p in found] == ["01_catalog", "02_curation", "03_duplicates", "04_tokens", "05_training",
+                                       "06_contamination"]
     for nb in found:
         twin = jupytext.read(nb.with_suffix(".py"))
         cells = jupytext.read(nb).cells
