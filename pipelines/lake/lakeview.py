@@ -237,6 +237,9 @@ class Lakeview:
             elif row.rule == "url_duplicate":
                 values.append("a newer capture of this URL exists")
                 bounds.append("the newest capture of its URL")
+            elif row.rule == "contaminated":
+                values.append("holds an item of an evaluation set (silver.contamination)")
+                bounds.append("no evaluation item")
             else:
                 values.append("")
                 bounds.append("")

@@ -445,13 +445,17 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
                 F.countDistinct("doc_id").alias("docs"), F.countDistinct("item_id").alias("items")).collect()}
             n_found = found.select("doc_id").distinct().count()
 
-    set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
     with run.phase("write"):
-        # the rows of what is checked again go first; the checks table, which marks work done, last
+        # the rows of what is checked again go first; the checks table, which marks work done, last.
+        # silver.contamination is touched only when its rows change: curate, which reads it, then
+        # stays a quick no-op after a check that found nothing
         old, _ = read_pinned(spark, CONTAMINATION.name, "doc_id, eval_set, item_id")
         pairs_checked = todo.select("doc_id", F.explode("check").alias("eval_set"))
         stale = old.join(pairs_checked, ["doc_id", "eval_set"], "left_semi").localCheckpoint(eager=True)
         n_stale = stale.count()
+        if n_stale or n_found:
+            set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version(),
+                                                       "brickyard.last_batch": run.run_id})
         if n_stale:
             delete_matching(stale, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"])
         if found is not None and n_found:  # rows of pairs just checked, whose old rows are gone: an append
