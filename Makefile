@@ -2,7 +2,7 @@
 #   setup  a virtual environment in .venv with brickyard and its pinned dependencies, Java checked,
 #          and the Delta Lake jars fetched from Maven Central once into ~/.cache/brickyard
 #   demo   the whole build on the built-in sample (local Spark, ./lakehouse), then the catalog
-#   test   every test (unit, integration on real Spark + Delta, kill-and-rerun)
+#   test   every test (unit, integration on real Spark + Delta, kill-and-rerun), in two processes
 #   lint   ruff
 #   notebooks  bring each notebook and its percent-format .py twin back in step after editing either
 
@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/brickyard run --config configs/demo.yaml
 
+# two workers by default (pytest-xdist, a test module at a time each): set TEST_WORKERS=0 for one process
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,7 +24,7 @@ ENDED = re.compile(r"^(\w+): (succeeded|noop|failed|skipped)\b")
 class ConsoleProgress(logging.Handler):
     def __init__(self, stream=None, live: bool | None = None):
         super().__init__()
-        self.stream = stream or sys.stdout
+        self._stream = stream  # None: whatever sys.stdout is when a line is written
         self.live = self.stream.isatty() if live is None else live
         self.stage: str | None = None
         self.since = 0.0
@@ -32,6 +32,12 @@ class ConsoleProgress(logging.Handler):
         self.drawn = False
         if self.live:
             threading.Thread(target=self._spin, daemon=True, name="brickyard-progress").start()
+
+    @property
+    def stream(self):
+        # looked up each time: a caller that swaps sys.stdout (a test runner's capture, a notebook)
+        # and closes the old one must not leave the handler writing to a closed file
+        return self._stream or sys.stdout
 
     def emit(self, record: logging.LogRecord) -> None:
         message = self.format(record)

@@ -124,5 +124,10 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
     if settings.master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-    conf.update({k: str(v) for k, v in settings.conf.items()})
+    extra = {k: str(v) for k, v in settings.conf.items()}
+    # JVM options of the config come after brickyard's own (the metastore's home, the log
+    # configuration), which they would otherwise replace
+    if "spark.driver.extraJavaOptions" in extra:
+        extra["spark.driver.extraJavaOptions"] = f"{java_opts} {extra['spark.driver.extraJavaOptions']}".strip()
+    conf.update(extra)
     return conf

@@ -43,3 +43,16 @@ def test_a_terminal_gets_a_status_line_that_never_splits_a_logged_line():
         i = text.index(line)
         assert text[i - 1] == "\n" or text[i - 4:i] == "\r\033[K", repr(text[i - 20:i])
     assert text.endswith("rejected 2\n")
+
+
+def test_without_a_stream_of_its_own_it_writes_to_the_stdout_of_the_moment(monkeypatch):
+    # a test runner or a notebook swaps sys.stdout and closes the old one: the next line must go
+    # to the new stdout, not fail on the closed file
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", first)
+    log = _logger(ConsoleProgress(live=False))
+    log.info("ingest: started")
+    first.close()
+    monkeypatch.setattr("sys.stdout", second)
+    log.info("ingest: succeeded in 1.0s")
+    assert second.getvalue() == "ingest: succeeded in 1.0s\n"

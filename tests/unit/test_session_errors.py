@@ -140,3 +140,13 @@ def test_a_delta_commit_conflict_is_recognised_by_its_exception_name():
     assert _is_conflict(jvm) and _conflict_name(jvm) == "ConcurrentAppendException"
     assert _conflict_name(RuntimeError("io.delta.exceptions.MetadataChangedException: the table changed")) == "MetadataChangedException"
     assert not _is_conflict(ValueError("no such column: ConcurrentThing"))
+
+
+def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path):
+    from brickyard.pipelines.config import SparkSettings
+    from brickyard.pipelines.lake.driver import local_conf
+
+    plain = local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"]
+    assert f"-Dderby.system.home={tmp_path}" in plain
+    opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseSerialGC"}), [])
+    assert opts["spark.driver.extraJavaOptions"] == f"{plain} -XX:+UseSerialGC"  # the metastore's home is kept
