@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import SparkSettings
 from ..errors import BrickyardError
+from .classes import jvm_options
 
 
 def check_writable(root: Path) -> None:
@@ -90,6 +91,7 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
             f"-Dderby.system.home={root}",
             f"-Dderby.stream.error.file={root / 'derby.log'}",
             f"-Dlog4j2.configurationFile=file:{_log4j_config()}",
+            *jvm_options(jars),  # Spark's classes mapped from an archive, when `brickyard setup` built one
         ]
     )
     conf = {

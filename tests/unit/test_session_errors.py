@@ -150,3 +150,27 @@ def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path):
     assert f"-Dderby.system.home={tmp_path}" in plain
     opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseSerialGC"}), [])
     assert opts["spark.driver.extraJavaOptions"] == f"{plain} -XX:+UseSerialGC"  # the metastore's home is kept
+
+
+def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_depends_on(tmp_path, monkeypatch):
+    import subprocess
+
+    from brickyard.pipelines.lake import classes
+
+    monkeypatch.setenv("BRICKYARD_CACHE", str(tmp_path / "cache"))
+    jar = tmp_path / "delta.jar"
+    jar.write_bytes(b"x")
+    path = classes.archive_path([jar])
+    assert path.parent == tmp_path / "cache" / "jvm" and classes.jvm_options([jar]) == []  # none built: none used
+    jar.write_bytes(b"xy")
+    assert classes.archive_path([jar]) != path  # another jar, another archive
+    path = classes.archive_path([jar])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an archive")
+    opts = classes.jvm_options([jar])
+    assert opts[0] == f"-XX:SharedArchiveFile={path}"
+    monkeypatch.setenv("BRICKYARD_CLASS_ARCHIVE", "0")
+    assert classes.jvm_options([jar]) == []
+    # an archive the JVM cannot use (here: not one at all) is passed over without a word
+    r = subprocess.run(["java", *opts, "-version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "cds" not in r.stdout + r.stderr and "warning" not in r.stdout + r.stderr
