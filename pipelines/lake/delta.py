@@ -6,6 +6,7 @@ come only from `tables`, never from user input.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 from pathlib import Path
@@ -249,7 +250,31 @@ def _matches(table: str, keys: list[str]):
     return reduce(lambda x, y: x & y, [F.col(f"{table}.{k}") == F.col(f"source.{k}") for k in keys])
 
 
-def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: list[str] | None = None) -> None:
+@contextlib.contextmanager
+def scoped_conf(spark, settings: dict[str, str]):
+    """Runtime SQL settings for the duration of a block, restored afterwards."""
+    before = {k: spark.conf.get(k, None) for k in settings}
+    for k, v in settings.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def _source_settings(df, fixed: bool):
+    """MERGE reads its source twice (to find matches, then to write), so Delta first materializes a
+    source it cannot prove stable: a job and a copy. `fixed`: the caller's source is a checkpoint
+    (or filters and projections of one), which cannot change between the two reads."""
+    return scoped_conf(df.sparkSession, {"spark.databricks.delta.merge.materializeSource": "none" if fixed else "auto"})
+
+
+def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: list[str] | None = None,
+               fixed: bool = False) -> None:
     """MERGE `df` into `table` on `keys` (one commit): insert new rows, replace matched ones.
 
     `changed`: replace a matched row only where one of these columns differs (null-safe), so an
@@ -266,16 +291,19 @@ def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: 
     if changed:
         when = reduce(lambda x, y: x | y, [~F.col(f"{table}.{c}").eqNullSafe(F.col(f"source.{c}")) for c in changed])
     matched = merge.whenMatched(when) if when is not None else merge.whenMatched()
-    if columns:
-        matched.update({c: F.col(f"source.{c}") for c in columns}).merge()
-    else:
-        matched.updateAll().whenNotMatched().insertAll().merge()
+    with _source_settings(df, fixed):
+        if columns:
+            matched.update({c: F.col(f"source.{c}") for c in columns}).merge()
+        else:
+            matched.updateAll().whenNotMatched().insertAll().merge()
 
 
-def delete_matching(df, table: str, key: str | list[str]) -> None:
-    """Delete the rows of `table` whose `key` (a column, or several) appears in `df` (one MERGE, one commit)."""
+def delete_matching(df, table: str, key: str | list[str], fixed: bool = False) -> None:
+    """Delete the rows of `table` whose `key` (a column, or several) appears in `df` (one MERGE, one
+    commit). `fixed`: the source is a checkpoint (see `_source_settings`)."""
     keys = [key] if isinstance(key, str) else list(key)
-    df.select(*keys).alias("source").mergeInto(table, _matches(table, keys)).whenMatched().delete().merge()
+    with _source_settings(df, fixed):
+        df.select(*keys).alias("source").mergeInto(table, _matches(table, keys)).whenMatched().delete().merge()
 
 
 def set_properties(spark, table: str, props: dict[str, str]) -> None:

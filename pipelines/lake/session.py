@@ -19,7 +19,6 @@ the same code targets whatever catalog the session is configured with (`--conf` 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import sys
@@ -145,19 +144,3 @@ def describe_master(spark) -> str:
 
 def hostname() -> str:
     return socket.gethostname()
-
-
-@contextlib.contextmanager
-def scoped_conf(spark, settings: dict[str, str]):
-    """Runtime SQL settings for the duration of a block, restored afterwards."""
-    before = {k: spark.conf.get(k, None) for k in settings}
-    for k, v in settings.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)

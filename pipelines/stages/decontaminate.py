@@ -50,11 +50,12 @@ from ..lake.delta import (
     latest_version,
     merge_into,
     read_pinned,
+    scoped_conf,
     set_properties,
 )
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
-from ..lake.session import scoped_conf, session_cores
+from ..lake.session import session_cores
 from ..lake.tables import CONTAMINATION, CONTAMINATION_CHECKS, EVAL_SETS, SILVER
 from ..text.filters import CONTAMINATED
 from .base import Stage, StageContext, StageResult, log, run_stage, skip_unless_curated
@@ -457,7 +458,7 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
             set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version(),
                                                        "brickyard.last_batch": run.run_id})
         if n_stale:
-            delete_matching(stale, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"])
+            delete_matching(stale, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"], fixed=True)
         if found is not None and n_found:  # rows of pairs just checked, whose old rows are gone: an append
             found.write.format("delta").mode("append").saveAsTable(CONTAMINATION.name)
         fault_pause("decontaminate:after-contamination")

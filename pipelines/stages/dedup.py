@@ -606,12 +606,12 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
         drop, n_span = _span_releases(dups, index, drop)
     n_drop = drop.count()
     if n_drop:
-        delete_matching(drop, DUPLICATES.name, "doc_id")
+        delete_matching(drop, DUPLICATES.name, "doc_id", fixed=True)
     if n_gone:
         sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
-            delete_matching(stale, SIGNATURES.name, "doc_id")
+            delete_matching(stale, SIGNATURES.name, "doc_id", fixed=True)
         say(f"dedup: {n_gone} documents left curation or changed; {n_drop - n_gone} cluster members released")
     if n_span:
         say(f"dedup: {n_span} keepers released (with their clusters) to be placed again: a span cut from their "
@@ -623,7 +623,7 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     if n_drop or gold.count() != keepers.count():
         stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
         if stray.count():
-            delete_matching(stray, GOLD.name, "doc_id")
+            delete_matching(stray, GOLD.name, "doc_id", fixed=True)
     return n_gone, n_span
 
 
@@ -652,7 +652,7 @@ def _span_releases(dups, index, drop):
     stale = index.select("doc_id").distinct().join(holders.join(drop, "doc_id", "left_anti"), "doc_id", "left_anti")
     stale = stale.localCheckpoint(eager=True)
     if stale.count():
-        delete_matching(stale, SPANS.name, "doc_id")
+        delete_matching(stale, SPANS.name, "doc_id", fixed=True)
     return drop, n_span
 
 
@@ -672,7 +672,7 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     )
     n = signed.count()
     if n:
-        merge_into(signed, SIGNATURES.name, "doc_id")
+        merge_into(signed, SIGNATURES.name, "doc_id", fixed=True)
     return n
 
 
@@ -955,5 +955,5 @@ def _refresh_quality(spark, kept, run) -> int:
     stale = stale.localCheckpoint(eager=True)
     n = stale.count()
     if n:
-        merge_into(stale, GOLD.name, "doc_id", columns=QUALITY_COLUMNS)
+        merge_into(stale, GOLD.name, "doc_id", columns=QUALITY_COLUMNS, fixed=True)
     return n

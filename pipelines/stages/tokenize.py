@@ -37,11 +37,12 @@ from ..lake.delta import (
     latest_version,
     merge_into,
     read_pinned,
+    scoped_conf,
     set_properties,
 )
 from ..lake.faults import fault_pause
 from ..lake.lineage import Ref
-from ..lake.session import scoped_conf, session_cores
+from ..lake.session import session_cores
 from ..lake.tables import DOCUMENTS, GOLD, TOKENS, tokens_spec
 from ..text.tokenizer import encode_documents, encoder
 from .base import Stage, StageContext, StageResult, log, run_stage
@@ -167,10 +168,10 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
         n_gone, n_moved, n_stale = n.get("gone", 0), n.get("retier", 0), n.get("replace", 0)
         n_todo = n.get("new", 0) + n_stale
         if n_gone:
-            delete_matching(keys.where("state = 'gone'"), TOKENS.name, "doc_id")
+            delete_matching(keys.where("state = 'gone'"), TOKENS.name, "doc_id", fixed=True)
         if n_moved:
             moved = keys.where("state = 'retier'").select("doc_id", F.col("g_domain").alias("domain"), F.col("g_tier").alias("quality_tier"))
-            merge_into(moved, TOKENS.name, "doc_id", columns=["domain", "quality_tier"])
+            merge_into(moved, TOKENS.name, "doc_id", columns=["domain", "quality_tier"], fixed=True)
     run.metrics.update({"withdrawn": n_gone, "retiered": n_moved, "encoding": name})
     if n_todo == 0:
         run.counts(0, 0)
@@ -187,7 +188,7 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
 
     # rows being replaced (changed text or encoding) are deleted first; the rest is one append
     if n_stale:
-        delete_matching(keys.where("state = 'replace'"), TOKENS.name, "doc_id")
+        delete_matching(keys.where("state = 'replace'"), TOKENS.name, "doc_id", fixed=True)
     # the documents to encode, read in the scan's own partitions (Spark spreads a scan over the
     # cores), so the text is never shuffled: all of gold, or gold semi-joined with broadcast keys
     n_gold = sum(v for k, v in n.items() if k != "gone")
