@@ -271,6 +271,19 @@ def read_warc(unit, max_doc_bytes: int, rules: UrlRules | None = None) -> Iterat
                 yield from _read_records(unit, io.BytesIO(data), offset, max_doc_bytes, rules)
 
 
+def _blank(f, start: int, end: int) -> bool:
+    """Whether bytes start..end of `f` are only padding (NUL or white space), read a window at a time."""
+    f.seek(start)
+    while start < end:
+        block = f.read(min(RESYNC_WINDOW, end - start))
+        if not block:
+            return True
+        if block.strip(b"\x00 \t\r\n"):
+            return False
+        start += len(block)
+    return True
+
+
 def _gzip_members(f, keep: int) -> Iterator[tuple[int, bytes | None, str]]:
     """(offset, data, problem) for each gzip member of `f` from its start: the member's first
     `keep` inflated bytes (the rest is inflated, to check it and find the member's end, and
@@ -284,9 +297,7 @@ def _gzip_members(f, keep: int) -> Iterator[tuple[int, bytes | None, str]]:
         head = f.read(len(GZIP_MAGIC))
         if head != GZIP_MAGIC:
             nxt = _resync(f, pos + 1, True)
-            f.seek(pos)
-            gap = f.read((nxt if nxt is not None else size) - pos)
-            if gap.strip(b"\x00 \t\r\n"):
+            if not _blank(f, pos, nxt if nxt is not None else size):
                 yield pos, None, "bytes that are no gzip member"
             pos = nxt
             continue

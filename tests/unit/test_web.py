@@ -232,3 +232,20 @@ def test_a_malformed_header_in_an_uncompressed_warc_costs_that_record_only(pages
     assert [r["reason"] for r in out] == [None, None, "malformed", None]
     assert [r["locator"] for r in out] == [f"plain.warc@{s}" for s in starts[1:]]
     assert "first line: WARQ/1.1" in out[2]["detail"]
+
+
+def test_the_padding_check_between_members_reads_a_window_at_a_time():
+    from brickyard.pipelines.sources.web import RESYNC_WINDOW, _blank
+
+    class Counted(io.BytesIO):
+        largest = 0
+
+        def read(self, n=-1):
+            Counted.largest = max(Counted.largest, n)
+            return super().read(n)
+
+    pad = b"\x00" * (3 * RESYNC_WINDOW) + b"\r\n \t"
+    assert _blank(Counted(pad), 0, len(pad))
+    assert not _blank(Counted(pad + b"x"), 0, len(pad) + 1)
+    assert _blank(Counted(pad + b"x"), 0, len(pad))  # only the span asked about
+    assert 0 < Counted.largest <= RESYNC_WINDOW
