@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["ingest", "curate", "quality", "dedup", "tokenize", "export"]
+STAGES = ["ingest", "curate", "decontaminate", "quality", "dedup", "tokenize", "export"]  # a side without a stage shows "-"
 LINE = re.compile(r"^(\w+): (?:done|succeeded|noop|skipped)\b.*? in (\d+(?:\.\d+)?)s", re.M)
 
 
@@ -67,12 +67,15 @@ def flat(tree: Path) -> bool:
 
 def stage_functions(tree: Path):
     """The stage entry points of the tree's version: (name -> callable(spark, cfg))."""
+    decontaminate = None
     if flat(tree):
         from pipelines import curate, dedup, export, ingest, quality, tokenize
         from pipelines.curriculum import load_curriculum
     else:
         from brickyard.pipelines.curriculum import load_curriculum
         from brickyard.pipelines.stages import curate, dedup, export, ingest, quality, tokenize
+        if (tree / "pipelines" / "stages" / "decontaminate.py").exists():
+            from brickyard.pipelines.stages import decontaminate
 
     if flat(tree):  # the old functions print unless told to be quiet, and quality takes the lakehouse
         q = {"quiet": True}
@@ -83,14 +86,16 @@ def stage_functions(tree: Path):
         import brickyard.pipelines as pipelines_package
 
         assert Path(pipelines_package.__file__).resolve().parent.parent == tree.resolve(), "timing another checkout's code"
-    return {
+    out = {
         "ingest": lambda s, c: ingest.ingest(s, c, **q),
         "curate": lambda s, c: curate.curate(s, c, **q),
+        "decontaminate": decontaminate and (lambda s, c: decontaminate.decontaminate(s, c)),
         "quality": train,
         "dedup": lambda s, c: dedup.dedup(s, c, **q),
         "tokenize": lambda s, c: tokenize.tokenize(s, c, **q),
         "export": lambda s, c: export.export(s, c, load_curriculum(c.resolve(c.export.curriculum)), **q),
     }
+    return {k: f for k, f in out.items() if f is not None}
 
 
 def status_of(result) -> str:
@@ -192,13 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("stage", "no-op before", "no-op after", "ratio", "1 doc before", "1 doc after", "ratio",
              "demo build before", "demo build after")]
     def ratio(k: str, s: str) -> str:
-        return f"{a[k][s] / b[k][s]:.2f}" if b[k].get(s) else "-"
+        return f"{a[k][s] / b[k][s]:.2f}" if b[k].get(s) and a[k].get(s) else "-"
 
     for s in STAGES:
-        rows.append((s, fmt(b["noop"][s]), fmt(a["noop"][s]), ratio("noop", s), fmt(b["increment"][s]), fmt(a["increment"][s]),
+        rows.append((s, fmt(b["noop"].get(s)), fmt(a["noop"].get(s)), ratio("noop", s), fmt(b["increment"].get(s)),
+                     fmt(a["increment"].get(s)),
                      ratio("increment", s), fmt(b["build"].get(s)), fmt(a["build"].get(s))))
-    total = lambda r, k: sum(r[k].values())  # noqa: E731
-    rows.append(("all stages", fmt(total(b, "noop")), fmt(total(a, "noop")), f"{total(a, 'noop') / total(b, 'noop'):.2f}",
+    # totals over the stages both sides have, so that the ratio compares like with like
+    total = lambda r, k: sum(v for s, v in r[k].items() if s in b[k] and s in a[k])  # noqa: E731
+    rows.append(("stages of both", fmt(total(b, "noop")), fmt(total(a, "noop")), f"{total(a, 'noop') / total(b, 'noop'):.2f}",
                  fmt(total(b, "increment")), fmt(total(a, "increment")), f"{total(a, 'increment') / total(b, 'increment'):.2f}",
                  fmt(sum(b["build"].values())), fmt(sum(a["build"].values()))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
