@@ -136,13 +136,29 @@ def drive(tree: Path, work: Path) -> dict:
     return out
 
 
+OVERLAY = """import os
+import brickyard  # the tree's own (first on the path)
+# the tree's pipelines/, model/ and training/ as brickyard's subpackages, found before the
+# installed package's mapping (which points at the checkout it was installed from)
+brickyard.__path__.append(os.environ["BENCH_TREE"])
+"""
+
+
+def overlay(work: Path) -> Path:
+    """A folder whose sitecustomize makes `brickyard.*` this side's tree, in every process of the side."""
+    folder = work / "overlay"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(OVERLAY)
+    return folder
+
+
 def side(tree: Path, work: Path) -> dict:
     """Build from empty in a fresh `brickyard run`, then the warm-driver timings; for one tree."""
     shutil.rmtree(work, ignore_errors=True)
     (work / "increment").mkdir(parents=True)
     (work / "increment" / "a.txt").write_text(document(1))
     (work / "pipeline.yaml").write_text(pipeline_yaml(tree, work))
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, "PYTHONPATH": f"{overlay(work)}{os.pathsep}{tree}", "BENCH_TREE": str(tree)}
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "brickyard", "run", "--config", str(work / "pipeline.yaml"), "--until", "export"],
                        cwd=tree, env=env, capture_output=True, text=True, timeout=1800)

@@ -909,13 +909,13 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     # gold first, the span index next, duplicates last: duplicates is what marks a document done, and a
     # run killed in between leaves gold and index rows that the next run's checks remove before it starts again
     with run.phase("write"):
-        merge_into(gold_rows, GOLD.name, "doc_id")
+        merge_into(gold_rows, GOLD.name, "doc_id", fixed=True)  # silver at a pinned version, and checkpoints
         fault_pause("dedup:after-gold")
         if span_rows is not None:
             (span_rows.select("doc_id", "span_kind", "span_hash", "owner_id", F.lit(run.run_id).alias("batch_id"),
                               F.current_timestamp().alias("indexed_at"))
              .write.format("delta").mode("append").saveAsTable(SPANS.name))
-        merge_into(placed.drop("new_text"), DUPLICATES.name, "doc_id")
+        merge_into(placed.drop("new_text"), DUPLICATES.name, "doc_id", fixed=True)
         if spans_on:
             fault_pause("dedup:after-duplicates")
             out_bytes = gold_rows.select("doc_id", F.col("n_bytes").alias("out_bytes"))
