@@ -238,6 +238,20 @@ def _passage(text: str) -> str | None:
     return None
 
 
+def ensure_sample(path: Path, parts: dict[str, float], n_items: int) -> None:
+    """The sample evaluation set at `path`, built from this machine's files the first time and kept
+    from then on: an evaluation set should not move when packages are installed or removed, and
+    building it lists every folder the sample reads (about 5 s on a 2-core machine, which each
+    decontaminate run, a no-op included, paid before). Built again when the sample's parts or the
+    number of items change (recorded beside it in `<name>.params.json`), or when it is deleted."""
+    params = path.with_name(path.name + ".params.json")
+    wanted = json.dumps({"parts": parts, "items": n_items}, sort_keys=True)
+    if path.is_file() and params.is_file() and params.read_text() == wanted:
+        return
+    write_sample(path, sample_items(parts, n_items))
+    params.write_text(wanted)
+
+
 def write_sample(path: Path, items: list[dict]) -> None:
     """Write a sample evaluation set as JSONL, leaving the file untouched when it holds the same items
     (its unchanged size and time let the next run see at once that nothing changed)."""

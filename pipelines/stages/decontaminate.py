@@ -87,7 +87,7 @@ def eval_set_path(cfg: PipelineConfig, lakehouse: Path, s: EvalSetConfig) -> Pat
 def eval_files(cfg: PipelineConfig, lakehouse: Path) -> dict[str, list]:
     """Each declared set's files (`sources.evalsets.EvalFile`), a sample set written first. A path that
     does not exist, or a file whose format cannot be told, is one sentence naming the set."""
-    from ..sources.evalsets import SAMPLE_ITEMS, list_files, sample_items, write_sample
+    from ..sources.evalsets import SAMPLE_ITEMS, ensure_sample, list_files
 
     out = {}
     for i, s in enumerate(cfg.decontaminate.eval_sets):
@@ -95,7 +95,7 @@ def eval_files(cfg: PipelineConfig, lakehouse: Path) -> dict[str, list]:
         path = eval_set_path(cfg, lakehouse, s)
         if s.format == "sample":
             sample = next((src for src in cfg.sources if src.kind == "sample"), None)
-            write_sample(path, sample_items(dict(sample.parts) if sample else {}, s.items or SAMPLE_ITEMS))
+            ensure_sample(path, dict(sample.parts) if sample else {}, s.items or SAMPLE_ITEMS)
             s = s.model_copy(update={"format": "jsonl", "fields": ["passage"], "id_field": "id"})
         out[s.name] = list_files(s, path, where)
     return out

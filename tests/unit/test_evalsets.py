@@ -137,3 +137,26 @@ def test_the_sample_set_is_the_same_on_every_run_and_half_of_it_comes_from_the_s
     write_sample(tmp_path / "s.jsonl", items)  # unchanged: not written again
     assert (tmp_path / "s.jsonl").stat().st_mtime_ns == before
     assert [json.loads(x)["id"] for x in (tmp_path / "s.jsonl").read_text().splitlines()] == [i["id"] for i in items]
+
+
+def test_the_sample_set_is_built_once_and_again_only_when_its_parts_or_size_change(tmp_path, monkeypatch):
+    from brickyard.pipelines.sources import evalsets
+
+    built = []
+
+    def fake_items(parts, n):  # the listing of the machine's folders, counted
+        built.append((dict(parts), n))
+        return [{"id": f"p{i}", "passage": f"passage {i} " + " ".join(parts)} for i in range(n)]
+
+    monkeypatch.setattr(evalsets, "sample_items", fake_items)
+    path = tmp_path / "eval_sets" / "demo.jsonl"
+    evalsets.ensure_sample(path, {"man_pages": 3}, 4)
+    first = path.read_bytes()
+    evalsets.ensure_sample(path, {"man_pages": 3}, 4)  # kept as built: nothing listed
+    assert len(built) == 1 and path.read_bytes() == first
+    evalsets.ensure_sample(path, {"man_pages": 3}, 5)
+    evalsets.ensure_sample(path, {"man_pages": 2, "package_docs": 1}, 5)
+    assert len(built) == 3 and len(path.read_text().splitlines()) == 5
+    path.unlink()
+    evalsets.ensure_sample(path, {"man_pages": 2, "package_docs": 1}, 5)
+    assert len(built) == 4 and path.is_file()
