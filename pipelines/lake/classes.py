@@ -1,12 +1,12 @@
 """A class-data archive for Spark's JVM: the classes a brickyard session loads, parsed and verified
 once and mapped into every later JVM from a file.
 
-A local Spark driver loads some 20,000 classes (Spark, Scala, Delta, Hadoop, Derby) before its
+A local Spark driver loads some 17,000 classes (Spark, Scala, Delta, Hadoop, Derby) before its
 first job, and each command, test session and `brickyard serve` starts one. Java's class-data
 sharing (CDS) can keep them in an archive: `-XX:ArchiveClassesAtExit` writes the classes one JVM
 loaded when it exits, `-XX:SharedArchiveFile` maps them into the next. Measured on a 2-core
 machine: a session starts in about 4 s instead of 6, and its first Delta create, insert and read
-take about 8.5 s instead of 13.
+take about 8.7 s instead of 11.7.
 
 `brickyard setup` (so `make demo` and `make test`) builds the archive once: a short session in a
 scratch lakehouse does the kinds of work the stages do (Delta creates, appends, MERGE, deletes,
@@ -14,7 +14,7 @@ change-data-feed reads, joins, windows, Arrow batches through Python), then exit
 writes what it loaded. Sessions use it when it exists (`jvm_options`); without it they start as
 before. The archive is named after what it depends on (the Java runtime, the Spark jars, the Delta
 jars): another Java or Spark gets an archive of its own, and a JVM that still finds one unusable
-ignores it silently. About 220 MB, under the cache folder (`jars.cache_root()`, like the Delta
+ignores it silently. About 240 MB, under the cache folder (`jars.cache_root()`, like the Delta
 jars). `BRICKYARD_CLASS_ARCHIVE=0` turns it off.
 """
 

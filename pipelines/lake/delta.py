@@ -269,8 +269,11 @@ def scoped_conf(spark, settings: dict[str, str]):
 def _source_settings(df, fixed: bool):
     """MERGE reads its source twice (to find matches, then to write), so Delta first materializes a
     source it cannot prove stable: a job and a copy. `fixed`: the caller's source is a checkpoint
-    (or filters and projections of one), which cannot change between the two reads."""
-    return scoped_conf(df.sparkSession, {"spark.databricks.delta.merge.materializeSource": "none" if fixed else "auto"})
+    (or filters and projections of one), which cannot change between the two reads; otherwise the
+    session's own setting stands."""
+    if not fixed:
+        return contextlib.nullcontext()
+    return scoped_conf(df.sparkSession, {"spark.databricks.delta.merge.materializeSource": "none"})
 
 
 def merge_into(df, table: str, keys, changed: list[str] | None = None, columns: list[str] | None = None,
