@@ -32,6 +32,7 @@ from pathlib import Path
 from ..errors import BrickyardError
 
 BUILD_TIMEOUT_S = 600
+UNUSED_DAYS = 30  # `build` removes other archives no session has mapped for this long
 # a JVM that finds the archive unusable (another Java, another class path) runs without it: quietly
 QUIET = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 
@@ -79,6 +80,10 @@ def jvm_options(jars: list[Path]) -> list[str]:
     path = archive_path(jars)
     if path is None or not path.is_file():
         return []
+    try:  # its time says when it was last used (see `build`)
+        os.utime(path)
+    except OSError:  # a cache shared read-only
+        pass
     return [f"-XX:SharedArchiveFile={path}", *QUIET]
 
 
@@ -110,9 +115,10 @@ def build(quiet: bool = False, force: bool = False) -> Path | None:
             raise BrickyardError(f"the JVM class archive could not be built ({tail or 'no output'}); sessions still "
                                  "work without it, only slower to start (BRICKYARD_CLASS_ARCHIVE=0 skips it)")
         os.replace(part, path)  # whole or not at all: other JVMs may map it from now on
-    # archives of an older Java or Spark are of no further use
+    # archives of another Java or Spark that no session has used for a while (another checkout or
+    # virtual environment sharing this cache still uses its own, and keeps it fresh)
     for old in path.parent.glob("spark-*.jsa"):
-        if old != path:
+        if old != path and time.time() - old.stat().st_mtime > UNUSED_DAYS * 86400:
             old.unlink(missing_ok=True)
     if not quiet:
         print(f"jvm class archive: built in {time.perf_counter() - t:.0f}s ({path.stat().st_size / 1e6:.0f} MB) at {path}")

@@ -167,8 +167,10 @@ def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_d
     path = classes.archive_path([jar])
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an archive")
+    os.utime(path, (1, 1))
     opts = classes.jvm_options([jar])
     assert opts[0] == f"-XX:SharedArchiveFile={path}"
+    assert path.stat().st_mtime > 1  # used now: `build` keeps an archive a session still maps
     monkeypatch.setenv("BRICKYARD_CLASS_ARCHIVE", "0")
     assert classes.jvm_options([jar]) == []
     # an archive the JVM cannot use (here: not one at all) is passed over without a word
