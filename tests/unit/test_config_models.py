@@ -25,9 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Taken with the dataclass implementation, before the move to pydantic; dedup's (and so the whole
 # config's) taken again when dedup gained its containment and spans settings. The whole config's
-# hash includes base_dir (the config file's folder), so it is pinned for the folder it was taken in.
-PINNED_BASE_DIR = "/work/main/configs"
-DEMO_HASH = "bed1052ae83cfd23"  # the demo gained its evaluation set and span dedup
+# hash includes base_dir (the config file's folder), so it is pinned for a folder of its own (the
+# same config in another folder hashes differently: bed1052ae83cfd23 was this config's hash in the
+# folder it was first taken in).
+PINNED_BASE_DIR = "/srv/brickyard/configs"
+DEMO_HASH = "b8dba317af367dc2"  # the demo gained its evaluation set and span dedup
 DEMO_SECTION_HASHES = {  # what the stages hash into their lineage rows
     "sources": "40c997c334110bb0", "catalog": "29ea1feb4b14bef8", "spark": "f8713786097c92fc",
     "ingest": "f7ce8cb6e143eb3d", "curate": "0cd925aeca919d4a", "quality": "178f2b053cf49735",
