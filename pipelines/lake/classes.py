@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,20 +40,17 @@ def enabled() -> bool:
     return os.environ.get("BRICKYARD_CLASS_ARCHIVE", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
-def _java_binary() -> Path | None:
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    return Path(java).resolve() if java and os.path.exists(java) else None
-
-
 def archive_key(jars: list[Path]) -> str | None:
     """What the archive depends on, as a short digest: the Java runtime (its binary and libjvm, by
     path, size and time), pyspark's jars and the Delta jars (by name and size). None: no Java."""
-    java = _java_binary()
-    if java is None:
+    from .java import find_java
+
+    found = find_java()
+    if found is None:
         return None
     import pyspark
 
+    java = Path(found).resolve()
     parts = [str(java)]
     for f in (java, *java.parent.parent.glob("lib/server/libjvm.so")):
         st = f.stat()
@@ -91,13 +87,15 @@ def build(quiet: bool = False, force: bool = False) -> Path | None:
     """Build the archive if it is missing (or `force`). Returns its path, or None when turned off.
     Runs the warm-up session in a child process, so this process's own session is not involved."""
     from .jars import ensure_delta_jars
+    from .java import check_java
 
     if not enabled():
         return None
     jars = ensure_delta_jars(quiet=quiet)
     path = archive_path(jars)
     if path is None:
-        raise BrickyardError("no `java` was found on JAVA_HOME or PATH; install OpenJDK 17 or set JAVA_HOME")
+        check_java()  # says in one sentence where no `java` was found
+        return None  # (found since: the next `brickyard setup` builds it)
     if path.is_file() and not force:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,12 +23,18 @@ def java_version(java: str) -> int:
     return int(m.group(2)) if major == 1 else major  # "1.8.0_x" means Java 8
 
 
-def check_java() -> str:
-    """Find Java the way Spark will (JAVA_HOME first, then PATH) and insist on 17 or newer."""
+def find_java() -> str | None:
+    """The `java` Spark will run: JAVA_HOME's if it is set, else the first on PATH (None: none there)."""
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    where = f"JAVA_HOME={home}" if home else "PATH"
-    if not java or not os.access(java, os.X_OK):
+    return java if java and os.access(java, os.X_OK) else None
+
+
+def check_java() -> str:
+    """Find Java the way Spark will (JAVA_HOME first, then PATH) and insist on 17 or newer."""
+    java = find_java()
+    where = f"JAVA_HOME={os.environ['JAVA_HOME']}" if os.environ.get("JAVA_HOME") else "PATH"
+    if not java:
         raise BrickyardError(
             f"Spark needs Java {MIN_JAVA} or newer, but no `java` was found on {where}; install "
             "OpenJDK 17 (for example `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."

@@ -8,8 +8,7 @@ from pathlib import Path
 
 
 def warm_up(archive: Path, scratch: Path) -> None:
-    """A session whose JVM writes `archive` when it exits, after the
-    kinds of work the stages do."""
+    """A session whose JVM writes `archive` when it exits, after the kinds of work the stages do."""
     import pandas as pd  # noqa: F401  (Arrow batches through Python workers, as the stages use them)
     import pyarrow as pa
     from pyspark.sql import Window
