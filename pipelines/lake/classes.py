@@ -13,8 +13,8 @@ scratch lakehouse does the kinds of work the stages do (Delta creates, appends, 
 change-data-feed reads, joins, windows, Arrow batches through Python), then exits and the JVM
 writes what it loaded. Sessions use it when it exists (`jvm_options`); without it they start as
 before. The archive is named after what it depends on (the Java runtime, the Spark jars, the Delta
-jars): another Java or Spark gets an archive of its own, and a JVM that still finds one unusable
-ignores it silently. About 240 MB, under the cache folder (`jars.cache_root()`, like the Delta
+jars, each by path, size and time, as the JVM checks them): another Java, Spark or virtual
+environment gets an archive of its own, and a JVM that still finds one unusable ignores it silently. About 240 MB, under the cache folder (`jars.cache_root()`, like the Delta
 jars). `BRICKYARD_CLASS_ARCHIVE=0` turns it off.
 """
 
@@ -42,7 +42,12 @@ def enabled() -> bool:
 
 def archive_key(jars: list[Path]) -> str | None:
     """What the archive depends on, as a short digest: the Java runtime (its binary and libjvm, by
-    path, size and time), pyspark's jars and the Delta jars (by name and size). None: no Java."""
+    path, size and time) and every jar on the driver's class path and in `spark.jars` (pyspark's
+    own and the Delta jars) by full path, size and time. None: no Java.
+
+    These are what the JVM itself checks before it maps an archive: a jar at another path (another
+    checkout or virtual environment sharing this cache) or one rewritten since (a reinstall) makes
+    it drop the whole archive, silently. Keyed on them, such a change gets an archive of its own."""
     from .java import find_java
 
     found = find_java()
@@ -52,12 +57,14 @@ def archive_key(jars: list[Path]) -> str | None:
 
     java = Path(found).resolve()
     parts = [str(java)]
-    for f in (java, *java.parent.parent.glob("lib/server/libjvm.so")):
-        st = f.stat()
-        parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-    spark_jars = Path(pyspark.__file__).parent / "jars"
-    for f in sorted([*spark_jars.glob("*.jar"), *jars], key=lambda p: p.name):
-        parts.append(f"{f.name}:{f.stat().st_size}" if f.exists() else f.name)
+    spark_home = Path(pyspark.__file__).parent
+    conf = spark_home / "conf"  # first on spark-submit's class path: the JVM wants it empty or absent
+    parts.append(f"{conf}:{sorted(p.name for p in conf.iterdir()) if conf.is_dir() else None}")
+    for f in (java, *java.parent.parent.glob("lib/server/libjvm.so"), *sorted((spark_home / "jars").glob("*.jar")),
+              *jars):
+        f = Path(f).absolute()
+        st = f.stat() if f.exists() else None
+        parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}" if st else str(f))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

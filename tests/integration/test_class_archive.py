@@ -17,7 +17,8 @@ from pathlib import Path
 from brickyard.pipelines.config import SparkSettings
 from brickyard.pipelines.lake.session import get_spark
 spark = get_spark(Path(sys.argv[1]), SparkSettings(master="local[1]", engine="local", ui=False,
-                  conf={"spark.driver.extraJavaOptions": "-Xlog:class+load=info:file=" + sys.argv[2]}))
+                  conf={"spark.driver.extraJavaOptions": f"-Xlog:class+load=info:file={sys.argv[2]} "
+                                                         f"-Xlog:cds=info,cds+dynamic=info:file={sys.argv[2]}.cds"}))
 spark.range(3).count()
 """
 
@@ -39,6 +40,9 @@ def test_a_session_maps_spark_and_delta_classes_from_the_archive(tmp_path):
         name, _, source = line.partition("] ")[2].partition(" source: ")
         loaded[name] = source
     from_archive = [n for n, s in loaded.items() if s == "shared objects file (top)"]
-    assert loaded["org.apache.spark.SparkContext"] == "shared objects file (top)"
+    # the JVM's reasons, when it dropped the archive, are in its cds log (to a file; nothing printed)
+    why = [ln for ln in (tmp_path / "classes.log.cds").read_text().splitlines()
+           if any(w in ln for w in ("UseSharedSpaces", "Unable", "fail", "mismatch"))]
+    assert loaded["org.apache.spark.SparkContext"] == "shared objects file (top)", "\n".join(why[-5:])
     assert any(n.startswith("org.apache.spark.sql.delta.") for n in from_archive)
     assert len(from_archive) > 0.5 * len(loaded)

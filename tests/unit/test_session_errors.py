@@ -164,6 +164,15 @@ def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_d
     assert path.parent == tmp_path / "cache" / "jvm" and classes.jvm_options([jar]) == []  # none built: none used
     jar.write_bytes(b"xy")
     assert classes.archive_path([jar]) != path  # another jar, another archive
+    # the JVM drops an archive whose jars moved or were rewritten since: so does the key
+    path = classes.archive_path([jar])
+    os.utime(jar, (5, 5))
+    assert classes.archive_path([jar]) != path
+    moved = tmp_path / "other-venv" / "delta.jar"
+    moved.parent.mkdir()
+    moved.write_bytes(b"xy")
+    os.utime(moved, (5, 5))
+    assert classes.archive_path([moved]) != classes.archive_path([jar])
     path = classes.archive_path([jar])
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an archive")
