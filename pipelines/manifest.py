@@ -63,6 +63,69 @@ def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: st
     return out
 
 
+def release_stream_blocks(cache: str | Path) -> int:
+    """Remove the shared memory of `StreamingDataset`s whose local folders lie under `cache`: those of
+    a reader that was killed (its blocks outlive it) or that is done. Returns how many it removed.
+
+    streaming keeps each dataset's bookkeeping in shared-memory blocks named `NNNNNN_<part>` (one
+    number per dataset, recorded with its local folders in `NNNNNN_locals`), and refuses a new
+    dataset whose folders a leftover names. Its own `clean_stale_shared_memory` removes every
+    block on the machine, a live training's or export check's too (two jobs on one machine then
+    break each other); this removes only the blocks of datasets cached under `cache`, which belong
+    to the caller's job alone. The caller must not have such a dataset still in use."""
+    import re
+    import tempfile
+    from multiprocessing import shared_memory
+
+    from streaming.base.constant import BARRIER_FILELOCK, CACHE_FILELOCK, LOCALS, SHM_TO_CLEAN
+
+    root = os.path.abspath(cache)
+    shm_dir = Path("/dev/shm")  # where POSIX shared memory lives on Linux
+    if shm_dir.is_dir():
+        numbers = sorted({int(m[1]) for f in os.listdir(shm_dir) if (m := re.fullmatch(rf"(\d{{6}})_{LOCALS}", f))})
+    else:  # elsewhere: streaming numbers its datasets from 0 without gaps, mostly
+        numbers = []
+        while _attach(f"{len(numbers):06}_{LOCALS}") is not None:
+            numbers.append(len(numbers))
+    removed = 0
+    for n in numbers:
+        block = _attach(f"{n:06}_{LOCALS}")
+        if block is None:
+            continue
+        try:  # an int32 size, then the local folders and the number, separated by NULs
+            size = int.from_bytes(bytes(block.buf[:4]), "little")
+            folders = bytes(block.buf[4:size]).decode("utf-8", "replace").split("\0")[:-1]
+        finally:
+            block.close()
+        if not any(f == root or f.startswith(root + os.sep) for f in folders):
+            continue
+        for part in SHM_TO_CLEAN:
+            try:
+                gone = shared_memory.SharedMemory(f"{n:06}_{part}")
+            except FileNotFoundError:
+                continue
+            gone.close()
+            gone.unlink()
+            removed += 1
+        for lock in (BARRIER_FILELOCK, CACHE_FILELOCK):
+            Path(tempfile.gettempdir(), f"{n:06}_{lock}").unlink(missing_ok=True)
+    return removed
+
+
+def _attach(name: str):
+    """A shared-memory block by name, or None; attaching does not make this process its owner."""
+    from multiprocessing import resource_tracker, shared_memory
+
+    track = resource_tracker.register
+    resource_tracker.register = lambda *a, **k: None  # else this process would remove it at exit
+    try:
+        return shared_memory.SharedMemory(name)
+    except FileNotFoundError:
+        return None
+    finally:
+        resource_tracker.register = track
+
+
 def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False) -> list[str]:
     """Check an export against its manifest; returns the problems found (empty: it verifies).
 
@@ -71,14 +134,10 @@ def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False)
     samples and each stream's token share within `tolerance` of the spec."""
     import tempfile
 
-    from streaming import Stream, StreamingDataset
-    from streaming.base.util import clean_stale_shared_memory
-
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     root = Path(export_dir)
     m = read_manifest(root)
     problems = []
-    L = m["sample_tokens"]
     for name, s in m["streams"].items():
         for f in s["shards"]:
             p = root / f["file"]
@@ -88,35 +147,46 @@ def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False)
                 problems.append(f"stream {name}: shard {f['file']} does not match its checksum (corrupted or changed)")
     if problems:
         return problems
-    clean_stale_shared_memory()
     with tempfile.TemporaryDirectory(prefix="brickyard-verify-") as cache:
-        for name, s in m["streams"].items():
-            if not s["samples"]:
-                continue
-            ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
-                                  shuffle=False, batch_size=1)
-            n = bad = 0
-            for sample in ds:
-                n += 1
-                bad += sample["tokens"].shape != (L,) or sample["stream"] != name
-            if n != s["samples"] or bad:
-                problems.append(f"stream {name}: read {n} samples ({bad} malformed), the manifest says {s['samples']}")
-            say(f"verify: stream {name}: {n:,} samples of {L} tokens")
-            del ds
-        for phase in m["phases"]:
-            ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
-                                  shuffle_seed=m["curriculum"]["seed"], batch_size=1)
-            seen: dict[str, int] = {}
-            for sample in ds:
-                seen[sample["stream"]] = seen.get(sample["stream"], 0) + 1
-            total = sum(seen.values())
-            if total != phase["samples"]:
-                problems.append(f"phase {phase['name']}: read {total} samples, the manifest says {phase['samples']}")
-            for name, p in phase["streams"].items():
-                share = seen.get(name, 0) / total if total else 0.0
-                if abs(share - p["share"]) > tolerance:
-                    problems.append(f"phase {phase['name']}: stream {name} is {share:.2%} of the tokens, the spec asks {p['share']:.2%}")
-            say(f"verify: phase {phase['name']}: {total:,} samples, " + ", ".join(
-                f"{n} {seen.get(n, 0) / max(total, 1):.2%} (spec {p['share']:.0%})" for n, p in phase["streams"].items()))
-            del ds
+        try:
+            problems += _read_back(root, m, Path(cache), tolerance, say)
+        finally:
+            release_stream_blocks(cache)  # this check's own, whatever happened
+    return problems
+
+
+def _read_back(root: Path, m: dict, cache: Path, tolerance: float, say) -> list[str]:
+    """Each stream and each phase of the export read through `StreamingDataset`, as training reads them."""
+    from streaming import Stream, StreamingDataset
+
+    problems, L = [], m["sample_tokens"]
+    for name, s in m["streams"].items():
+        if not s["samples"]:
+            continue
+        ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
+                              shuffle=False, batch_size=1)
+        n = bad = 0
+        for sample in ds:
+            n += 1
+            bad += sample["tokens"].shape != (L,) or sample["stream"] != name
+        if n != s["samples"] or bad:
+            problems.append(f"stream {name}: read {n} samples ({bad} malformed), the manifest says {s['samples']}")
+        say(f"verify: stream {name}: {n:,} samples of {L} tokens")
+        del ds
+    for phase in m["phases"]:
+        ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
+                              shuffle_seed=m["curriculum"]["seed"], batch_size=1)
+        seen: dict[str, int] = {}
+        for sample in ds:
+            seen[sample["stream"]] = seen.get(sample["stream"], 0) + 1
+        total = sum(seen.values())
+        if total != phase["samples"]:
+            problems.append(f"phase {phase['name']}: read {total} samples, the manifest says {phase['samples']}")
+        for name, p in phase["streams"].items():
+            share = seen.get(name, 0) / total if total else 0.0
+            if abs(share - p["share"]) > tolerance:
+                problems.append(f"phase {phase['name']}: stream {name} is {share:.2%} of the tokens, the spec asks {p['share']:.2%}")
+        say(f"verify: phase {phase['name']}: {total:,} samples, " + ", ".join(
+            f"{n} {seen.get(n, 0) / max(total, 1):.2%} (spec {p['share']:.0%})" for n, p in phase["streams"].items()))
+        del ds
     return problems

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from ..pipelines.errors import BrickyardError, ConfigError
+from ..pipelines.manifest import release_stream_blocks
 from . import checkpoint, tracking
 from .config import TrainConfig, add_arguments, config_from_args
 from .data import open_export, phase_at, phase_loader, plan
@@ -333,11 +334,12 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
 
     world = init_distributed(cfg.parallel)
     try:
-        # streaming keeps its sample bookkeeping in shared memory; a killed run leaves it behind and a
-        # new dataset would attach to it. (It clears every such block on this node: one training per node.)
-        from streaming.base.util import clean_stale_shared_memory
-
-        clean_stale_shared_memory()
+        # streaming keeps its sample bookkeeping in shared memory, which a killed run leaves behind and
+        # which would refuse this run's datasets (same local folders): the node's first rank removes
+        # the blocks of datasets under this run's cache, and only those (other jobs on the node keep theirs)
+        if world.local_rank == 0:
+            release_stream_blocks(cfg.cache_dir() / export_dir.name)
+        dist.barrier()
         accum = cfg.accumulation(world.size)
         rank_batch = cfg.global_batch_size // world.size
         s = Session(cfg, world, model_cfg, export_dir, manifest, seq_len, phases, total_steps,
