@@ -86,6 +86,7 @@ def table_columns(spark, table: str) -> list[str]:
 # per job). Anywhere else (object storage, Spark Connect, a table outside the warehouse) Spark answers.
 
 _WAREHOUSE: dict[str, Path | None] = {}  # session id -> local warehouse folder, or None
+_SCHEMA_HERE: dict[tuple[str, str], bool] = {}  # (session id, schema) -> the catalog keeps it in the warehouse folder
 _SAME_MACHINE: set[str] = set()  # Spark Connect sessions whose server runs on this machine (`brickyard serve`)
 
 
@@ -95,12 +96,12 @@ def mark_same_machine(spark) -> None:
 
 def local_log(spark, table: str) -> Path | None:
     """The `_delta_log` folder of a managed table on this machine's disk, or None."""
+    from urllib.parse import unquote, urlparse
+
     key = session_key(spark)
     if not key or (key.startswith("connect:") and key not in _SAME_MACHINE):  # another machine's files
         return None
     if key not in _WAREHOUSE:
-        from urllib.parse import urlparse
-
         url = urlparse(spark.conf.get("spark.sql.warehouse.dir", ""))
         _WAREHOUSE[key] = Path(url.path) if url.scheme in ("", "file") and url.path else None
     warehouse = _WAREHOUSE[key]
@@ -108,7 +109,19 @@ def local_log(spark, table: str) -> Path | None:
         return None
     schema, name = table.split(".")
     log = warehouse / f"{schema}.db" / name / "_delta_log"
-    return log if log.is_dir() else None
+    if not log.is_dir():
+        return None
+    if (key, schema) not in _SCHEMA_HERE:
+        # the metastore records where each schema's tables live: a lakehouse folder copied or moved
+        # elsewhere still names the old place, where Spark reads and writes, and this folder's log
+        # would be another table's past (one metastore call per schema and session)
+        try:
+            uri = spark.catalog.getDatabase(schema).locationUri or ""
+        except Exception:  # not in the catalog (yet): Spark answers, and the next call asks again
+            return None
+        url = urlparse(uri)
+        _SCHEMA_HERE[(key, schema)] = url.scheme in ("", "file") and Path(unquote(url.path)) == warehouse / f"{schema}.db"
+    return log if _SCHEMA_HERE[(key, schema)] else None
 
 
 def _newest_commit(log: Path) -> int:

@@ -125,3 +125,31 @@ def test_a_stage_whose_tables_did_not_move_is_a_quick_noop_and_any_change_plans_
     assert why() is not None
     cfg.curate.min_lang_score = 0.5
     assert why() is None
+
+
+def test_a_table_outside_the_folder_the_fast_path_assumes_is_versioned_by_spark(spark, tmp_path):
+    """A lakehouse folder copied elsewhere keeps a metastore that names the old place: the copy's
+    warehouse folder then holds an old past of each table, which must not answer for its version."""
+    from brickyard.pipelines.lake import delta
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS kept_here")
+    spark.sql("CREATE TABLE IF NOT EXISTS kept_here.t (x INT) USING delta")
+    warehouse = delta.local_log(spark, "kept_here.t").parents[2]
+    elsewhere = tmp_path / "elsewhere.db"
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS moved_away LOCATION '{elsewhere}'")
+    spark.sql("CREATE TABLE moved_away.t (x INT) USING delta")
+    for i in range(3):
+        spark.sql(f"INSERT INTO moved_away.t VALUES ({i})")
+    stale = warehouse / "moved_away.db" / "t" / "_delta_log"  # what a copy's folder would hold
+    stale.mkdir(parents=True)
+    (stale / f"{1:020d}.json").write_text("{}\n")
+    try:
+        assert delta.latest_version(spark, "moved_away.t") == 3  # Spark's answer, not the stale folder's 1
+        assert delta.local_log(spark, "moved_away.t") is None
+        assert delta.local_log(spark, "kept_here.t") is not None  # the warehouse's own still read from disk
+    finally:
+        import shutil
+
+        shutil.rmtree(warehouse / "moved_away.db", ignore_errors=True)
+        spark.sql("DROP SCHEMA moved_away CASCADE")
+        spark.sql("DROP SCHEMA kept_here CASCADE")
