@@ -5,6 +5,7 @@ whose JVM is such a driver."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from importlib import resources
@@ -78,6 +79,9 @@ def default_parallelism() -> int:
     return os.cpu_count() or 2
 
 
+GC_OPTION = re.compile(r"-XX:[+-]Use\w*GC\b")  # a JVM option choosing (or refusing) a garbage collector
+
+
 def _log4j_config() -> str:
     return str(resources.files("brickyard.pipelines.lake") / "resources" / "log4j2.properties")
 
@@ -86,11 +90,17 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
     """Every setting of a local (or cluster-driver) session, as plain strings."""
     cores = default_parallelism()
     shuffle = settings.shuffle_partitions or max(4, 2 * cores)
+    extra = {k: str(v) for k, v in settings.conf.items()}
     java_opts = " ".join(
         [
             f"-Dderby.system.home={root}",
             f"-Dderby.stream.error.file={root / 'derby.log'}",
             f"-Dlog4j2.configurationFile=file:{_log4j_config()}",
+            # The driver runs batch jobs (in local mode, every task too): the throughput collector
+            # spends no CPU on concurrent marking, which G1 (the JVM's default) does. Measured on 2
+            # cores: the dedup tests took 13% less CPU and 10% less time. A collector named in the
+            # config's own JVM options is used instead (two would stop the JVM from starting).
+            *([] if GC_OPTION.search(extra.get("spark.driver.extraJavaOptions", "")) else ["-XX:+UseParallelGC"]),
             *jvm_options(jars),  # Spark's classes mapped from an archive, when `brickyard setup` built one
         ]
     )
@@ -126,7 +136,6 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
     if settings.master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-    extra = {k: str(v) for k, v in settings.conf.items()}
     # JVM options of the config come after brickyard's own (the metastore's home, the log
     # configuration), which they would otherwise replace
     if "spark.driver.extraJavaOptions" in extra:

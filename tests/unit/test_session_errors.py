@@ -148,8 +148,12 @@ def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path):
 
     plain = local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"]
     assert f"-Dderby.system.home={tmp_path}" in plain
-    opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseSerialGC"}), [])
-    assert opts["spark.driver.extraJavaOptions"] == f"{plain} -XX:+UseSerialGC"  # the metastore's home is kept
+    opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-Xss4m"}), [])
+    assert opts["spark.driver.extraJavaOptions"] == f"{plain} -Xss4m"  # the metastore's home is kept
+    # the throughput collector unless the config chooses one (two collectors: the JVM would not start)
+    assert "-XX:+UseParallelGC" in plain.split()
+    opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC -Xss4m"}), [])
+    assert opts["spark.driver.extraJavaOptions"] == f"{plain.replace(' -XX:+UseParallelGC', '')} -XX:+UseG1GC -Xss4m"
 
 
 def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_depends_on(tmp_path, monkeypatch):
