@@ -63,69 +63,6 @@ def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: st
     return out
 
 
-def release_stream_blocks(cache: str | Path) -> int:
-    """Remove the shared memory of `StreamingDataset`s whose local folders lie under `cache`: those of
-    a reader that was killed (its blocks outlive it) or that is done. Returns how many it removed.
-
-    streaming keeps each dataset's bookkeeping in shared-memory blocks named `NNNNNN_<part>` (one
-    number per dataset, recorded with its local folders in `NNNNNN_locals`), and refuses a new
-    dataset whose folders a leftover names. Its own `clean_stale_shared_memory` removes every
-    block on the machine, a live training's or export check's too (two jobs on one machine then
-    break each other); this removes only the blocks of datasets cached under `cache`, which belong
-    to the caller's job alone. The caller must not have such a dataset still in use."""
-    import re
-    import tempfile
-    from multiprocessing import shared_memory
-
-    from streaming.base.constant import BARRIER_FILELOCK, CACHE_FILELOCK, LOCALS, SHM_TO_CLEAN
-
-    root = os.path.abspath(cache)
-    shm_dir = Path("/dev/shm")  # where POSIX shared memory lives on Linux
-    if shm_dir.is_dir():
-        numbers = sorted({int(m[1]) for f in os.listdir(shm_dir) if (m := re.fullmatch(rf"(\d{{6}})_{LOCALS}", f))})
-    else:  # elsewhere: streaming numbers its datasets from 0 without gaps, mostly
-        numbers = []
-        while _attach(f"{len(numbers):06}_{LOCALS}") is not None:
-            numbers.append(len(numbers))
-    removed = 0
-    for n in numbers:
-        block = _attach(f"{n:06}_{LOCALS}")
-        if block is None:
-            continue
-        try:  # an int32 size, then the local folders and the number, separated by NULs
-            size = int.from_bytes(bytes(block.buf[:4]), "little")
-            folders = bytes(block.buf[4:size]).decode("utf-8", "replace").split("\0")[:-1]
-        finally:
-            block.close()
-        if not any(f == root or f.startswith(root + os.sep) for f in folders):
-            continue
-        for part in SHM_TO_CLEAN:
-            try:
-                gone = shared_memory.SharedMemory(f"{n:06}_{part}")
-            except FileNotFoundError:
-                continue
-            gone.close()
-            gone.unlink()
-            removed += 1
-        for lock in (BARRIER_FILELOCK, CACHE_FILELOCK):
-            Path(tempfile.gettempdir(), f"{n:06}_{lock}").unlink(missing_ok=True)
-    return removed
-
-
-def _attach(name: str):
-    """A shared-memory block by name, or None; attaching does not make this process its owner."""
-    from multiprocessing import resource_tracker, shared_memory
-
-    track = resource_tracker.register
-    resource_tracker.register = lambda *a, **k: None  # else this process would remove it at exit
-    try:
-        return shared_memory.SharedMemory(name)
-    except FileNotFoundError:
-        return None
-    finally:
-        resource_tracker.register = track
-
-
 def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False) -> list[str]:
     """Check an export against its manifest; returns the problems found (empty: it verifies).
 
@@ -147,11 +84,10 @@ def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False)
                 problems.append(f"stream {name}: shard {f['file']} does not match its checksum (corrupted or changed)")
     if problems:
         return problems
+    # (streaming's machine-wide clean-up of shared memory is not called: it would break a training
+    # or check reading beside this one; these datasets' folders are new, so no leftover names them)
     with tempfile.TemporaryDirectory(prefix="brickyard-verify-") as cache:
-        try:
-            problems += _read_back(root, m, Path(cache), tolerance, say)
-        finally:
-            release_stream_blocks(cache)  # this check's own, whatever happened
+        problems += _read_back(root, m, Path(cache), tolerance, say)
     return problems
 
 

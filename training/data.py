@@ -17,6 +17,10 @@ unpacked into a local cache (`data.cache`), never into the export itself.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +123,133 @@ def phase_loader(export_dir: Path, manifest: dict, phase: Phase, cache: Path, ra
                                num_canonical_nodes=num_canonical_nodes)
     return StreamingDataLoader(dataset, batch_size=rank_batch, collate_fn=collate, num_workers=num_workers,
                                drop_last=True, persistent_workers=False)
+
+
+# -- streaming's shared memory ----------------------------------------------------------------------
+# streaming keeps each dataset's bookkeeping (the epoch's sample ids, shard states, a barrier) in
+# shared-memory blocks named `NNNNNN_<part>`, one number per dataset; its `NNNNNN_locals` block holds
+# the dataset's local folders, and is emptied when the dataset is deleted. Blocks outlive a process
+# killed together with its resource tracker (a process-group kill), and streaming refuses a new
+# dataset whose folders a leftover names. Its own `clean_stale_shared_memory` removes every block on
+# the machine, a live training's or export check's too (two jobs on one machine then break each
+# other). A training here holds its cache folder for its whole run (a file lock) and removes only the
+# blocks of its own killed runs: those naming folders under the cache, and those a run recorded in
+# the cache (`STREAM_RECORD`: a phase's dataset, once deleted, no longer names its folders) whose
+# process is gone.
+
+SHM = Path("/dev/shm")  # where POSIX shared memory lives on Linux
+STREAM_RECORD = "streaming-blocks.json"
+STREAM_LOCK = "streaming.lock"
+
+
+def _folders_of(n: int) -> list[str] | None:
+    """The local folders the dataset numbered `n` recorded (empty once deleted), or None: no such block."""
+    try:
+        data = (SHM / f"{n:06}_locals").read_bytes()
+    except OSError:  # gone, or another user's (mode 0600)
+        return None
+    size = int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
+    return data[4:size].decode("utf-8", "replace").split("\0")[:-1] if size > 4 else []
+
+
+def _numbers() -> list[int]:
+    return sorted({int(f[:6]) for f in os.listdir(SHM) if len(f) == 13 and f.endswith("_locals") and f[:6].isdigit()})
+
+
+def _under(folders: list[str], root: str) -> bool:
+    return any(f == root or f.startswith(root + os.sep) for f in folders)
+
+
+def _remove(n: int) -> int:
+    from streaming.base.constant import BARRIER_FILELOCK, CACHE_FILELOCK, SHM_TO_CLEAN
+
+    removed = 0
+    for part in SHM_TO_CLEAN:
+        try:
+            os.unlink(SHM / f"{n:06}_{part}")
+            removed += 1
+        except OSError:  # not there, or not ours to remove
+            pass
+    for lock in (BARRIER_FILELOCK, CACHE_FILELOCK):
+        with contextlib.suppress(OSError):
+            Path(tempfile.gettempdir(), f"{n:06}_{lock}").unlink()
+    return removed
+
+
+class StreamCache:
+    """One training's hold on its streaming cache folder (`<data.cache>/<export>`) on this node."""
+
+    def __init__(self, root: Path):
+        self.root = Path(os.path.abspath(root))
+        self._fd: int | None = None
+
+    def hold(self) -> int:
+        """Lock the folder for this run (a clear error when another training holds it), then remove
+        the shared memory that killed runs of its own left behind; returns how many blocks."""
+        import fcntl
+
+        from ..pipelines.errors import BrickyardError
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / STREAM_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BrickyardError(f"another training on this machine is reading through the cache folder {self.root}; "
+                                 "wait for it, or give this one a folder of its own (data.cache)") from None
+        self._fd = fd
+        if not SHM.is_dir():  # elsewhere streaming's blocks are not files; a killed run's stay until restart
+            return 0
+        root, removed = str(self.root), 0
+        for n in _numbers():
+            folders = _folders_of(n)
+            if folders and _under(folders, root):  # the folder is held: nobody else reads it
+                removed += _remove(n)
+        kept = []
+        for entry in self._record():
+            folders = _folders_of(entry["n"])
+            if folders is None:
+                continue
+            if _alive(entry["pid"]):
+                kept.append(entry)
+            elif not folders or _under(folders, root):  # emptied by our run, not taken by another job since
+                removed += _remove(entry["n"])
+        self._write(kept)
+        return removed
+
+    def note(self) -> None:
+        """Record this process as the owner of the live datasets reading under the folder (call after
+        creating one): should the run be killed, the next one removes their blocks even once emptied."""
+        if not SHM.is_dir():
+            return
+        root = str(self.root)
+        entries = {(e["n"], e["pid"]) for e in self._record()}
+        entries |= {(n, os.getpid()) for n in _numbers() if _under(_folders_of(n) or [], root)}
+        self._write([{"n": n, "pid": pid} for n, pid in sorted(entries)])
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # the lock goes with it
+            self._fd = None
+
+    def _record(self) -> list[dict]:
+        try:
+            return json.loads((self.root / STREAM_RECORD).read_text())
+        except (OSError, ValueError):
+            return []
+
+    def _write(self, entries: list[dict]) -> None:
+        tmp = self.root / f".{STREAM_RECORD}.{os.getpid()}"
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, self.root / STREAM_RECORD)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True

@@ -33,10 +33,9 @@ import torch
 import torch.distributed as dist
 
 from ..pipelines.errors import BrickyardError, ConfigError
-from ..pipelines.manifest import release_stream_blocks
 from . import checkpoint, tracking
 from .config import TrainConfig, add_arguments, config_from_args
-from .data import open_export, phase_at, phase_loader, plan
+from .data import StreamCache, open_export, phase_at, phase_loader, plan
 from .parallel import World, all_mean, build_model, clip_grad_norm_, init_distributed
 
 # dense bf16 peak of one device, in TFLOP/s (datasheet figures, without sparsity)
@@ -333,13 +332,21 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
     total_steps = min(phases[-1].last_step, cfg.max_steps or phases[-1].last_step)
 
     world = init_distributed(cfg.parallel)
+    cache = StreamCache(cfg.cache_dir() / export_dir.name)
     try:
-        # streaming keeps its sample bookkeeping in shared memory, which a killed run leaves behind and
-        # which would refuse this run's datasets (same local folders): the node's first rank removes
-        # the blocks of datasets under this run's cache, and only those (other jobs on the node keep theirs)
+        # the node's first rank holds the streaming cache folder for the run and removes the shared
+        # memory a killed run of its own left there (see data.StreamCache); any refusal stops every rank
+        refusal = None
         if world.local_rank == 0:
-            release_stream_blocks(cfg.cache_dir() / export_dir.name)
-        dist.barrier()
+            try:
+                cache.hold()
+            except BrickyardError as e:
+                refusal = e
+        refused = torch.tensor([float(refusal is not None)], device=world.device)
+        dist.all_reduce(refused)
+        if refused.item():
+            raise refusal or BrickyardError(f"another training holds the streaming cache folder {cache.root} on one of "
+                                            "the nodes (its first rank says which); give this one its own data.cache")
         accum = cfg.accumulation(world.size)
         rank_batch = cfg.global_batch_size // world.size
         s = Session(cfg, world, model_cfg, export_dir, manifest, seq_len, phases, total_steps,
@@ -381,6 +388,8 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
                 del it, loader
                 loader = phase_loader(export_dir, manifest, phase, cfg.cache_dir(), rank_batch, cfg.data.num_workers,
                                       cfg.data.num_canonical_nodes)
+                if world.local_rank == 0:
+                    cache.note()  # its shared memory, should this run be killed
                 if state["loader"] is not None and state["phase"] == phase.name:
                     loader.load_state_dict(state["loader"])
                 it, current = iter(loader), phase
@@ -402,6 +411,7 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
                        + (f"; MLflow run {s.run_id}" if s.run_id else ""))
         return Result("succeeded", s.run_id, step, tokens, s.losses, saved, s.evals)
     finally:
+        cache.release()
         dist.destroy_process_group()
 
 

@@ -42,12 +42,14 @@ def enabled() -> bool:
 
 def archive_key(jars: list[Path]) -> str | None:
     """What the archive depends on, as a short digest: the Java runtime (its binary and libjvm, by
-    path, size and time) and every jar on the driver's class path and in `spark.jars` (pyspark's
-    own and the Delta jars) by full path, size and time. None: no Java.
+    path, size and time), pyspark's jars and the Delta jars by full path, size and time, and what
+    else spark-submit puts on the class path (the conf folder, Hadoop's and YARN's, an extra class
+    path from the environment). None: no Java.
 
-    These are what the JVM itself checks before it maps an archive: a jar at another path (another
+    The JVM checks the class path before it maps an archive: a jar at another path (another
     checkout or virtual environment sharing this cache) or one rewritten since (a reinstall) makes
-    it drop the whole archive, silently. Keyed on them, such a change gets an archive of its own."""
+    it drop the whole archive, silently. Keyed on them, such a change gets an archive of its own.
+    (A `spark.driver.extraClassPath` in a config is not in the key: the JVM drops the archive then.)"""
     from .java import find_java
 
     found = find_java()
@@ -58,8 +60,9 @@ def archive_key(jars: list[Path]) -> str | None:
     java = Path(found).resolve()
     parts = [str(java)]
     spark_home = Path(pyspark.__file__).parent
-    conf = spark_home / "conf"  # first on spark-submit's class path: the JVM wants it empty or absent
+    conf = Path(os.environ.get("SPARK_CONF_DIR") or spark_home / "conf")  # first on spark-submit's class path
     parts.append(f"{conf}:{sorted(p.name for p in conf.iterdir()) if conf.is_dir() else None}")
+    parts += [f"{v}={os.environ.get(v, '')}" for v in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_DIST_CLASSPATH")]
     for f in (java, *java.parent.parent.glob("lib/server/libjvm.so"), *sorted((spark_home / "jars").glob("*.jar")),
               *jars):
         f = Path(f).absolute()

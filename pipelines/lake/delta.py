@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import subprocess
 from pathlib import Path
 
@@ -120,15 +121,14 @@ def local_log(spark, table: str) -> Path | None:
         except Exception:  # not in the catalog (yet): Spark answers, and the next call asks again
             return None
         url = urlparse(uri)
-        _SCHEMA_HERE[(key, schema)] = url.scheme in ("", "file") and Path(unquote(url.path)) == warehouse / f"{schema}.db"
+        here = url.scheme in ("", "file") and os.path.realpath(unquote(url.path)) == os.path.realpath(warehouse / f"{schema}.db")
+        _SCHEMA_HERE[(key, schema)] = here
     return log if _SCHEMA_HERE[(key, schema)] else None
 
 
 def _newest_commit(log: Path) -> int:
     """The number of the newest commit file (`00000000000000000012.json`) in a log folder, or -1.
     Commit files are written whole (renamed into place) and the newest is never cleaned up."""
-    import os
-
     newest = -1
     with os.scandir(log) as entries:
         for e in entries:
@@ -180,6 +180,7 @@ def session_key(spark) -> str:
 def forget_ensured() -> None:
     """Make the next `ensure_table` check the tables again (after changing them by hand)."""
     _ENSURED.clear()
+    _SCHEMA_HERE.clear()
 
 
 def is_ensured(spark, *what) -> bool:

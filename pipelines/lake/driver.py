@@ -79,7 +79,16 @@ def default_parallelism() -> int:
     return os.cpu_count() or 2
 
 
-GC_OPTION = re.compile(r"-XX:[+-]Use\w*GC\b")  # a JVM option choosing (or refusing) a garbage collector
+# a JVM option choosing (or refusing) a garbage collector
+GC_OPTION = re.compile(r"-XX:[+-]Use(?:Serial|Parallel|ParallelOld|G1|Z|Shenandoah|Epsilon|ConcMarkSweep)GC\b")
+JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")  # read by every JVM
+
+
+def collector_chosen(conf: dict[str, str]) -> bool:
+    """Whether the config's driver options or the JVM's own environment variables name a collector."""
+    given = [conf.get("spark.driver.extraJavaOptions", ""), conf.get("spark.driver.defaultJavaOptions", ""),
+             *(os.environ.get(v, "") for v in JVM_OPTION_VARIABLES)]
+    return any(GC_OPTION.search(g) for g in given)
 
 
 def _log4j_config() -> str:
@@ -99,8 +108,8 @@ def local_conf(root: Path, settings: SparkSettings, jars: list[Path]) -> dict[st
             # The driver runs batch jobs (in local mode, every task too): the throughput collector
             # spends no CPU on concurrent marking, which G1 (the JVM's default) does. Measured on 2
             # cores: the dedup tests took 13% less CPU and 10% less time. A collector named in the
-            # config's own JVM options is used instead (two would stop the JVM from starting).
-            *([] if GC_OPTION.search(extra.get("spark.driver.extraJavaOptions", "")) else ["-XX:+UseParallelGC"]),
+            # config's JVM options or the JVM's environment is used instead (two would stop the JVM).
+            *([] if collector_chosen(extra) else ["-XX:+UseParallelGC"]),
             *jvm_options(jars),  # Spark's classes mapped from an archive, when `brickyard setup` built one
         ]
     )

@@ -18,7 +18,7 @@ from brickyard.pipelines.config import SparkSettings
 from brickyard.pipelines.lake.session import get_spark
 spark = get_spark(Path(sys.argv[1]), SparkSettings(master="local[1]", engine="local", ui=False,
                   conf={"spark.driver.extraJavaOptions": f"-Xlog:class+load=info:file={sys.argv[2]} "
-                                                         f"-Xlog:cds=info,cds+dynamic=info:file={sys.argv[2]}.cds"}))
+                                                         f"-Xlog:cds=info,cds+dynamic=info,class+path=info:file={sys.argv[2]}.cds"}))
 spark.range(3).count()
 """
 

@@ -142,7 +142,7 @@ def test_a_delta_commit_conflict_is_recognised_by_its_exception_name():
     assert not _is_conflict(ValueError("no such column: ConcurrentThing"))
 
 
-def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path):
+def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path, monkeypatch):
     from brickyard.pipelines.config import SparkSettings
     from brickyard.pipelines.lake.driver import local_conf
 
@@ -154,6 +154,11 @@ def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path):
     assert "-XX:+UseParallelGC" in plain.split()
     opts = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC -Xss4m"}), [])
     assert opts["spark.driver.extraJavaOptions"] == f"{plain.replace(' -XX:+UseParallelGC', '')} -XX:+UseG1GC -Xss4m"
+    # a tuning flag of the parallel collector names no collector; the JVM's own variables do
+    tuned = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseMaximumCompactionOnSystemGC"}), [])
+    assert "-XX:+UseParallelGC" in tuned["spark.driver.extraJavaOptions"].split()
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseZGC")
+    assert "-XX:+UseParallelGC" not in local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"].split()
 
 
 def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_depends_on(tmp_path, monkeypatch):

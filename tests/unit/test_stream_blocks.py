@@ -1,5 +1,6 @@
-"""The shared memory a killed StreamingDataset leaves is removed for its own cache only: another
-job's datasets on the same machine keep theirs."""
+"""A training's hold on its streaming cache folder: the shared memory a killed run of its own left
+behind is removed (a deleted phase's emptied blocks too), another job's live blocks are kept, and a
+second training on the same folder is refused in one sentence."""
 
 from __future__ import annotations
 
@@ -8,55 +9,65 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from brickyard.pipelines.manifest import release_stream_blocks
+import pytest
+from brickyard.pipelines.errors import BrickyardError
+from brickyard.training.data import StreamCache
 
-READER = """
+# two phases' datasets, as a training reads them: the first deleted at the switch (streaming empties
+# its locals block), the second live; then the whole group is killed, resource tracker included
+KILLED_RUN = """
 import os, signal, sys
+from pathlib import Path
 from streaming import Stream, StreamingDataset
-ds = StreamingDataset(streams=[Stream(remote=sys.argv[1], local=sys.argv[2])], shuffle=False, batch_size=1)
-next(iter(ds))
-os.killpg(0, signal.SIGKILL)  # with its resource tracker, as a killed job: the dataset's blocks stay behind
+from brickyard.training.data import StreamCache
+remote, root = sys.argv[1], Path(sys.argv[2])
+cache = StreamCache(root)
+cache.hold()
+first = StreamingDataset(streams=[Stream(remote=remote, local=str(root / "first"))], shuffle=False, batch_size=1)
+cache.note()
+print(first._shm_prefix_int, flush=True)
+del first
+second = StreamingDataset(streams=[Stream(remote=remote, local=str(root / "second"))], shuffle=False, batch_size=1)
+cache.note()
+print(second._shm_prefix_int, flush=True)
+next(iter(second))
+os.killpg(0, signal.SIGKILL)
 """
 
 
-def _blocks_naming(folder: Path) -> list[str]:
-    """The `NNNNNN_locals` blocks on this machine whose recorded local folders include `folder`."""
-    from multiprocessing import resource_tracker, shared_memory
-
-    found = []
-    for f in sorted(Path("/dev/shm").glob("[0-9]*_locals")):
-        track, resource_tracker.register = resource_tracker.register, lambda *a, **k: None
-        try:
-            b = shared_memory.SharedMemory(f.name)
-        except FileNotFoundError:
-            continue
-        finally:
-            resource_tracker.register = track
-        if str(folder).encode() in bytes(b.buf):
-            found.append(f.name)
-        b.close()
-    return found
+def _blocks(n: int) -> list[str]:
+    return sorted(p.name for p in Path("/dev/shm").glob(f"{n:06}_*"))
 
 
-def test_a_killed_readers_blocks_go_and_another_jobs_stay(tmp_path):
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="POSIX shared memory as files is Linux's")
+def test_a_killed_runs_blocks_go_another_jobs_stay_and_a_second_holder_is_refused(tmp_path):
     from streaming import MDSWriter, Stream, StreamingDataset
 
     remote = tmp_path / "remote"
     with MDSWriter(out=str(remote), columns={"tokens": "ndarray:uint32"}) as w:
         for i in range(8):
             w.write({"tokens": np.arange(i, i + 4, dtype=np.uint32)})
-    killed, other = tmp_path / "killed-cache", tmp_path / "other-cache"
-    r = subprocess.run([sys.executable, "-c", READER, str(remote), str(killed / "s")], capture_output=True, text=True,
+    root, other = tmp_path / "cache" / "export", tmp_path / "other-cache"
+    r = subprocess.run([sys.executable, "-c", KILLED_RUN, str(remote), str(root)], capture_output=True, text=True,
                        timeout=120, start_new_session=True)
     assert r.returncode == -9, r.stderr[-2000:]
-    assert _blocks_naming(killed / "s")  # left behind
+    first, second = (int(x) for x in r.stdout.split())
+    assert _blocks(first) and _blocks(second)  # left behind, the first phase's with its folders emptied
     live = StreamingDataset(streams=[Stream(remote=str(remote), local=str(other / "s"))], shuffle=False, batch_size=1)
-    assert len(list(live)) == 8 and _blocks_naming(other / "s")
+    assert len(list(live)) == 8
+    mine = _blocks(live._shm_prefix_int)
 
-    assert release_stream_blocks(killed) >= 1
-    assert not _blocks_naming(killed / "s")
-    assert _blocks_naming(other / "s")  # the live dataset of another job keeps its blocks
-    again = StreamingDataset(streams=[Stream(remote=str(remote), local=str(killed / "s"))], shuffle=False, batch_size=1)
+    cache = StreamCache(root)
+    assert cache.hold() >= 2
+    assert not _blocks(first) and not _blocks(second)
+    assert _blocks(live._shm_prefix_int) == mine  # another job's live dataset keeps its blocks
+    with pytest.raises(BrickyardError, match="another training on this machine is reading through the cache folder"):
+        StreamCache(root).hold()
+    again = StreamingDataset(streams=[Stream(remote=str(remote), local=str(root / "second"))], shuffle=False, batch_size=1)
     assert len(list(again)) == 8
+    cache.note()
     del again
-    assert release_stream_blocks(tmp_path / "nothing-here") == 0
+    cache.release()
+    later = StreamCache(root)
+    assert later.hold() == 0  # this process is alive: its blocks are not a killed run's
+    later.release()
