@@ -7,9 +7,11 @@ each stream. This module reads and checks it without Spark: the trainer imports 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import BrickyardError
@@ -63,6 +65,33 @@ def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: st
     return out
 
 
+@contextlib.contextmanager
+def stream_registration(leader: bool = True, barrier=None):
+    """Create `StreamingDataset`s inside this: one job on the machine at a time.
+
+    Each new dataset picks the first free number for its shared memory, and each of a job's ranks
+    scans for it on its own; a dataset another job registers in between makes the ranks disagree
+    (streaming stops with "shared memory registered does not match local leader"), as two trainings,
+    or a training and an export check, starting on one machine do. `leader` (the node's first rank)
+    holds a file lock in the temporary folder; `barrier` (a process group's) keeps the other ranks
+    from scanning until it holds the lock, and until every rank is done."""
+    import fcntl
+
+    fd = None
+    if leader:
+        fd = os.open(Path(tempfile.gettempdir()) / "brickyard-streaming.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        if barrier is not None:
+            barrier()
+        yield
+        if barrier is not None:
+            barrier()
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False) -> list[str]:
     """Check an export against its manifest; returns the problems found (empty: it verifies).
 
@@ -99,8 +128,9 @@ def _read_back(root: Path, m: dict, cache: Path, tolerance: float, say) -> list[
     for name, s in m["streams"].items():
         if not s["samples"]:
             continue
-        ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
-                              shuffle=False, batch_size=1)
+        with stream_registration():
+            ds = StreamingDataset(streams=[Stream(remote=str(root / s["path"]), local=str(Path(cache) / "streams" / name))],
+                                  shuffle=False, batch_size=1)
         n = bad = 0
         for sample in ds:
             n += 1
@@ -110,8 +140,9 @@ def _read_back(root: Path, m: dict, cache: Path, tolerance: float, say) -> list[
         say(f"verify: stream {name}: {n:,} samples of {L} tokens")
         del ds
     for phase in m["phases"]:
-        ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
-                              shuffle_seed=m["curriculum"]["seed"], batch_size=1)
+        with stream_registration():
+            ds = StreamingDataset(streams=phase_streams(root, m, phase, Path(cache) / "phases"), shuffle=True,
+                                  shuffle_seed=m["curriculum"]["seed"], batch_size=1)
         seen: dict[str, int] = {}
         for sample in ds:
             seen[sample["stream"]] = seen.get(sample["stream"], 0) + 1

@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from ..pipelines.errors import BrickyardError, ConfigError
+from ..pipelines.manifest import stream_registration
 from . import checkpoint, tracking
 from .config import TrainConfig, add_arguments, config_from_args
 from .data import StreamCache, open_export, phase_at, phase_loader, plan
@@ -386,8 +387,9 @@ def train(cfg: TrainConfig, resume: Resume = "no", fresh: bool = False) -> Resul
             phase = phase_at(phases, step)
             if phase is not current:
                 del it, loader
-                loader = phase_loader(export_dir, manifest, phase, cfg.cache_dir(), rank_batch, cfg.data.num_workers,
-                                      cfg.data.num_canonical_nodes)
+                with stream_registration(world.local_rank == 0, dist.barrier):  # one job at a time on the machine
+                    loader = phase_loader(export_dir, manifest, phase, cfg.cache_dir(), rank_batch, cfg.data.num_workers,
+                                          cfg.data.num_canonical_nodes)
                 if world.local_rank == 0:
                     cache.note()  # its shared memory, should this run be killed
                 if state["loader"] is not None and state["phase"] == phase.name:

@@ -408,12 +408,14 @@ def brickyard(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def export_stream(export_dir: Path, manifest: dict, cache: Path) -> dict[str, np.ndarray]:
     """Each stream's samples, in order, as one token array."""
+    from brickyard.pipelines.manifest import stream_registration
     from streaming import Stream, StreamingDataset
 
     out = {}
     for name, info in manifest["streams"].items():
         if info["samples"]:
-            ds = StreamingDataset(streams=[Stream(remote=str(export_dir / info["path"]), local=str(cache / name))], shuffle=False, batch_size=1)
+            with stream_registration():  # a training in the other test process may be registering
+                ds = StreamingDataset(streams=[Stream(remote=str(export_dir / info["path"]), local=str(cache / name))], shuffle=False, batch_size=1)
             out[name] = np.concatenate([ds[i]["tokens"] for i in range(len(ds))])
     return out
 

@@ -15,7 +15,7 @@ import pytest
 from brickyard.pipelines.config import DEFAULT_DOMAINS, PipelineConfig, SourceConfig, from_dict
 from brickyard.pipelines.curriculum import Curriculum
 from brickyard.pipelines.errors import ConfigError
-from brickyard.pipelines.manifest import verify
+from brickyard.pipelines.manifest import stream_registration, verify
 from brickyard.pipelines.stages.curate import curate
 from brickyard.pipelines.stages.dedup import dedup
 from brickyard.pipelines.stages.export import export, ordered
@@ -143,7 +143,8 @@ def test_export_packs_streams_that_unpack_to_the_token_stream(spark, built, tmp_
         info = m["streams"][name]
         assert info["documents"] == len(docs) and info["tokens"] == len(stream)
         assert info["samples"] == len(stream) // L and info["tail_tokens_dropped"] == len(stream) % L
-        ds = StreamingDataset(streams=[Stream(remote=str(path / info["path"]), local=str(tmp_path / "cache" / name))], shuffle=False, batch_size=1)
+        with stream_registration():  # a training in the other test process may be registering
+            ds = StreamingDataset(streams=[Stream(remote=str(path / info["path"]), local=str(tmp_path / "cache" / name))], shuffle=False, batch_size=1)
         samples = [ds[i] for i in range(len(ds))]
         assert np.array_equal(np.concatenate([x["tokens"] for x in samples]), stream[: info["samples"] * L])
         for x in samples:  # document starts: 0, then right after each end-of-text

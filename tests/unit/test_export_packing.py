@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from brickyard.pipelines.manifest import INDEX
+from brickyard.pipelines.manifest import INDEX, stream_registration
 from brickyard.pipelines.stages.export import PartWriter, _merge_index
 
 EOT = 100257
@@ -33,7 +33,8 @@ def test_parts_unpack_to_the_token_stream_with_document_starts(tmp_path):
     assert all(any(f["file"].endswith(".mds.zstd") for f in r["files"]) for r in results)
     _merge_index([str(tmp_path / "streams" / "s" / f"part-{p:05d}" / INDEX) for p in range(n_parts)], str(tmp_path / "streams" / "s"))
 
-    ds = StreamingDataset(streams=[Stream(remote=str(tmp_path / "streams" / "s"), local=str(tmp_path / "cache"))], shuffle=False, batch_size=1)
+    with stream_registration():  # a training in the other test process may be registering
+        ds = StreamingDataset(streams=[Stream(remote=str(tmp_path / "streams" / "s"), local=str(tmp_path / "cache"))], shuffle=False, batch_size=1)
     samples = [ds[i] for i in range(len(ds))]
     got = np.concatenate([s["tokens"] for s in samples])
     assert got.dtype == np.uint32 and np.array_equal(got, stream[:usable].astype(np.uint32))

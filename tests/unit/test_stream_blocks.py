@@ -71,3 +71,40 @@ def test_a_killed_runs_blocks_go_another_jobs_stay_and_a_second_holder_is_refuse
     later = StreamCache(root)
     assert later.hold() == 0  # this process is alive: its blocks are not a killed run's
     later.release()
+
+
+HOLDER = """
+import sys
+from brickyard.pipelines.manifest import stream_registration
+with stream_registration():
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_datasets_are_registered_by_one_job_at_a_time_on_the_machine():
+    import fcntl
+    import os
+    import tempfile
+
+    from brickyard.pipelines.manifest import stream_registration
+
+    lock = Path(tempfile.gettempdir()) / "brickyard-streaming.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):  # another job registering: this one would wait
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder.communicate("\n", timeout=60)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once it is done
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        holder.kill()
+    barriers = []
+    with stream_registration(leader=False, barrier=lambda: barriers.append(1)):
+        assert barriers == [1]  # the other ranks wait until their leader holds the lock
+    assert barriers == [1, 1]  # and until every rank has registered
