@@ -43,11 +43,74 @@ _ASSIGNED_SECRET = re.compile(
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b")
 # not after "v", "==", "Version: " or "version ": four-part version numbers look like addresses
-_IPV4 = re.compile(r"(?<![\d.])(?<![vV])(?<!==)(?<![Vv]ersion: )(?<![Vv]ersion )(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
+_IPV4_PLAIN = re.compile(r"(?<![\d.])(?<![vV])(?<!==)(?<![Vv]ersion: )(?<![Vv]ersion )(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{1,4}){0,6}(?![\w:])|(?<![\w:])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:])")
-_PHONE = re.compile(
+_PHONE_PLAIN = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w])"
 )
+
+
+# the same patterns, told which characters a match starts with: the regex engine then skips to those
+# instead of trying the lookbehinds at every position (4-5 times faster on code; the same matches)
+_IPV4 = re.compile(r"(?=\d)" + _IPV4_PLAIN.pattern)
+_PHONE = re.compile(r"(?=[+(\d])" + _PHONE_PLAIN.pattern)
+
+# Gates: cheap tests that hold for every text a pattern can match in (a literal or a short pattern
+# each match must contain), so a text without one skips that pattern's scan. They decide nothing:
+# `redact` gives the same result with them as without (tests/unit/test_pii.py holds that on real
+# files).
+_KNOWN_KEY_MARKS = ("AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza", "_live_",
+                    "_test_", "sk-", "glpat-", "eyJ")
+# a secret's name holds one of these words; IGNORECASE also matches these letters (Kelvin sign, long s,
+# dotted and dotless i), folded to ASCII before the lower-case search
+_SECRET_WORDS = ("api", "secret", "token", "passw", "pwd", "auth", "credential", "access")
+_FOLD = str.maketrans({"\u212a": "k", "\u017f": "s", "\u0130": "i", "\u0131": "i"})
+_SECRET_NAME = re.compile(
+    r"(?:api[_-]?key|secret|token|passw(?:or)?d|passwd|pwd|auth|credential|access[_-]?key)[a-z0-9_.-]*[\"']?\s*(?:=>|[:=])"
+)
+_IPV6_MARK = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]|::")
+
+
+_RUN_START = re.compile(r"[a-z0-9_.-]*\Z")
+_BOUNDARY = re.compile(r"\b")
+
+
+def _secret_matches(text: str):
+    """The matches `_ASSIGNED_SECRET.finditer(text)` gives, found without scanning the whole text:
+    every match's name holds a secret-ish word followed by its assignment (`_SECRET_NAME`, in the
+    case-folded text: the same letters IGNORECASE matches, at the same positions), and starts at a
+    word boundary in that word's run of name characters, so only those starts are tried."""
+    if ":" not in text and "=" not in text:
+        return
+    folded = text.translate(_FOLD).lower()
+    if len(folded) != len(text):  # lower() lengthens no character left after _FOLD; kept as a guard
+        yield from _ASSIGNED_SECRET.finditer(text)
+        return
+    if not any(w in folded for w in _SECRET_WORDS):
+        return
+    tried = 0  # no match starts before this
+    while (word := _SECRET_NAME.search(folded, tried)) is not None:
+        k = word.start()
+        run = _RUN_START.search(folded, tried, k).start()  # the name characters before the word
+        found = None
+        for b in _BOUNDARY.finditer(text, run, k + 1):
+            found = _ASSIGNED_SECRET.match(text, b.start())
+            if found is not None:
+                break
+        if found is None:
+            tried = k + 1
+            continue
+        yield found
+        tried = found.end()
+
+
+GATES = {
+    "private_key": lambda t: "PRIVATE KEY-----" in t,
+    "known_key": lambda t: any(m in t for m in _KNOWN_KEY_MARKS),
+    "email": lambda t: "@" in t,
+    "ipv4": lambda t: "." in t,
+    "ipv6": lambda t: _IPV6_MARK.search(t) is not None,
+}
 
 
 def entropy(s: str) -> float:
@@ -74,10 +137,14 @@ def looks_random(value: str, min_entropy: float = 3.0) -> bool:
     return (mixed and entropy(value) >= min_entropy) or (len(value) >= 32 and entropy(value) >= 4.0)
 
 
-def redact(text: str, min_entropy: float = 3.0) -> tuple[str, dict[str, int]]:
+def redact(text: str, min_entropy: float = 3.0, gated: bool = True) -> tuple[str, dict[str, int]]:
+    """`gated=False` runs every pattern over every text (the reference the gates are tested against)."""
     counts = dict.fromkeys(PLACEHOLDERS, 0)
 
-    def sub(kind, pattern, s, check=None, group=0):
+    def sub(step, kind, pattern, s, check=None, group=0):
+        if gated and step in GATES and not GATES[step](s):
+            return s
+
         def repl(m):
             value = m.group(group)
             if check is not None and not check(value):
@@ -89,14 +156,20 @@ def redact(text: str, min_entropy: float = 3.0) -> tuple[str, dict[str, int]]:
             whole = m.group(0)
             return whole[:start] + PLACEHOLDERS[kind] + whole[end:]
 
-        return pattern.sub(repl, s)
+        if not (gated and step == "assigned_secret"):
+            return pattern.sub(repl, s)
+        pieces, last = [], 0  # what pattern.sub does, over the matches found the quick way
+        for m in _secret_matches(s):
+            pieces += [s[last:m.start()], repl(m)]
+            last = m.end()
+        return "".join(pieces) + s[last:] if pieces else s
 
     # secrets first: an e-mail-like or IP-like piece inside a key must not split it
-    text = sub("private_key", _PRIVATE_KEY, text)
-    text = sub("key", _KNOWN_KEYS, text)
-    text = sub("key", _ASSIGNED_SECRET, text, check=lambda v: looks_random(v, min_entropy), group=4)
-    text = sub("email", _EMAIL, text)
-    text = sub("ip_address", _IPV4, text, check=_ip_ok)
-    text = sub("ip_address", _IPV6, text, check=_ip_ok)
-    text = sub("phone", _PHONE, text, check=lambda v: 9 <= sum(ch.isdigit() for ch in v) <= 15)
+    text = sub("private_key", "private_key", _PRIVATE_KEY, text)
+    text = sub("known_key", "key", _KNOWN_KEYS, text)
+    text = sub("assigned_secret", "key", _ASSIGNED_SECRET, text, check=lambda v: looks_random(v, min_entropy), group=4)
+    text = sub("email", "email", _EMAIL, text)
+    text = sub("ipv4", "ip_address", _IPV4 if gated else _IPV4_PLAIN, text, check=_ip_ok)
+    text = sub("ipv6", "ip_address", _IPV6, text, check=_ip_ok)
+    text = sub("phone", "phone", _PHONE if gated else _PHONE_PLAIN, text, check=lambda v: 9 <= sum(ch.isdigit() for ch in v) <= 15)
     return text, counts

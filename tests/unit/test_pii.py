@@ -50,3 +50,38 @@ def test_four_part_version_numbers_are_not_addresses():
 @pytest.mark.parametrize("s,low,high", [("aaaaaaaa", 0, 0.01), ("abcd", 1.99, 2.01), ("0123456789abcdef", 3.99, 4.01)])
 def test_entropy(s, low, high):
     assert low <= entropy(s) <= high
+
+
+def test_the_gates_change_nothing_on_real_files_and_the_labelled_set():
+    """`redact` skips a pattern on a text that lacks what every match of it holds (and starts its
+    address and phone scans at a digit): the same output and counts as every pattern over every text,
+    on standard-library sources, package READMEs and the labelled cases, and on the letters that
+    IGNORECASE folds to ASCII (Kelvin sign, long s, dotted and dotless i)."""
+    import sysconfig
+    from pathlib import Path
+
+    from tests.helpers import STDLIB, real_metadata_texts
+
+    rng = random.Random(11)
+    sources = sorted(STDLIB.rglob("*.py"))
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in rng.sample(sources, min(400, len(sources)))]
+    texts += real_metadata_texts(200)
+    texts += [t for _, _, t in positives(random.Random(7))] + negatives(random.Random(7))
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in sorted(purelib.glob("*/*.py"))[:300]]
+    folded = ["api_\u212aey = 'ab12CD34ef56GH78'", "PA\u017f\u017fWORD: Xy9Zq8Wv7Ut6", "CREDENT\u0130AL=aB3dE5gH7jK9mN",
+              "apı_key => 'q1W2e3R4t5Y6u7I8'", "no secret here, just :: and 10.0.0.1 and 2001:db8::1"]
+    # names with two secret words, dotted and dashed names, a failed candidate before a good one in the
+    # same name, matches back to back, assignments across lines, a long run of name characters
+    tricky = ["token_secret = 'abc' ; my.api-key.auth=Zx81Qw72Er63Ty54", "auth.token:\n   'Pq7Rs8Tu9Vw0Xy1Z'",
+              "x.passwd=short access_key=Ab1Cd2Ef3Gh4Ij5K pwd=Lm6No7Pq8Rs9Tu0V", "a" * 5000 + "token=" + "b7C" * 10,
+              "credential-token-secret => \"Qa1Ws2Ed3Rf4Tg5Y\"credential=Uh6Ij7Ok8Pl9Zx0C", "AUTHORIZATION: Bearer9x8y7z6w5v4u"]
+    folded += tricky
+    changed = 0
+    for text in texts + folded:
+        want = redact(text, gated=False)
+        assert redact(text) == want, text[:200]
+        changed += want[0] != text
+    assert changed >= 20  # the set exercises the patterns, not only the gates
+    for text in folded[:4]:
+        assert redact(text)[1]["key"] == 1, text
