@@ -64,7 +64,14 @@ def paragraphs(text: str) -> list[str]:
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "‣", "◦", "⁃", "-", "*", "·", "●", "○", "▪")
-_HAS_LETTER = re.compile(r"[^\W\d_]")
+# Counted over the whole text in one regex pass, not word by word (a word is what str.split()
+# gives; `(?<!\S)` ... `(?!\S)` is its edges): a word holding a letter (not a digit or "_") ...
+_LETTER_WORD = re.compile(r"(?<!\S)\S*?[^\W\d_]")
+# ... and a stop word with the punctuation that `w.lower().strip(_STOP_STRIP)` would take off; the
+# letters are spelled in both cases because no other character lower-cases to one of these
+_STOP_STRIP = ".,;:!?\"'()"
+_STOP_WORD = re.compile(r"(?<!\S)[.,;:!?\"'()]*(?:" + "|".join(
+    "".join(f"[{c.upper()}{c}]" for c in w) for w in sorted(STOP_WORDS)) + r")[.,;:!?\"'()]*(?!\S)")
 
 
 def gopher_quality(text: str) -> dict[str, float]:
@@ -74,12 +81,12 @@ def gopher_quality(text: str) -> dict[str, float]:
     symbols = text.count("#") + text.count("...") + text.count("…")
     return {
         "n_words": float(n),
-        "mean_word_length": sum(len(w) for w in ws) / n if n else 0.0,
+        "mean_word_length": len("".join(ws)) / n if n else 0.0,
         "symbol_word_ratio": symbols / n if n else 0.0,
         "bullet_lines_frac": sum(ln.lstrip().startswith(BULLETS) for ln in ls) / len(ls) if ls else 0.0,
         "ellipsis_lines_frac": sum(ln.rstrip().endswith(("...", "…")) for ln in ls) / len(ls) if ls else 0.0,
-        "alpha_words_frac": sum(bool(_HAS_LETTER.search(w)) for w in ws) / n if n else 0.0,
-        "stop_words": float(sum(w.lower().strip(".,;:!?\"'()") in STOP_WORDS for w in ws)),
+        "alpha_words_frac": len(_LETTER_WORD.findall(text)) / n if n else 0.0,
+        "stop_words": float(len(_STOP_WORD.findall(text))),
     }
 
 

@@ -140,3 +140,39 @@ def test_a_code_record_inside_json_lines_is_judged_on_its_text_not_on_the_contai
     as_file = curate_record({**base, "format": "code", "path": "lib/colorsys.json"}, "en", 1.0, settings, rules)
     assert in_jsonl["keep"], in_jsonl["failed_rules"]
     assert "code_data_file" in as_file["failed_rules"]
+
+
+def _word_by_word(text: str) -> tuple[float, float, float]:
+    """gopher_quality's word counts as first written, one word at a time: the reference the
+    whole-text regex counts are held to."""
+    import re
+
+    ws = text.split()
+    n = len(ws)
+    if not n:
+        return 0.0, 0.0, 0.0
+    letter = re.compile(r"[^\W\d_]")
+    stop = {"the", "be", "to", "of", "and", "that", "have", "with"}
+    return (sum(len(w) for w in ws) / n, sum(bool(letter.search(w)) for w in ws) / n,
+            float(sum(w.lower().strip(".,;:!?\"'()") in stop for w in ws)))
+
+
+def test_whole_text_word_counts_equal_the_word_by_word_ones_on_real_files():
+    import random
+    import sysconfig
+    from pathlib import Path
+
+    from tests.helpers import STDLIB, real_metadata_texts
+
+    rng = random.Random(5)
+    sources = sorted(STDLIB.rglob("*.py")) + sorted(Path(sysconfig.get_paths()["purelib"]).glob("*/*.py"))
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in rng.sample(sources, 500)]
+    texts += real_metadata_texts(200)
+    texts += [normalize_text(t) for t in texts[:200]]
+    # edges: stop words in quotes and brackets, in capitals, glued or hyphenated; letters that
+    # lower-case to more than one character or only look like ASCII; digits, "_", other white space
+    texts += ["'The' (to) THE. Of, and! thethe to-do wİth wıth \u212aey ...that... \"have\"? with;",
+              "123 4_5 __init__ été 日本 ٣٤ x\u00a0the\u2003of\x1cand\tbe\nTO", "", "   \n\t ", "the"]
+    for text in texts:
+        got = gopher_quality(text)
+        assert (got["mean_word_length"], got["alpha_words_frac"], got["stop_words"]) == _word_by_word(text), text[:200]
