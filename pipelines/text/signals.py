@@ -190,21 +190,23 @@ def c4_signals(text: str) -> dict[str, float]:
     punctuation, has at least 3 words and mentions neither javascript nor a policy phrase."""
     ls = [ln.strip() for ln in lines(text)]
     lower = text.lower()
-    kept = 0
-    for ln in ls:
-        low = ln.lower()
-        if (ln.endswith(TERMINAL_PUNCT) and len(ln.split()) >= 3 and "javascript" not in low
-                and not any(p in low for p in POLICY_PHRASES)):
-            kept += 1
+    # neither phrase can cross a line's end, so a page that lacks it has no line holding it
+    has_js = "javascript" in lower
+    policies = [p for p in POLICY_PHRASES if p in lower]
+    lows = [ln.lower() for ln in ls] if has_js or policies else None
+    js = [("javascript" in low) for low in lows] if has_js else [False] * len(ls)
+    policy = [any(p in low for p in policies) for low in lows] if policies else [False] * len(ls)
+    terminal = [ln.endswith(TERMINAL_PUNCT) for ln in ls]
+    kept = sum(t and not j and not q and len(ln.split()) >= 3 for ln, t, j, q in zip(ls, terminal, js, policy, strict=True))
     sentences = len(re.findall(r"[.!?]+(?:\s|$)", text))
     return {
-        "c4_terminal_punct_line_frac": sum(ln.endswith(TERMINAL_PUNCT) for ln in ls) / len(ls) if ls else 0.0,
+        "c4_terminal_punct_line_frac": sum(terminal) / len(ls) if ls else 0.0,
         "c4_kept_line_frac": kept / len(ls) if ls else 0.0,
         "c4_sentences": float(sentences),
         "c4_lorem_ipsum": float("lorem ipsum" in lower),
         "c4_curly_brace": float("{" in text),
-        "c4_javascript_line_frac": sum("javascript" in ln.lower() for ln in ls) / len(ls) if ls else 0.0,
-        "c4_policy_line_frac": sum(any(p in ln.lower() for p in POLICY_PHRASES) for ln in ls) / len(ls) if ls else 0.0,
+        "c4_javascript_line_frac": sum(js) / len(ls) if ls else 0.0,
+        "c4_policy_line_frac": sum(policy) / len(ls) if ls else 0.0,
     }
 
 

@@ -176,3 +176,35 @@ def test_whole_text_word_counts_equal_the_word_by_word_ones_on_real_files():
     for text in texts:
         got = gopher_quality(text)
         assert (got["mean_word_length"], got["alpha_words_frac"], got["stop_words"]) == _word_by_word(text), text[:200]
+
+
+def _c4_line_by_line(text: str) -> dict[str, float]:
+    """c4_signals as first written, every line lower-cased and searched: the reference."""
+    import re
+
+    from brickyard.pipelines.text.signals import POLICY_PHRASES, TERMINAL_PUNCT
+
+    ls = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    kept = sum(ln.endswith(TERMINAL_PUNCT) and len(ln.split()) >= 3 and "javascript" not in ln.lower()
+               and not any(p in ln.lower() for p in POLICY_PHRASES) for ln in ls)
+    return {
+        "c4_terminal_punct_line_frac": sum(ln.endswith(TERMINAL_PUNCT) for ln in ls) / len(ls) if ls else 0.0,
+        "c4_kept_line_frac": kept / len(ls) if ls else 0.0,
+        "c4_sentences": float(len(re.findall(r"[.!?]+(?:\s|$)", text))),
+        "c4_lorem_ipsum": float("lorem ipsum" in text.lower()),
+        "c4_curly_brace": float("{" in text),
+        "c4_javascript_line_frac": sum("javascript" in ln.lower() for ln in ls) / len(ls) if ls else 0.0,
+        "c4_policy_line_frac": sum(any(p in ln.lower() for p in POLICY_PHRASES) for ln in ls) / len(ls) if ls else 0.0,
+    }
+
+
+def test_c4_signals_equal_the_line_by_line_ones_on_real_pages():
+    from tests.helpers import real_html_pages, real_metadata_texts, visible_text
+
+    texts = [visible_text(p.read_text(encoding="utf-8", errors="replace"))[1] for p in real_html_pages(60)]
+    texts += real_metadata_texts(100)
+    texts += ["Enable JavaScript to view this page.\nWe Use Cookies here, you see.\nRead the PRIVACY POLICY now.\nA real line ends here.",
+              "Terms of\nuse are split. JAVASCRİPT is not javascript.\n\n  three words here.  ", "", "\n\n"]
+    assert any("javascript" in t.lower() for t in texts)
+    for text in texts:
+        assert c4_signals(text) == _c4_line_by_line(text), text[:200]
