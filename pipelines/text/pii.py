@@ -71,7 +71,8 @@ _SECRET_NAME = re.compile(
 _IPV6_MARK = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]|::")
 
 
-_RUN_START = re.compile(r"[a-z0-9_.-]*\Z")
+# the start of the name run that ends where searched (only a run's first character is tried: linear)
+_RUN_START = re.compile(r"(?<![a-z0-9_.-])[a-z0-9_.-]*\Z")
 _BOUNDARY = re.compile(r"\b")
 
 
@@ -91,7 +92,8 @@ def _secret_matches(text: str):
     tried = 0  # no match starts before this
     while (word := _SECRET_NAME.search(folded, tried)) is not None:
         k = word.start()
-        run = _RUN_START.search(folded, tried, k).start()  # the name characters before the word
+        start = _RUN_START.search(folded, tried, k)  # the name characters before the word
+        run = start.start() if start is not None else tried  # none: the run began before `tried`
         found = None
         for b in _BOUNDARY.finditer(text, run, k + 1):
             found = _ASSIGNED_SECRET.match(text, b.start())

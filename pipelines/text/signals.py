@@ -68,10 +68,12 @@ BULLETS = ("•", "‣", "◦", "⁃", "-", "*", "·", "●", "○", "▪")
 # gives; `(?<!\S)` ... `(?!\S)` is its edges): a word holding a letter (not a digit or "_") ...
 _LETTER_WORD = re.compile(r"(?<!\S)\S*?[^\W\d_]")
 # ... and a stop word with the punctuation that `w.lower().strip(_STOP_STRIP)` would take off; the
-# letters are spelled in both cases because no other character lower-cases to one of these
+# letters are spelled in both cases, not matched with IGNORECASE, which would also take the dotless
+# i and the dotted I (whose lower case, "i" and a combining dot, is no stop word's letter)
 _STOP_STRIP = ".,;:!?\"'()"
-_STOP_WORD = re.compile(r"(?<!\S)[.,;:!?\"'()]*(?:" + "|".join(
-    "".join(f"[{c.upper()}{c}]" for c in w) for w in sorted(STOP_WORDS)) + r")[.,;:!?\"'()]*(?!\S)")
+_STRIPPED = f"[{re.escape(_STOP_STRIP)}]*"
+_STOP_WORD = re.compile(r"(?<!\S)" + _STRIPPED + "(?:" + "|".join(
+    "".join(f"[{c.upper()}{c}]" for c in w) for w in sorted(STOP_WORDS)) + ")" + _STRIPPED + r"(?!\S)")
 
 
 def gopher_quality(text: str) -> dict[str, float]:
@@ -86,7 +88,7 @@ def gopher_quality(text: str) -> dict[str, float]:
         "bullet_lines_frac": sum(ln.lstrip().startswith(BULLETS) for ln in ls) / len(ls) if ls else 0.0,
         "ellipsis_lines_frac": sum(ln.rstrip().endswith(("...", "…")) for ln in ls) / len(ls) if ls else 0.0,
         "alpha_words_frac": len(_LETTER_WORD.findall(text)) / n if n else 0.0,
-        "stop_words": float(len(_STOP_WORD.findall(text))),
+        "stop_words": float(len(_STOP_WORD.findall(text))),  # w.lower().strip(_STOP_STRIP) in STOP_WORDS
     }
 
 

@@ -75,6 +75,7 @@ def test_the_gates_change_nothing_on_real_files_and_the_labelled_set():
     # same name, matches back to back, assignments across lines, a long run of name characters
     tricky = ["token_secret = 'abc' ; my.api-key.auth=Zx81Qw72Er63Ty54", "auth.token:\n   'Pq7Rs8Tu9Vw0Xy1Z'",
               "x.passwd=short access_key=Ab1Cd2Ef3Gh4Ij5K pwd=Lm6No7Pq8Rs9Tu0V", "a" * 5000 + "token=" + "b7C" * 10,
+              "0123456789abcdef" * 2500 + " token=x\nAPI_KEY: 'Mn4Bv5Cx6Zl7Kj8H'",
               "credential-token-secret => \"Qa1Ws2Ed3Rf4Tg5Y\"credential=Uh6Ij7Ok8Pl9Zx0C", "AUTHORIZATION: Bearer9x8y7z6w5v4u"]
     folded += tricky
     changed = 0
