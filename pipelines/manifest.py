@@ -79,7 +79,8 @@ def stream_registration(leader: bool = True, barrier=None):
 
     fd = None
     if leader:
-        fd = os.open(Path(tempfile.gettempdir()) / "brickyard-streaming.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        # opened for reading: a lock file another user created (their umask) still locks for this one
+        fd = os.open(Path(tempfile.gettempdir()) / "brickyard-streaming.lock", os.O_RDONLY | os.O_CREAT, 0o666)
         fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         if barrier is not None:
@@ -98,8 +99,6 @@ def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False)
     Every shard's sha256; each stream read through `StreamingDataset` has the manifest's sample
     count, and every sample has seq_len + 1 tokens; each phase, read as training reads it, has its
     samples and each stream's token share within `tolerance` of the spec."""
-    import tempfile
-
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     root = Path(export_dir)
     m = read_manifest(root)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..pipelines.errors import ConfigError
+from ..pipelines.lake.markers import alive
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class StreamCache:
             folders = _folders_of(entry["n"])
             if folders is None:
                 continue
-            if _alive(entry["pid"]):
+            if alive(entry["pid"]):
                 kept.append(entry)
             elif not folders or _under(folders, root):  # emptied by our run, not taken by another job since
                 removed += _remove(entry["n"])
@@ -244,12 +245,3 @@ class StreamCache:
         tmp.write_text(json.dumps(entries))
         os.replace(tmp, self.root / STREAM_RECORD)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
