@@ -45,9 +45,10 @@ uses. DataTrove's English word and sentence splitting is spaCy's blank English p
 needs no model data; no NLTK data is used for English in this version.
 
 Each tool runs --repeat times (tools interleaved); the table gives min and max seconds, ratios of
-the minima (brickyard / DataTrove), and the peak memory of each process tree (the RSS of the process
-and all its descendants, sampled every 0.2 s; for the warm run, the client's tree plus the
-server's). Agreement compares, by document id, what brickyard kept (silver.documents keep = true;
+the minima (brickyard / DataTrove), and the peak memory of each process tree (the sum of the
+proportional set sizes of the process and all its descendants, so that a page shared by several of
+them counts once, sampled every 0.2 s; for the warm run, the client's tree plus the server's; the
+peak sum of RSS, which counts shared pages once per process, is recorded beside it). Agreement compares, by document id, what brickyard kept (silver.documents keep = true;
 gold.documents after dedup) with what DataTrove kept after its filters and after its dedup.
 Results go to .cache/peer-datatrove/results.json.
 
@@ -307,10 +308,17 @@ def input_kinds(inputs: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 class PeakMemory:
-    """The largest sum of RSS over the process trees under `roots`, sampled every SAMPLE_S seconds."""
+    """The largest memory of the process trees under `roots`, sampled every SAMPLE_S seconds.
+
+    `peak`: the sum of each process's proportional set size (PSS: its private pages, plus each page
+    it shares divided by the number of processes sharing it), which counts a page once however many
+    processes of the tree map it. `peak_rss`: the sum of RSS, which counts a shared page once per
+    process: forked workers (pyspark's daemon, multiprocessing pools) share their interpreter's pages
+    with their parent, and a child the JVM starts a command with shares the JVM's whole address space
+    until it runs the command, so one sample can count the JVM twice."""
 
     def __init__(self, roots: list[int]):
-        self.roots, self.peak, self._stop = list(roots), 0, threading.Event()
+        self.roots, self.peak, self.peak_rss, self._stop = list(roots), 0, 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> PeakMemory:
@@ -325,28 +333,33 @@ class PeakMemory:
         import psutil
 
         while True:
-            seen, rss = set(), 0
+            seen, pss, rss = set(), 0, 0
             for pid in self.roots:
                 try:
                     root = psutil.Process(pid)
                     procs = [root, *root.children(recursive=True)]
-                except psutil.NoSuchProcess:
+                except psutil.Error:
                     continue
                 for proc in procs:
                     if proc.pid in seen:
                         continue
                     seen.add(proc.pid)
                     try:
-                        rss += proc.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-            self.peak = max(self.peak, rss)
+                        full = proc.memory_full_info()  # /proc/<pid>/smaps_rollup
+                    except psutil.Error:  # gone, or a zombie, since the listing
+                        continue
+                    pss, rss = pss + full.pss, rss + full.rss
+            self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
             if self._stop.wait(SAMPLE_S):
                 return
 
     @property
     def gb(self) -> float:
         return self.peak / 1e9
+
+    @property
+    def rss_gb(self) -> float:
+        return self.peak_rss / 1e9
 
 
 def run_measured(cmd: list[str], log: Path, cwd: Path, env: dict | None = None, also: tuple[int, ...] = ()) -> dict:
@@ -361,7 +374,7 @@ def run_measured(cmd: list[str], log: Path, cwd: Path, env: dict | None = None, 
     if rc != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise SystemExit(f"{tail}\n\n`{' '.join(cmd[:4])} ...` failed (exit {rc}); its output is in {log}")
-    return {"seconds": seconds, "peak_gb": mem.gb}
+    return {"seconds": seconds, "peak_gb": mem.gb, "peak_rss_gb": mem.rss_gb}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,7 +476,7 @@ def run_datatrove(inputs: Path, size: str, i: int, tasks: int, keep: bool) -> di
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     out: dict = {"tool": "datatrove", "steps": {}, "phases": dict.fromkeys(PHASES, 0.0), "peak_gb": 0.0,
-                 "phase_peak_gb": dict.fromkeys(PHASES, 0.0)}
+                 "peak_rss_gb": 0.0, "phase_peak_gb": dict.fromkeys(PHASES, 0.0)}
     for phase, step in DATATROVE_STEPS:
         cmd = [str(datatrove_python()), __file__, "--datatrove-step", step, "--input", str(inputs),
                "--out", str(workdir), "--tasks", str(tasks)]
@@ -472,6 +485,7 @@ def run_datatrove(inputs: Path, size: str, i: int, tasks: int, keep: bool) -> di
         out["phases"][phase] += r["seconds"]
         out["phase_peak_gb"][phase] = max(out["phase_peak_gb"][phase], r["peak_gb"])
         out["peak_gb"] = max(out["peak_gb"], r["peak_gb"])
+        out["peak_rss_gb"] = max(out["peak_rss_gb"], r["peak_rss_gb"])
     out["seconds"] = sum(out["phases"].values())
     out["kept_filters"] = sorted(jsonl_ids(workdir / "filtered"))
     out["kept_dedup"] = sorted(jsonl_ids(workdir / "deduped"))
@@ -641,6 +655,9 @@ def summary(size: str, runs: dict) -> dict:
         if phase == "whole":
             row["peak_gb"] = {"cold": max(r["peak_gb"] for r in cold), "warm": max(r["peak_gb"] for r in warm),
                               "datatrove": max(r["peak_gb"] for r in dt)}
+            row["peak_rss_gb"] = {"cold": max(r.get("peak_rss_gb", 0.0) for r in cold),
+                                  "warm": max(r.get("peak_rss_gb", 0.0) for r in warm),
+                                  "datatrove": max(r.get("peak_rss_gb", 0.0) for r in dt)}
         elif phase in PHASES:
             row["peak_gb"] = {"datatrove": max(r["phase_peak_gb"][phase] for r in dt)}
         rows[phase] = row
@@ -660,7 +677,8 @@ def print_table(results: dict) -> None:
             print(f"{size:<7} {label:<16.16} {span(row['cold']):>16} {span(row['warm']):>16} {span(row['datatrove']):>12} "
                   f"{ratios[0]:>8} {ratios[1]:>8} {gb[0]:>12} {gb[1]:>12} {gb[2]:>10}")
     print("(seconds: min-max over the repeats; ratios: brickyard's minimum / DataTrove's minimum; brickyard's phases are its"
-          "\n stage lines, DataTrove's are whole cold processes; peak GB: the process tree, the warm run's with the server's)")
+          "\n stage lines, DataTrove's are whole cold processes; peak GB: the process tree's proportional set size, shared pages"
+          "\n counted once; the warm run's with the server's)")
     for size, res in results["sizes"].items():
         print(f"\n{size}: {res['input']['documents']:,} documents, {res['input']['bytes'] / 1e6:.1f} MB of text; "
               f"brickyard serve started in {span(res['server_start_s'])} s (not counted); "
@@ -674,6 +692,10 @@ def print_table(results: dict) -> None:
                     continue  # one kind only: the same as all
                 print(f"  {'after ' + when + ', ' + kind:<30} {a['documents']:>9,} {a['both_kept']:>9,} {a['both_removed']:>12,} "
                       f"{a['only_brickyard']:>14,} {a['only_datatrove']:>14,} {a['jaccard']:>15.2f}")
+        rss = res["summary"]["whole"].get("peak_rss_gb")
+        if rss:
+            print(f"  peak sum of RSS (shared pages once per process): brickyard cold {rss['cold']:.2f} GB, "
+                  f"warm {rss['warm']:.2f} GB, DataTrove {rss['datatrove']:.2f} GB")
         if res.get("varies"):
             print(f"  (kept sets differed between repeats: {', '.join(res['varies'])}; the first repeat's are shown)")
     print("\ngoals")
@@ -719,7 +741,8 @@ def measure_size(size: str, repeat: int, tasks: int, keep: bool) -> dict:
                 r = run_brickyard(inputs, size, name.removeprefix("brickyard_"), i, keep)
             runs[name].append(r)
             extra = f", serve start {r['server_start_s']:.1f} s apart" if "server_start_s" in r else ""
-            print(f"  {size} {name} #{i + 1}: {r['seconds']:.1f} s, peak {r['peak_gb']:.2f} GB{extra}", flush=True)
+            print(f"  {size} {name} #{i + 1}: {r['seconds']:.1f} s, peak {r['peak_gb']:.2f} GB "
+                  f"(RSS sum {r['peak_rss_gb']:.2f} GB){extra}", flush=True)
     for r in runs["brickyard_cold"] + runs["brickyard_warm"]:
         if r["bronze"] != manifest["documents"]:
             raise SystemExit(f"{size}: brickyard ingested {r['bronze']:,} documents of {manifest['documents']:,}; "
