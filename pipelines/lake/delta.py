@@ -324,5 +324,9 @@ def delete_matching(df, table: str, key: str | list[str], fixed: bool = False) -
 
 
 def set_properties(spark, table: str, props: dict[str, str]) -> None:
-    body = ", ".join(f"{ddl_literal(k)} = {ddl_literal(v)}" for k, v in props.items())
-    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")
+    """Set table properties, in one commit, where they differ from the stored ones (none: no commit)."""
+    current = table_properties(spark, table)
+    changed = {k: v for k, v in props.items() if current.get(k) != v}
+    if changed:
+        body = ", ".join(f"{ddl_literal(k)} = {ddl_literal(v)}" for k, v in changed.items())
+        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({body})")

@@ -432,7 +432,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         return {}
     say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
 
-    set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+    set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version()})
     merge_into(silver, SILVER.name, "doc_id", fixed=True)
     version, _ = last_commit(spark, SILVER.name)
     run.outputs.append(Ref(SILVER.name, "table", version))

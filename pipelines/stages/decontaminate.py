@@ -455,8 +455,7 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         stale = old.join(pairs_checked, ["doc_id", "eval_set"], "left_semi").localCheckpoint(eager=True)
         n_stale = stale.count()
         if n_stale or n_found:
-            set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version(),
-                                                       "brickyard.last_batch": run.run_id})
+            set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version()})
         if n_stale:
             delete_matching(stale, CONTAMINATION.name, ["doc_id", "eval_set", "item_id"], fixed=True)
         if found is not None and n_found:  # rows of pairs just checked, whose old rows are gone: an append

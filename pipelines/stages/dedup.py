@@ -599,7 +599,8 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     dups = read_pinned(spark, DUPLICATES.name, "doc_id, content_sha256, cluster_id, is_keeper, method")[0]
     gone = dups.join(current, ["doc_id", "content_sha256"], "left_anti").localCheckpoint(eager=True)
     n_gone = gone.count()
-    drop = (plan_withdrawal(dups, gone) if n_gone else spark.createDataFrame([], "doc_id STRING")).localCheckpoint(eager=True)
+    # nothing gone (the usual increment): an empty local frame, which needs no job to checkpoint
+    drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True) if n_gone else spark.createDataFrame([], "doc_id STRING")
     index = read_pinned(spark, SPANS.name, "doc_id, owner_id")[0]
     n_span = 0
     if index.limit(1).count():
@@ -616,14 +617,14 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     if n_span:
         say(f"dedup: {n_span} keepers released (with their clusters) to be placed again: a span cut from their "
             "gold text belonged to a document that left gold")
-    # gold holds exactly the keepers: after a dissolved cluster, and after a run killed between its
-    # gold and duplicates commits (gold is written first, so strays show as more gold rows than keepers)
+    # gold holds only placed keepers: after a dissolved cluster, and after a run killed between its
+    # gold and duplicates commits (gold is written first). Checked on every run, as the run's new
+    # keepers are then appended to gold: none of them is placed, so none is in gold.
     keepers = read_pinned(spark, DUPLICATES.name, "doc_id", "is_keeper")[0]
     gold = read_pinned(spark, GOLD.name, "doc_id")[0]
-    if n_drop or gold.count() != keepers.count():
-        stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
-        if stray.count():
-            delete_matching(stray, GOLD.name, "doc_id", fixed=True)
+    stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
+    if stray.count():
+        delete_matching(stray, GOLD.name, "doc_id", fixed=True)
     return n_gone, n_span
 
 
@@ -905,17 +906,19 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
                  .withColumn("content_sha256", F.when(cut, F.sha2(F.col("new_text"), 256)).otherwise(F.col("content_sha256")))
                  .withColumn("n_bytes", F.when(cut, F.octet_length("new_text").cast("bigint")).otherwise(F.col("n_bytes")))
                  .select(*GOLD_FROM_SILVER, "cluster_id", "batch_id", "deduped_at", "spans_removed_share"))
-    set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id})
+    set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version()})
     # gold first, the span index next, duplicates last: duplicates is what marks a document done, and a
     # run killed in between leaves gold and index rows that the next run's checks remove before it starts again
+    # Appends, not MERGEs: every document placed here is new to silver.duplicates (`plan_dedup`; a
+    # changed text left it in `_withdraw`), and gold holds only placed keepers (checked there)
     with run.phase("write"):
-        merge_into(gold_rows, GOLD.name, "doc_id", fixed=True)  # silver at a pinned version, and checkpoints
+        gold_rows.write.format("delta").mode("append").saveAsTable(GOLD.name)
         fault_pause("dedup:after-gold")
         if span_rows is not None:
             (span_rows.select("doc_id", "span_kind", "span_hash", "owner_id", F.lit(run.run_id).alias("batch_id"),
                               F.current_timestamp().alias("indexed_at"))
              .write.format("delta").mode("append").saveAsTable(SPANS.name))
-        merge_into(placed.drop("new_text"), DUPLICATES.name, "doc_id", fixed=True)
+        placed.drop("new_text").write.format("delta").mode("append").saveAsTable(DUPLICATES.name)
         if spans_on:
             fault_pause("dedup:after-duplicates")
             out_bytes = gold_rows.select("doc_id", F.col("n_bytes").alias("out_bytes"))

@@ -164,7 +164,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     # 5. commit: governance properties first, so the documents commit is the run's output version
     props = table_properties(spark, DOCUMENTS.name)
     have = {x for x in props.get("brickyard.licenses", "").split(",") if x}
-    wanted = {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id}
+    wanted = {"brickyard.producer_version": code_version()}
     if not set(licenses) <= have:
         wanted["brickyard.licenses"] = ",".join(sorted(have | set(licenses)))
     set_properties(spark, DOCUMENTS.name, wanted)

@@ -202,7 +202,7 @@ def _tokenize(spark, cfg: PipelineConfig, run) -> dict:
     rows = (todo.select(*PASS_THROUGH, "text").mapInArrow(make_tokenizer(name), TOKENIZE_SCHEMA)
             .select(*PASS_THROUGH, F.lit(name).alias("encoding"), "n_tokens", "tokens",
                     F.lit(run.run_id).alias("batch_id"), F.current_timestamp().alias("tokenized_at")))
-    set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(), "brickyard.last_batch": run.run_id,
+    set_properties(spark, TOKENS.name, {"brickyard.producer_version": code_version(),
                                         "brickyard.tokenized_table": source.name})
     # scans split into a few tasks per core, so that a slow batch does not leave a core idle
     with run.phase("encode_write"), scoped_conf(spark, {"spark.sql.files.minPartitionNum": str(4 * session_cores(spark))}):

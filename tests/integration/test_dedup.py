@@ -1,6 +1,7 @@
 """Dedup end to end on real Spark and Delta, with real duplicates: copied licence files, a vendored
 copy of a stdlib package, near copies, a chain cluster; then an increment, a no-op rerun, a changed
-document that splits its cluster, and the empty and one-document cases of the clustering step."""
+document that splits its cluster, a killed run's leftover gold row, and the empty and one-document
+cases of the clustering step."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 from brickyard.pipelines.config import DedupSettings, MinHashOverride
 from brickyard.pipelines.stages.curate import curate
-from brickyard.pipelines.stages.dedup import dedup
+from brickyard.pipelines.stages.dedup import GOLD_FROM_SILVER, dedup
 from brickyard.pipelines.stages.ingest import ingest
 from brickyard.pipelines.text.minhash import shingles_of
+from pyspark.sql import functions as F
 
 from tests.helpers import copy_stdlib_package
 
@@ -145,6 +147,23 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert {p[n]["doc_id"] for n in ("a.txt", "b.txt", "c.txt")} <= gold_ids
     total = spark.table("silver.duplicates").count()
     assert total == spark.table("silver.documents").where("keep").count(), "every kept document is placed once"
+
+    # a run killed after its gold commit left a gold row for a document it never placed: the next
+    # run removes it before appending its keepers, so the document is in gold once
+    (legal / "GPL-2-tail").write_text("\n".join((LICENSES / "GPL-2").read_text().splitlines()[200:]) + "\n")
+    ingest(spark, cfg)
+    curate(spark, cfg)
+    stray = (spark.table("silver.documents").where("source = 'd_legal' AND path = 'GPL-2-tail' AND keep")
+             .select(*GOLD_FROM_SILVER, F.col("doc_id").alias("cluster_id"), F.lit("killed-run").alias("batch_id"),
+                     F.current_timestamp().alias("deduped_at"), F.lit(None).cast("double").alias("spans_removed_share")))
+    assert stray.count() == 1
+    stray.write.format("delta").mode("append").saveAsTable("gold.documents")
+    assert dedup(spark, cfg).status == "succeeded"
+    gold_rows = spark.table("gold.documents").select("doc_id", "batch_id").collect()
+    assert len(gold_rows) == len({r["doc_id"] for r in gold_rows}), "no document is in gold twice"
+    keepers = {r["doc_id"] for r in spark.table("silver.duplicates").where("is_keeper").collect()}
+    assert {r["doc_id"] for r in gold_rows} == keepers and "killed-run" not in {r["batch_id"] for r in gold_rows}
+    assert placed(spark, sources)["GPL-2-tail"]["is_keeper"], "the stray's document is placed, and kept, by this run"
 
 
 def test_assign_handles_empty_and_single_input(spark):
