@@ -67,6 +67,7 @@ from ..config import ContainmentSettings, DedupSettings, PipelineConfig, SpanSet
 from ..lake.delta import (
     code_version,
     delete_matching,
+    insert_new,
     latest_version,
     merge_into,
     read_pinned,
@@ -619,7 +620,8 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
             "gold text belonged to a document that left gold")
     # gold holds only placed keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first). Checked on every run, as the run's new
-    # keepers are then appended to gold: none of them is placed, so none is in gold.
+    # keepers are then inserted into gold without an update clause: none of them is placed, so none
+    # may be in gold.
     keepers = read_pinned(spark, DUPLICATES.name, "doc_id", "is_keeper")[0]
     gold = read_pinned(spark, GOLD.name, "doc_id")[0]
     stray = gold.join(keepers, "doc_id", "left_anti").localCheckpoint(eager=True)
@@ -909,16 +911,17 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     set_properties(spark, GOLD.name, {"brickyard.producer_version": code_version()})
     # gold first, the span index next, duplicates last: duplicates is what marks a document done, and a
     # run killed in between leaves gold and index rows that the next run's checks remove before it starts again
-    # Appends, not MERGEs: every document placed here is new to silver.duplicates (`plan_dedup`; a
-    # changed text left it in `_withdraw`), and gold holds only placed keepers (checked there)
+    # Inserts, not upserts: every document placed here is new to silver.duplicates (`plan_dedup`; a
+    # changed text left it in `_withdraw`), and gold holds only placed keepers (checked there). Not
+    # plain appends: those would let two overlapping runs (drivers on two hosts) both commit
     with run.phase("write"):
-        gold_rows.write.format("delta").mode("append").saveAsTable(GOLD.name)
+        insert_new(gold_rows, GOLD.name, "doc_id", fixed=True)  # silver at a pinned version, and checkpoints
         fault_pause("dedup:after-gold")
         if span_rows is not None:
             (span_rows.select("doc_id", "span_kind", "span_hash", "owner_id", F.lit(run.run_id).alias("batch_id"),
                               F.current_timestamp().alias("indexed_at"))
              .write.format("delta").mode("append").saveAsTable(SPANS.name))
-        placed.drop("new_text").write.format("delta").mode("append").saveAsTable(DUPLICATES.name)
+        insert_new(placed.drop("new_text"), DUPLICATES.name, "doc_id", fixed=True)
         if spans_on:
             fault_pause("dedup:after-duplicates")
             out_bytes = gold_rows.select("doc_id", F.col("n_bytes").alias("out_bytes"))
