@@ -48,8 +48,8 @@ Each tool runs --repeat times (tools interleaved); the table gives min and max s
 the minima (brickyard / DataTrove), and the peak memory of each process tree (the sum of the
 proportional set sizes of the process and all its descendants, so that a page shared by several of
 them counts once, sampled every 0.2 s; for the warm run, the client's tree plus the server's; the
-peak sum of RSS, which counts shared pages once per process, is recorded beside it). Agreement compares, by document id, what brickyard kept (silver.documents keep = true;
-gold.documents after dedup) with what DataTrove kept after its filters and after its dedup.
+peak sum of RSS, which counts shared pages once per process, is recorded beside it). Agreement
+compares, by document id, what brickyard kept (silver.documents keep = true; gold.documents after dedup) with what DataTrove kept after its filters and after its dedup.
 Results go to .cache/peer-datatrove/results.json.
 
 This file is also the DataTrove side's entry point (`--datatrove-step`, run by the DataTrove

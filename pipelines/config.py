@@ -408,8 +408,8 @@ class SparkSettings(ConfigModel):
     # the lakehouse's `brickyard serve` server when it is up (auto), only that (server), or a driver of its own (local)
     engine: Literal["auto", "local", "server"] = Field("auto", json_schema_extra=ADDED_LATER)
     # the driver's JVM heap (in local mode it runs every task too). 2g: on 2 cores the whole build ran
-    # as fast as with 4g at 0.9 GB of input (313 s against 309 s), and the JVM's peak RSS was 2.9 GB
-    # against 5.5 (the throughput collector grows the heap towards its limit); big inputs on big
+    # as fast as with 4g at 0.9 GB of input (313 s against 309 s), and the JVM's peak RSS was 2.9-3.4
+    # GB against 5.5 (the throughput collector grows the heap towards its limit); big inputs on big
     # machines want more (docs/configuration.md)
     driver_memory: str = "2g"
     shuffle_partitions: int | None = None  # default: 2 per core, at least 4

@@ -237,9 +237,7 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
             cols = ", ".join(f"`{c.name}` {c.type} COMMENT {ddl_literal(c.comment)}" for c in missing)
             spark.sql(f"ALTER TABLE {spec.name} ADD COLUMNS ({cols})")
     current = table_properties(spark, spec.name)
-    wanted = {k: v for k, v in props.items() if k != f"{PROP}licenses" and current.get(k) != v}
-    if wanted:
-        set_properties(spark, spec.name, wanted)
+    set_properties(spark, spec.name, {k: v for k, v in props.items() if k != f"{PROP}licenses"}, current)
     for cname, cond in spec.checks.items():
         have = current.get(f"delta.constraints.{cname.lower()}")
         if have is None or not _same_sql(have, cond):
@@ -335,9 +333,10 @@ def delete_matching(df, table: str, key: str | list[str], fixed: bool = False) -
         df.select(*keys).alias("source").mergeInto(table, _matches(table, keys)).whenMatched().delete().merge()
 
 
-def set_properties(spark, table: str, props: dict[str, str]) -> None:
-    """Set table properties, in one commit, where they differ from the stored ones (none: no commit)."""
-    current = table_properties(spark, table)
+def set_properties(spark, table: str, props: dict[str, str], current: dict[str, str] | None = None) -> None:
+    """Set table properties, in one commit, where they differ from the stored ones (none: no commit).
+    `current`: the stored properties, where the caller has just read them."""
+    current = table_properties(spark, table) if current is None else current
     changed = {k: v for k, v in props.items() if current.get(k) != v}
     if changed:
         body = ", ".join(f"{ddl_literal(k)} = {ddl_literal(v)}" for k, v in changed.items())

@@ -167,7 +167,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     wanted = {"brickyard.producer_version": code_version()}
     if not set(licenses) <= have:
         wanted["brickyard.licenses"] = ",".join(sorted(have | set(licenses)))
-    set_properties(spark, DOCUMENTS.name, wanted)
+    set_properties(spark, DOCUMENTS.name, wanted, props)
 
     now = F.current_timestamp()
     docs = records.where("kind = 'doc'").select(

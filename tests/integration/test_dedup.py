@@ -149,7 +149,7 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert total == spark.table("silver.documents").where("keep").count(), "every kept document is placed once"
 
     # a run killed after its gold commit left a gold row for a document it never placed: the next
-    # run removes it before appending its keepers, so the document is in gold once
+    # run removes it before inserting its keepers, so the document is in gold once
     (legal / "GPL-2-tail").write_text("\n".join((LICENSES / "GPL-2").read_text().splitlines()[200:]) + "\n")
     ingest(spark, cfg)
     curate(spark, cfg)
