@@ -600,9 +600,13 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     dups = read_pinned(spark, DUPLICATES.name, "doc_id, content_sha256, cluster_id, is_keeper, method")[0]
     gone = dups.join(current, ["doc_id", "content_sha256"], "left_anti").localCheckpoint(eager=True)
     n_gone = gone.count()
-    # nothing gone (the usual increment): an empty local frame, which needs no job to checkpoint
-    drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True) if n_gone else spark.createDataFrame([], "doc_id STRING")
     index = read_pinned(spark, SPANS.name, "doc_id, owner_id")[0]
+    gold = read_pinned(spark, GOLD.name, "doc_id")[0]
+    if not n_gone and not _needs_repair(dups, index, gold).limit(1).count():
+        # the usual increment: nothing left, and the span index and gold agree with the placed
+        # documents (one query for the checks below, which each cost a few)
+        return 0, 0
+    drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True) if n_gone else spark.createDataFrame([], "doc_id STRING")
     n_span = 0
     if index.limit(1).count():
         drop, n_span = _span_releases(dups, index, drop)
@@ -628,6 +632,24 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     if stray.count():
         delete_matching(stray, GOLD.name, "doc_id", fixed=True)
     return n_gone, n_span
+
+
+def _needs_repair(dups, index, gold):
+    """doc_ids that show dedup's tables disagree with silver.duplicates (`dups`) when nothing left
+    curation: a copied span whose owner is no longer a keeper (forgotten) and a span index row or
+    gold row of a document not placed as a keeper (or, for the index, a spans reject): left by
+    `forget`, or by a run killed between its commits. Empty when `_span_releases` and the stray
+    check would find nothing."""
+    from pyspark.sql import functions as F
+
+    keepers = dups.where("is_keeper").select("doc_id")
+    holders = dups.where("is_keeper OR method = 'spans'").select("doc_id")
+    lost = (index.where(F.col("owner_id") != F.col("doc_id"))
+            .join(keepers.select(F.col("doc_id").alias("owner_id")), "owner_id", "left_anti")
+            .join(dups.select("doc_id"), "doc_id").select("doc_id"))
+    stale = index.select("doc_id").join(holders, "doc_id", "left_anti")
+    stray = gold.join(keepers, "doc_id", "left_anti")
+    return lost.unionByName(stale).unionByName(stray)
 
 
 def _span_releases(dups, index, drop):
@@ -679,13 +701,13 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     return n
 
 
-def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
+def _assign(spark, todo, old, signed, texts, settings: DedupSettings, single: bool = False):
     """(doc_id, cluster_id, is_keeper, method, matched_with, match_score) for every document of
     `todo`: exact and near duplicates (see `DUPLICATES` for what the columns mean).
 
     `todo`: new documents with the keeper-policy columns; `old`: (doc_id, cluster_id) of every
     document already clustered; `signed`: signatures with their domain's LSH settings, for all;
-    `texts`: (doc_id, text) for all, for exact verification."""
+    `texts`: (doc_id, text) for all, for exact verification; `single`: `todo` holds one document."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -709,13 +731,16 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings):
     rep_buckets = band_buckets(rep_signed).localCheckpoint(eager=True)
     old_buckets = band_buckets(old_signed)
     # verified once (exact verification reads both texts), used for the graph and for matched_with
-    new_new = verified(candidate_pairs(rep_buckets), signed, texts, settings.verify).select("a", "b", "similarity").localCheckpoint(eager=True)
+    if single:  # one new document has no pair among the new: no job for an empty frame
+        new_new = rep_buckets.sparkSession.createDataFrame([], "a STRING, b STRING, similarity DOUBLE")
+    else:
+        new_new = verified(candidate_pairs(rep_buckets), signed, texts, settings.verify).select("a", "b", "similarity").localCheckpoint(eager=True)
     new_old = (verified(candidate_pairs(rep_buckets, old_buckets), signed, texts, settings.verify)
                .select("a", "b", "similarity").localCheckpoint(eager=True))
     edges = new_new.select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(NEW), "b").alias("v")).unionByName(
         new_old.join(old.select(F.col("doc_id").alias("b"), "cluster_id"), "b")
         .select(F.concat(F.lit(NEW), "a").alias("u"), F.concat(F.lit(OLD), "cluster_id").alias("v"))
-    ).localCheckpoint(eager=True)
+    )  # `components` checkpoints its first step
     comp = components(edges).where(F.col("node").startswith(NEW)).select(
         F.expr(f"substring(node, {len(NEW) + 1})").alias("doc_id"), "component")
     reps = reps.join(comp, "doc_id", "left").withColumn("component", F.coalesce("component", F.concat(F.lit(NEW), "doc_id")))
@@ -842,7 +867,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
               .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
     texts = kept.select("doc_id", "text")
     with run.phase("cluster"):
-        assigned = _assign(spark, todo, old, signed, texts, settings).localCheckpoint(eager=True)
+        assigned = _assign(spark, todo, old, signed, texts, settings, single=n_todo == 1).localCheckpoint(eager=True)
     n_contained = 0
     if contain_on:
         with run.phase("containment"):
@@ -855,8 +880,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
                        .join(kept.select("doc_id", "kind", "text"), "doc_id"))
             index = read_pinned(spark, SPANS.name, "doc_id, span_kind, span_hash, owner_id")[0]
             trimmed, span_rows, span_rounds = _spans(spark, keepers, index, settings.spans, keeper_order(settings.keeper), tasks)
-            trimmed = trimmed.localCheckpoint(eager=True)
-            span_rows = span_rows.localCheckpoint(eager=True)
+            trimmed = trimmed.localCheckpoint(eager=True)  # span_rows is read once, by its append
     else:
         trimmed = assigned.where("is_keeper").select(
             "doc_id", F.lit(None).cast("string").alias("new_text"), F.lit(None).cast("double").alias("spans_removed_share"),
@@ -924,11 +948,13 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         insert_new(placed.drop("new_text"), DUPLICATES.name, "doc_id", fixed=True)
         if spans_on:
             fault_pause("dedup:after-duplicates")
-            out_bytes = gold_rows.select("doc_id", F.col("n_bytes").alias("out_bytes"))
+            # a keeper's gold bytes are its cut text's, or silver's (as in gold_rows): no text is read
             in_bytes = kept.select("doc_id", F.col("n_bytes").alias("in_bytes"))
-            dedup_stats(placed.join(in_bytes, "doc_id").join(out_bytes, "doc_id", "left").select(
-                F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes", "out_bytes",
-            )).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
+            rows = placed.join(in_bytes, "doc_id").select(
+                F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes",
+                F.when(F.col("is_keeper"), F.coalesce(F.octet_length("new_text").cast("bigint"), F.col("in_bytes"))).alias("out_bytes"),
+            ).localCheckpoint(eager=True)  # read by four aggregates
+            dedup_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
     with run.phase("refresh_quality"):
         refreshed = _refresh_quality(spark, kept, run)
     for spec in written:
