@@ -140,6 +140,7 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
     check is then new work for the next run, not hidden by this one). Costs one read of ops.lineage
     and one version read per table; plans on data cost whole Spark jobs."""
     from ..lake.delta import code_version, latest_version, table_exists
+    from ..lake.lineage import last_outcome
     from ..lake.markers import live_runs
     from ..lake.tables import LINEAGE
 
@@ -148,15 +149,11 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
         return None
     if live_runs(stage_ctx.lakehouse, stage.name, recent_elsewhere=True):
         return None  # a killed run's work may be half done, or a run is at work: plan it properly
-    from pyspark.sql import functions as F
-
-    last = (spark.table(LINEAGE.name).where(F.col("job") == stage.name)
-            .orderBy(F.col("ended_at").desc(), (F.col("status") == "killed").asc())  # a killed row shares its finder's end
-            .select("status", "config_hash", "code_version", "inputs", "outputs").limit(1).collect())
-    if (not last or last[0]["status"] not in ("succeeded", "noop") or last[0]["config_hash"] != settings_hash
-            or last[0]["code_version"] != code_version()):
+    last = last_outcome(spark, stage.name)
+    if (not last or last["status"] not in ("succeeded", "noop") or last["config_hash"] != settings_hash
+            or last["code_version"] != code_version()):
         return None
-    seen = {r["name"]: r["version"] for r in (last[0]["inputs"] or []) + (last[0]["outputs"] or []) if r["kind"] == "table"}
+    seen = {r["name"]: r["version"] for r in (last["inputs"] or []) + (last["outputs"] or []) if r["kind"] == "table"}
     wanted = set(stage.read_tables(stage_ctx)) | {t.name for t in stage.writes}
     if not wanted <= set(seen):
         return None

@@ -153,3 +153,40 @@ def test_a_table_outside_the_folder_the_fast_path_assumes_is_versioned_by_spark(
         shutil.rmtree(warehouse / "moved_away.db", ignore_errors=True)
         spark.sql("DROP SCHEMA moved_away CASCADE")
         spark.sql("DROP SCHEMA kept_here CASCADE")
+
+
+def test_the_last_outcome_read_from_the_files_is_the_row_spark_reads(spark):
+    """The quick no-op reads a job's newest ops.lineage row without Spark when the warehouse is on
+    this machine's disk: the row Spark's query gives, with a killed row (it shares the end time of
+    the run that found it) after its finder, and another job's newer row left out."""
+    import datetime as dt
+
+    from brickyard.pipelines.lake.delta import local_log
+    from brickyard.pipelines.lake.lineage import (
+        _LINEAGE_SCHEMA,
+        ensure_lineage,
+        last_outcome,
+        outcome_from_files,
+    )
+    from brickyard.pipelines.lake.tables import LINEAGE
+
+    ensure_lineage(spark, "data-platform")
+    t0 = dt.datetime(2001, 1, 1, 12, 0, 0)  # older than any real run: no other reader sees these first
+    t1 = t0 + dt.timedelta(seconds=30, microseconds=123)
+
+    def row(run_id, job, status, version, ended):
+        return (run_id, job, status, [], [("ops.t_order", "table", version, None)], None, None, None, None, {},
+                f"hash-{run_id}", "{}", "v", "local", "host", 1, t0, ended, None)
+
+    rows = [row("r-old", "t_order", "succeeded", 1, t0), row("r-new", "t_order", "succeeded", 2, t1),
+            row("r-killed", "t_order", "killed", 3, t1), row("r-other", "t_order_other", "noop", 4, t1 + dt.timedelta(hours=1))]
+    spark.createDataFrame(rows, _LINEAGE_SCHEMA).write.format("delta").mode("append").saveAsTable(LINEAGE.name)
+    try:
+        log = local_log(spark, LINEAGE.name)  # the warehouse is on this disk: last_outcome reads the files
+        fast, slow = outcome_from_files(log.parent, "t_order"), last_outcome(spark, "t_order", local=False)
+        assert fast == slow == last_outcome(spark, "t_order")
+        assert fast["status"] == "succeeded" and fast["config_hash"] == "hash-r-new"
+        assert fast["outputs"] == [{"name": "ops.t_order", "kind": "table", "version": 2, "detail": None}]
+        assert outcome_from_files(log.parent, "t_never_ran") is None and last_outcome(spark, "t_never_ran", local=False) is None
+    finally:  # the session's lakehouse is shared with other tests
+        spark.sql(f"DELETE FROM {LINEAGE.name} WHERE job IN ('t_order', 't_order_other')")
