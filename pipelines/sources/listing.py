@@ -23,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,8 +46,13 @@ SKIP_DIRS = {"__pycache__"}
 LICENSE_READ_BYTES = 256 * 1024
 
 
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(rel, p) for p in patterns)
+def _matcher(patterns: Iterable[str]):
+    """One compiled regex for a list of glob patterns: `fnmatchcase` against any of them, in one
+    match call per path (a tree of tens of thousands of files is walked on every run)."""
+    patterns = list(patterns)
+    if not patterns:
+        return lambda rel: False
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
 def walk_files(root: Path, include: list[str], exclude: list[str],
@@ -55,6 +61,7 @@ def walk_files(root: Path, include: list[str], exclude: list[str],
     `skipped` counts what is passed over: hidden entries, special files that `include` matches,
     and folders that cannot be listed."""
     skipped = Counter() if skipped is None else skipped
+    included, excluded = _matcher(include), _matcher(exclude)
     stack = [root]
     cut = len(str(root).rstrip(os.sep)) + 1
     while stack:
@@ -73,7 +80,7 @@ def walk_files(root: Path, include: list[str], exclude: list[str],
             if e.is_dir(follow_symlinks=False):
                 if e.name not in SKIP_DIRS:
                     subdirs.append(Path(e.path))
-            elif _matches(rel, include) and not _matches(rel, exclude):
+            elif included(rel) and not excluded(rel):
                 if e.is_file(follow_symlinks=False) or e.is_symlink():
                     yield rel, e
                 else:

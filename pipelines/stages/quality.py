@@ -83,11 +83,16 @@ def _selection(spark, sel, kinds: list[str]):
     return df.select("doc_id", sha.alias("content_sha256"), "text"), version
 
 
-def _fingerprint(df) -> tuple[int, int]:
+def _fingerprints(pos, neg) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(rows, XOR of 64-bit hashes of doc_id and content_sha256) of the positives and of the
+    negatives, in one query over both."""
     from pyspark.sql import functions as F
 
-    row = df.agg(F.count("*").alias("n"), F.coalesce(F.bit_xor(F.xxhash64("doc_id", "content_sha256")), F.lit(0)).alias("h")).collect()[0]
-    return int(row["n"]), int(row["h"])
+    both = pos.select(F.lit(True).alias("positive"), "doc_id", "content_sha256").unionByName(
+        neg.select(F.lit(False).alias("positive"), "doc_id", "content_sha256"))
+    found = {r["positive"]: (int(r["n"]), int(r["h"])) for r in both.groupBy("positive").agg(
+        F.count("*").alias("n"), F.coalesce(F.bit_xor(F.xxhash64("doc_id", "content_sha256")), F.lit(0)).alias("h")).collect()}
+    return found.get(True, (0, 0)), found.get(False, (0, 0))
 
 
 def _draw(df, n: int, seed: int, max_chars: int) -> list[str]:
@@ -155,7 +160,7 @@ def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
             neg = silver.join(pos.select("doc_id"), "doc_id", "left_anti")
         run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
     neg = neg.select("doc_id", "content_sha256", "text")
-    (n_pos, h_pos), (n_neg, h_neg) = _fingerprint(pos), _fingerprint(neg)
+    (n_pos, h_pos), (n_neg, h_neg) = _fingerprints(pos, neg)
     fingerprint = f"{config_hash(recipe)}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
     if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
         raise BrickyardError(
