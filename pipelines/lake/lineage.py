@@ -36,8 +36,8 @@ from .delta import (
     ensure_table,
     forget_ensured,
     is_ensured,
-    local_log,
     mark_ensured,
+    query_files,
     set_properties,
     table_exists,
     table_properties,
@@ -145,34 +145,21 @@ def last_outcome(spark, job: str, local: bool = True) -> dict | None:
     dicts), or None. A killed row shares the end time of the run that found it, and sorts after it.
 
     Every stage run asks this before it plans (`stages.base.unchanged_since_last_run`). When the
-    warehouse is on this machine's disk it is read from the table's files with the `deltalake`
-    reader (tens of milliseconds, where a Spark query costs 0.5-1 s on 2 cores); anywhere else, or
-    with `local=False`, Spark answers. The two give the same row (`tests/integration/test_plans.py`)."""
-    log = local_log(spark, LINEAGE.name) if local else None
-    if log is not None and re.fullmatch(r"[\w-]+", job):  # a job name is a stage's own: no quoting needed
-        try:
-            return outcome_from_files(log.parent, job)
-        except Exception:  # a table feature the JVM-free reader does not know: ask Spark
-            pass
+    warehouse is on this machine's disk it is read from the table's files (`delta.query_files`: tens
+    of milliseconds, where a Spark query costs 0.5-1 s on 2 cores); anywhere else, or with
+    `local=False`, Spark answers. The two give the same row (`tests/integration/test_plans.py`).
+    DataFusion sorts nulls first in a descending order where Spark sorts them last: NULLS LAST."""
+    if local and re.fullmatch(r"[\w-]+", job):  # a job name is a stage's own: no quoting needed
+        rows = query_files(spark, f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM lineage WHERE job = '{job}' "
+                           "ORDER BY ended_at DESC NULLS LAST, (status = 'killed') ASC LIMIT 1", {"lineage": (LINEAGE.name, None)})
+        if rows is not None:
+            return rows[0] if rows else None
     from pyspark.sql import functions as F
 
     last = (spark.table(LINEAGE.name).where(F.col("job") == job)
             .orderBy(F.col("ended_at").desc_nulls_last(), (F.col("status") == "killed").asc())
             .select(*OUTCOME_COLUMNS).limit(1).collect())
     return last[0].asDict(recursive=True) if last else None
-
-
-def outcome_from_files(table: Path, job: str) -> dict | None:
-    """`last_outcome` from the table's folder, through the `deltalake` reader (which honours
-    deletion vectors). DataFusion sorts nulls first in a descending order where Spark sorts them
-    last, hence NULLS LAST."""
-    import pyarrow as pa
-    from deltalake import DeltaTable, QueryBuilder
-
-    query = (f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM lineage WHERE job = '{job}' "
-             "ORDER BY ended_at DESC NULLS LAST, (status = 'killed') ASC LIMIT 1")
-    rows = pa.table(QueryBuilder().register("lineage", DeltaTable(str(table))).execute(query).read_all()).to_pylist()
-    return rows[0] if rows else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from ..lake.delta import (
     last_commit,
     latest_version,
     merge_into,
+    query_files,
     set_properties,
 )
 from ..lake.faults import fault_pause
@@ -310,8 +311,13 @@ def _recover_filter_stats(spark, silver_version: int) -> list[str]:
     """A curate killed between its silver commit and its statistics left rows with no statistics:
     write them now, under that run's id, so the funnel still adds up. Returns the runs recovered."""
     silver = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}")
-    counted = spark.table(FILTER_STATS.name).selectExpr("run_id AS batch_id").distinct()
-    missing = [r["batch_id"] for r in silver.select("batch_id").distinct().join(counted, "batch_id", "left_anti").collect()]
+    # asked on every run, so from the files where they are on this disk (no Spark job)
+    found = query_files(spark, "SELECT DISTINCT s.batch_id FROM s LEFT ANTI JOIN f ON s.batch_id = f.run_id",
+                        {"s": (SILVER.name, silver_version), "f": (FILTER_STATS.name, None)})
+    if found is None:
+        counted = spark.table(FILTER_STATS.name).selectExpr("run_id AS batch_id").distinct()
+        found = silver.select("batch_id").distinct().join(counted, "batch_id", "left_anti").collect()
+    missing = [r["batch_id"] for r in found]
     if missing:
         rows = silver.where(silver["batch_id"].isin(missing))
         filter_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)

@@ -70,6 +70,7 @@ from ..lake.delta import (
     insert_new,
     latest_version,
     merge_into,
+    query_files,
     read_pinned,
     set_properties,
 )
@@ -801,10 +802,15 @@ def _recover_stats(spark) -> list[str]:
     left placed documents without ops.filter_stats rows: write them now, under that run's id."""
     from pyspark.sql import functions as F
 
-    dups = read_pinned(spark, DUPLICATES.name, "*")[0]
-    counted = read_pinned(spark, FILTER_STATS.name, "run_id")[0].select(F.col("run_id").alias("batch_id")).distinct()
-    missing = (dups.where("spans_removed_share IS NOT NULL").select("batch_id").distinct()
-               .join(counted, "batch_id", "left_anti").collect())
+    dups, dups_version = read_pinned(spark, DUPLICATES.name, "*")
+    # asked on every run, so from the files where they are on this disk (no Spark job)
+    missing = query_files(spark, "SELECT DISTINCT d.batch_id FROM d LEFT ANTI JOIN f ON d.batch_id = f.run_id "
+                          "WHERE d.spans_removed_share IS NOT NULL",
+                          {"d": (DUPLICATES.name, dups_version), "f": (FILTER_STATS.name, None)})
+    if missing is None:
+        counted = read_pinned(spark, FILTER_STATS.name, "run_id")[0].select(F.col("run_id").alias("batch_id")).distinct()
+        missing = (dups.where("spans_removed_share IS NOT NULL").select("batch_id").distinct()
+                   .join(counted, "batch_id", "left_anti").collect())
     missing = [r["batch_id"] for r in missing]
     if missing:
         rows = dups.where(F.col("batch_id").isin(missing))

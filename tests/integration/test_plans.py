@@ -161,12 +161,11 @@ def test_the_last_outcome_read_from_the_files_is_the_row_spark_reads(spark):
     the run that found it) after its finder, and another job's newer row left out."""
     import datetime as dt
 
-    from brickyard.pipelines.lake.delta import local_log
+    from brickyard.pipelines.lake.delta import local_log, query_files
     from brickyard.pipelines.lake.lineage import (
         _LINEAGE_SCHEMA,
         ensure_lineage,
         last_outcome,
-        outcome_from_files,
     )
     from brickyard.pipelines.lake.tables import LINEAGE
 
@@ -182,11 +181,12 @@ def test_the_last_outcome_read_from_the_files_is_the_row_spark_reads(spark):
             row("r-killed", "t_order", "killed", 3, t1), row("r-other", "t_order_other", "noop", 4, t1 + dt.timedelta(hours=1))]
     spark.createDataFrame(rows, _LINEAGE_SCHEMA).write.format("delta").mode("append").saveAsTable(LINEAGE.name)
     try:
-        log = local_log(spark, LINEAGE.name)  # the warehouse is on this disk: last_outcome reads the files
-        fast, slow = outcome_from_files(log.parent, "t_order"), last_outcome(spark, "t_order", local=False)
-        assert fast == slow == last_outcome(spark, "t_order")
+        assert local_log(spark, LINEAGE.name) is not None  # the warehouse is on this disk: last_outcome reads the files
+        fast, slow = last_outcome(spark, "t_order"), last_outcome(spark, "t_order", local=False)
+        assert fast == slow
+        assert query_files(spark, "SELECT count(*) AS n FROM l WHERE job = 't_order'", {"l": (LINEAGE.name, None)}) == [{"n": 3}]
         assert fast["status"] == "succeeded" and fast["config_hash"] == "hash-r-new"
         assert fast["outputs"] == [{"name": "ops.t_order", "kind": "table", "version": 2, "detail": None}]
-        assert outcome_from_files(log.parent, "t_never_ran") is None and last_outcome(spark, "t_never_ran", local=False) is None
+        assert last_outcome(spark, "t_never_ran") is None and last_outcome(spark, "t_never_ran", local=False) is None
     finally:  # the session's lakehouse is shared with other tests
         spark.sql(f"DELETE FROM {LINEAGE.name} WHERE job IN ('t_order', 't_order_other')")
