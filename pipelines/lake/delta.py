@@ -156,7 +156,9 @@ def query_files(spark, query: str, tables: dict[str, tuple[str, int | None]]) ->
         for alias, (log, version) in logs.items():
             qb.register(alias, DeltaTable(str(log.parent), version=version))
         return pa.table(qb.execute(query).read_all()).to_pylist()
-    except Exception:  # a table feature the JVM-free reader does not know: Spark answers
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # a table feature the reader does not know, or a panic in it (a BaseException): Spark answers
         return None
 
 

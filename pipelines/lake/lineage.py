@@ -150,8 +150,7 @@ def last_outcome(spark, job: str, local: bool = True) -> dict | None:
     `local=False`, Spark answers. The two give the same row (`tests/integration/test_plans.py`).
     DataFusion sorts nulls first in a descending order where Spark sorts them last: NULLS LAST."""
     if local and re.fullmatch(r"[\w-]+", job):  # a job name is a stage's own: no quoting needed
-        rows = query_files(spark, f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM lineage WHERE job = '{job}' "
-                           "ORDER BY ended_at DESC NULLS LAST, (status = 'killed') ASC LIMIT 1", {"lineage": (LINEAGE.name, None)})
+        rows = query_files(spark, outcome_query(job), {"lineage": (LINEAGE.name, None)})
         if rows is not None:
             return rows[0] if rows else None
     from pyspark.sql import functions as F
@@ -160,6 +159,12 @@ def last_outcome(spark, job: str, local: bool = True) -> dict | None:
             .orderBy(F.col("ended_at").desc_nulls_last(), (F.col("status") == "killed").asc())
             .select(*OUTCOME_COLUMNS).limit(1).collect())
     return last[0].asDict(recursive=True) if last else None
+
+
+def outcome_query(job: str) -> str:
+    """`last_outcome`'s query for the files' reader, over the alias `lineage`."""
+    return (f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM lineage WHERE job = '{job}' "
+            "ORDER BY ended_at DESC NULLS LAST, (status = 'killed') ASC LIMIT 1")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,10 +88,11 @@ def _fingerprints(pos, neg) -> tuple[tuple[int, int], tuple[int, int]]:
     negatives, in one query over both."""
     from pyspark.sql import functions as F
 
-    both = pos.select(F.lit(True).alias("positive"), "doc_id", "content_sha256").unionByName(
-        neg.select(F.lit(False).alias("positive"), "doc_id", "content_sha256"))
+    # hashed before the union, each side with its own column types (a union would widen them)
+    h = F.xxhash64("doc_id", "content_sha256").alias("h")
+    both = pos.select(F.lit(True).alias("positive"), h).unionByName(neg.select(F.lit(False).alias("positive"), h))
     found = {r["positive"]: (int(r["n"]), int(r["h"])) for r in both.groupBy("positive").agg(
-        F.count("*").alias("n"), F.coalesce(F.bit_xor(F.xxhash64("doc_id", "content_sha256")), F.lit(0)).alias("h")).collect()}
+        F.count("*").alias("n"), F.coalesce(F.bit_xor("h"), F.lit(0)).alias("h")).collect()}
     return found.get(True, (0, 0)), found.get(False, (0, 0))
 
 

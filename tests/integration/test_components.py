@@ -36,7 +36,10 @@ def local_edges(request):
 
 def run(spark, edges, local_edges):
     df = spark.createDataFrame(edges, "u STRING, v STRING")
-    return {r["node"]: r["component"] for r in components(df, local_edges=local_edges).collect()}
+    rows = components(df, local_edges=local_edges).collect()
+    found = {r["node"]: r["component"] for r in rows}
+    assert len(found) == len(rows)  # every node once
+    return found
 
 
 def test_a_chain_whose_ends_are_not_similar_is_one_component(spark, local_edges):

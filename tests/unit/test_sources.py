@@ -75,3 +75,15 @@ def test_sample_is_deterministic_within_budget_and_names_no_machine_paths():
     assert {u.domain for u in a} == {"code", "docs"}
     assert all(not u.path.startswith("/") for u in a)
     assert any(u.license == "PSF-2.0" for u in stdlib)
+
+
+def test_include_and_exclude_globs_match_as_fnmatchcase_does():
+    import fnmatch
+
+    from brickyard.pipelines.sources.listing import _matcher
+
+    paths = ["a.py", "pkg/a.py", "pkg/sub/b.txt", "README", "x[1].md", "dir/.hidden", "new\nline.py", ""]
+    for patterns in ([], ["*"], ["*.py"], ["pkg/*"], ["*.py", "*.md"], ["x[[]1].md"], ["[!a]*"], ["README", "*/sub/*"]):
+        match = _matcher(patterns)
+        for p in paths:
+            assert bool(match(p)) == any(fnmatch.fnmatchcase(p, q) for q in patterns), (patterns, p)
