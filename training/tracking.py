@@ -57,7 +57,10 @@ def _log_inputs(mlflow, export_dir: Path, manifest: dict) -> None:
     from mlflow.data.meta_dataset import MetaDataset
 
     for table, version in manifest["tables"].items():
-        source = DeltaDatasetSource(delta_table_name=table, delta_table_version=int(version))
+        # named in the Spark session's own catalog: a two-part name is taken by MLflow for a Unity
+        # Catalog table, whose id it then asks a Databricks workspace for (1.7 s of importing its
+        # SDK per training, and a source wrongly marked `is_databricks_uc_table`)
+        source = DeltaDatasetSource(delta_table_name=f"spark_catalog.{table}", delta_table_version=int(version))
         mlflow.log_input(MetaDataset(source, name=f"{table}@v{version}", digest=f"v{version}"), context="training")
     with warnings.catch_warnings():  # two registered local sources fit a path; either is right
         warnings.simplefilter("ignore")

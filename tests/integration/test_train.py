@@ -5,6 +5,7 @@ resumed. Losses are read back from the runs' real MLflow stores."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -152,8 +153,10 @@ def test_one_process_learns_switches_phase_on_its_token_count_and_logs_lineage(s
     assert r.info.status == "FINISHED"
     assert r.data.params["optim.lr"] == "0.003" and r.data.params["model.resolved.d_model"] == "64"
     assert r.data.tags["brickyard.table.gold.tokens"] == str(manifest["tables"]["gold.tokens"])
-    inputs = {d.dataset.name for d in r.inputs.dataset_inputs}
-    assert f"gold.tokens@v{manifest['tables']['gold.tokens']}" in inputs
+    inputs = {d.dataset.name: json.loads(d.dataset.source) for d in r.inputs.dataset_inputs}
+    # the table, in the session's catalog: not taken for a Unity Catalog table (no workspace asked)
+    assert inputs[f"gold.tokens@v{manifest['tables']['gold.tokens']}"] == {
+        "delta_table_name": "spark_catalog.gold.tokens", "delta_table_version": manifest["tables"]["gold.tokens"]}
     assert {"lb_loss", "grad_norm", "lr", "tokens_per_s", "expert_entropy/layer0", "expert_max_share/layer1"} <= set(r.data.metrics)
     assert 0 < r.data.metrics["expert_entropy/layer0"] <= 1
 
