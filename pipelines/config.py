@@ -495,6 +495,9 @@ class QualitySettings(ConfigModel):
     tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.7, "medium": 0.3, "low": 0.0})
     model_name: str = "brickyard-quality"  # the registered model in the lakehouse's MLflow registry
     max_per_class: int = 20000
+    # trained again when a class (positives or negatives) grew or shrank by at least this share since
+    # the registered version was trained; 0: on any change of the data (a retrain rescores every row)
+    retrain_drift: float = 0.1
     holdout: float = 0.1
     max_chars: int = 20000  # characters of each document the classifier reads
     seed: int = 17  # fixes the sample, the hold-out split and the order of the training file
@@ -522,7 +525,7 @@ class QualitySettings(ConfigModel):
             _require_positive(v)
         return v
 
-    @field_validator("holdout")
+    @field_validator("holdout", "retrain_drift")
     @classmethod
     def _holdout(cls, v: float, info: ValidationInfo) -> float:
         if rules_apply(info) and not 0 <= v < 1:

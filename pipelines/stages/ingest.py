@@ -116,12 +116,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
         units.extend(found)
         run.inputs.append(Ref(s.name, "source", None, f"{s.kind}, {len({u.path for u in found})} files"))
     # 2. skip files read before, unchanged
-    listed = spark.createDataFrame(
-        [(u.source, u.path, u.size, u.mtime_ns, u.encoding) for u in units],
-        "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING",
-    ).dropDuplicates(["source", "path"])
-    seen = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns", "declared_encoding")
-    fresh = {(r["source"], r["path"]) for r in plan_files(listed, seen).collect()}
+    fresh = _fresh_files(spark, units)
     todo = [u for u in units if (u.source, u.path) in fresh]
     n_files = len({(u.source, u.path) for u in units})
     n_fresh = len(fresh)
@@ -201,7 +196,8 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
         F.max(F.col("reason") == CHANGED).alias("changed"),
     )
     files = (
-        listed.join(F.broadcast(spark.createDataFrame(sorted(fresh), "source STRING, path STRING")), ["source", "path"])
+        spark.createDataFrame(sorted({(u.source, u.path): (u.source, u.path, u.size, u.mtime_ns, u.encoding) for u in todo}.values()),
+                              "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING")
         .join(per_file, ["source", "path"], "left")
         .where(F.coalesce("changed", F.lit(False)) == F.lit(False))  # read again next run
         .select(
@@ -225,6 +221,32 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
             run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
     say(f"ingest: {inserted} inserted, {updated} updated, {n_docs - inserted - updated} unchanged")
     return {"inserted": inserted, "updated": updated, "files_read": n_fresh, "files_skipped": n_files - n_fresh}
+
+
+def _fresh_files(spark, units: list[Unit]) -> set[tuple[str, str]]:
+    """(source, path) of the listed files to read. The files read before come from
+    ops.source_files's own files when the warehouse is on this disk (the listing is on the driver
+    already, and a Spark query costs a second or more of every run, a no-op's included), else from
+    a Spark join (`plan_files`)."""
+    from ..lake.delta import query_files
+
+    listing = [(u.source, u.path, u.size, u.mtime_ns, u.encoding) for u in units]
+    seen = query_files(spark, "SELECT source, path, size, mtime_ns, declared_encoding FROM f", {"f": (SOURCE_FILES.name, None)})
+    if seen is not None:
+        return fresh_in(listing, [(r["source"], r["path"], r["size"], r["mtime_ns"], r["declared_encoding"]) for r in seen])
+    listed = spark.createDataFrame(
+        listing, "source STRING, path STRING, size BIGINT, mtime_ns BIGINT, declared_encoding STRING").dropDuplicates(["source", "path"])
+    recorded = spark.table(SOURCE_FILES.name).select("source", "path", "size", "mtime_ns", "declared_encoding")
+    return {(r["source"], r["path"]) for r in plan_files(listed, recorded).collect()}
+
+
+def fresh_in(listed: list[tuple], seen: list[tuple]) -> set[tuple[str, str]]:
+    """`plan_files` on the driver: rows are (source, path, size, mtime_ns, declared_encoding)."""
+    def key(row):  # no encoding declared matches no encoding recorded
+        return (*row[:4], row[4] or "")
+
+    recorded = {key(r) for r in seen}
+    return {(r[0], r[1]) for r in listed if key(r) not in recorded}
 
 
 def plan_files(listed, seen):

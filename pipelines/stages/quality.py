@@ -14,7 +14,9 @@ The model is logged to the lakehouse's MLflow store as a pyfunc model (so a note
 `mlflow.pyfunc.load_model("models:/brickyard-quality/N").predict([...])`) and registered as a new
 version of `quality.model_name`, tagged with the fingerprint of its training data and the table
 versions it read; the run is recorded in ops.lineage with the model version as its output.
-Training again on the same selection, data and settings is a no-op.
+Training again on the same selection, data and settings is a no-op, and so is training again after
+a class grew or shrank by less than `quality.retrain_drift` (10%): a new version rescores every
+document, so a small increment keeps the registered one (`--force` trains anyway).
 
 `curate` applies the newest version: `quality_score` = P(positive) in [0, 1] for the configured
 kinds (default text), and `quality_tier` from the config's thresholds; documents of other kinds are
@@ -104,6 +106,32 @@ def _draw(df, n: int, seed: int, max_chars: int) -> list[str]:
     return [r["t"] for r in picked.select(F.substring("text", 1, max_chars).alias("t")).collect()]
 
 
+def recipe(settings: dict) -> dict:
+    """The settings that make the model: not the tiers (applied at scoring time), nor when to retrain."""
+    return {k: v for k, v in settings.items() if k not in ("tiers", "retrain_drift")}
+
+
+def still_stands(trained_on: str | None, now: str, drift: float) -> str | None:
+    """Why the registered model need not be trained again on the data of fingerprint `now`, or None.
+
+    Fingerprints read `recipe-positives-hash-negatives-hash`. The same fingerprint: nothing changed.
+    The same recipe and each class's size within `drift` (a share) of what the model learnt from: it
+    stands, so that a small increment does not retrain it (a new version rescores every document,
+    and gold and tokens follow). Another recipe, a drift of 0, or a fingerprint of another form: train."""
+    if not trained_on:
+        return None
+    if trained_on == now:
+        return "was trained on the same data and settings"
+    old, new = trained_on.split("-"), now.split("-")
+    if drift <= 0 or len(old) != 5 or len(new) != 5 or old[0] != new[0]:
+        return None
+    moved = [abs(int(n) - int(o)) / max(int(o), 1) for o, n in ((old[1], new[1]), (old[3], new[3]))]
+    if max(moved) >= drift:
+        return None
+    return (f"stands: its positives changed by {moved[0]:.1%} and its negatives by {moved[1]:.1%} since it was "
+            f"trained, under quality.retrain_drift ({drift:.0%}); --force trains it again")
+
+
 class Quality(Stage):
     """Train the quality classifier when its data or settings changed, and register a new version;
     curate then scores silver with it (the follow-up `brickyard run` runs)."""
@@ -126,7 +154,7 @@ class Quality(Stage):
         return to_dict(ctx.cfg.quality)
 
     def settings_hash(self, ctx: StageContext, settings: dict) -> str:
-        return config_hash({k: v for k, v in settings.items() if k != "tiers"})  # tiers apply at scoring time only
+        return config_hash(recipe(settings))
 
     def apply(self, ctx: StageContext, run) -> dict:
         return _train(ctx.spark, ctx.cfg, ctx.lakehouse, bool(ctx.options.get("force")), run)
@@ -144,7 +172,6 @@ def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
     q = cfg.quality
     say = log.info
     settings = to_dict(q)
-    recipe = {k: v for k, v in settings.items() if k != "tiers"}
     pos, pos_version = _selection(spark, q.positives, q.kinds)
     run.inputs.append(Ref(q.positives.table, "table", pos_version, "positives"))
     if isinstance(q.negatives, Selection):  # a selection of their own, less any positive
@@ -162,18 +189,19 @@ def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:
         run.inputs.append(Ref(SILVER.name, "table", silver_version, f"negatives: {q.negatives}"))
     neg = neg.select("doc_id", "content_sha256", "text")
     (n_pos, h_pos), (n_neg, h_neg) = _fingerprints(pos, neg)
-    fingerprint = f"{config_hash(recipe)}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
+    fingerprint = f"{config_hash(recipe(settings))}-{n_pos}-{h_pos & 0xFFFFFFFFFFFFFFFF:016x}-{n_neg}-{h_neg & 0xFFFFFFFFFFFFFFFF:016x}"
     if n_pos < MIN_PER_CLASS or n_neg < MIN_PER_CLASS:
         raise BrickyardError(
             f"quality: training needs at least {MIN_PER_CLASS} positives and {MIN_PER_CLASS} negatives, "
             f"but the selection gives {n_pos} positives and {n_neg} negatives ({_named(q.negatives)})"
         )
     current = current_model(lakehouse, q.model_name)
-    if current is not None and current.tags.get("brickyard.fingerprint") == fingerprint and not force:
+    why = None if current is None or force else still_stands(current.tags.get("brickyard.fingerprint"), fingerprint, q.retrain_drift)
+    if why:
         run.counts(0, 0)
-        run.noop(f"{current.uri} was trained on the same data and settings")
+        run.noop(f"{current.uri} {why}")
         run.outputs.append(Ref(q.model_name, "model", current.version, current.uri))
-        say(f"quality: {current.uri} is up to date (same data and settings)")
+        say(f"quality: {current.uri} {why}")
         return {"model": current}
 
     positives = _draw(pos, q.max_per_class, q.seed, q.max_chars)

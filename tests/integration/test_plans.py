@@ -7,7 +7,7 @@ import pytest
 from brickyard.pipelines.stages.curate import plan_contamination, plan_curate
 from brickyard.pipelines.stages.decontaminate import plan_decontaminate
 from brickyard.pipelines.stages.dedup import plan_dedup, plan_withdrawal
-from brickyard.pipelines.stages.ingest import plan_files
+from brickyard.pipelines.stages.ingest import fresh_in, plan_files
 from brickyard.pipelines.stages.tokenize import plan_tokens
 
 pytestmark = pytest.mark.spark
@@ -24,6 +24,8 @@ def test_ingest_plans_files_that_are_new_or_changed_in_size_mtime_or_declared_en
     seen = spark.createDataFrame([("s", "a", 10, 1, None), ("s", "b", 21, 2, None), ("s", "c", 30, 4, None),
                                   ("u", "a", 10, 1, None), ("u", "b", 10, 1, "cp1252")], schema)
     assert rows(plan_files(listed, seen), "source", "path") == {("s", "b"), ("s", "c"), ("t", "a"), ("u", "a")}
+    # the same plan on the driver, as ingest makes it when it reads ops.source_files's files
+    assert fresh_in([tuple(r) for r in listed.collect()], [tuple(r) for r in seen.collect()]) == rows(plan_files(listed, seen), "source", "path")
 
 
 def test_curate_plans_new_and_changed_text_and_pages_whose_newest_capture_changed(spark):

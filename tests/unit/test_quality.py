@@ -87,6 +87,7 @@ def test_fasttext_learns_readmes_from_man_pages_from_the_same_training_file(tmp_
     ({"positives": {}}, "selects all of silver.documents"),
     ({"positives": {"table": "docs"}}, "quality.positives.table: expected schema.table"),
     ({"holdout": 1.0}, "quality.holdout: must be at least 0 and below 1"),
+    ({"retrain_drift": -0.1}, "quality.retrain_drift: must be at least 0 and below 1"),
     ({"kinds": ["prose"]}, "quality.kinds[0]: expected one of 'text', 'code'"),
 ])
 def test_bad_quality_settings_get_one_clear_sentence(bad, message):
@@ -102,3 +103,22 @@ def test_negatives_are_random_rejected_or_a_selection_of_their_own():
     q = from_dict(QualitySettings, {"negatives": {"where": "source = 'forum'", "kept_only": False}}, where="quality")
     assert q.negatives == Selection(where="source = 'forum'", kept_only=False)
     assert to_dict(q)["negatives"] == {"table": "silver.documents", "domains": [], "where": "source = 'forum'", "kept_only": False}
+
+
+def test_a_registered_model_stands_until_a_class_drifts_by_retrain_drift_or_the_recipe_changes():
+    from brickyard.pipelines.stages.quality import recipe, still_stands
+
+    trained = "r1-200-00aa-400-00bb"
+    assert still_stands(trained, trained, 0.1) == "was trained on the same data and settings"
+    # one new negative of 400 (0.25%), and a replaced positive (same count, another hash): it stands
+    why = still_stands(trained, "r1-200-11cc-401-22dd", 0.1)
+    assert why and "positives changed by 0.0% and its negatives by 0.2%" in why and "retrain_drift (10%)" in why
+    assert still_stands(trained, "r1-219-11cc-400-00bb", 0.1)  # 9.5% more positives
+    assert still_stands(trained, "r1-220-11cc-400-00bb", 0.1) is None  # 10%: trained again
+    assert still_stands(trained, "r1-200-00aa-360-11cc", 0.1) is None  # 10% fewer negatives
+    assert still_stands(trained, "r2-200-00aa-400-00bb", 0.1) is None  # another recipe
+    assert still_stands(trained, "r1-200-00aa-401-22dd", 0.0) is None  # 0: any change of data trains
+    assert still_stands(None, trained, 0.1) is None and still_stands("an-older-form", trained, 0.1) is None
+    # neither the tiers nor the drift are part of the recipe (changing them trains nothing)
+    q = {"dim": 32, "tiers": {"high": 0.7}, "retrain_drift": 0.1}
+    assert recipe(q) == {"dim": 32}
