@@ -184,9 +184,31 @@ def table_checksum(df, columns: list[str]) -> str:
 
 
 def last_commit(spark, table: str) -> tuple[int, dict[str, str]]:
-    """Version and operation metrics of the table's latest commit."""
+    """Version and operation metrics of the table's latest commit: from its commit file's
+    `commitInfo` when the log is on this disk (what DESCRIBE HISTORY reads, without its Spark job),
+    else from DESCRIBE HISTORY."""
+    log = local_log(spark, table)
+    if log is not None:
+        version = _newest_commit(log)
+        info = _commit_info(log / f"{version:020d}.json") if version >= 0 else None
+        if info is not None:
+            return version, {k: str(v) for k, v in (info.get("operationMetrics") or {}).items()}
     row = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").collect()[0]
     return int(row["version"]), dict(row["operationMetrics"] or {})
+
+
+def _commit_info(commit: Path) -> dict | None:
+    """The `commitInfo` action of a commit file (one JSON action per line), or None."""
+    import json
+
+    try:
+        with open(commit, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith('{"commitInfo"'):
+                    return json.loads(line)["commitInfo"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
 
 
 # (JVM session id, what was ensured): governance checked once per session and spec, so the jobs of

@@ -174,7 +174,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     target = spark.table(DOCUMENTS.name).select("doc_id", "content_sha256")
     changed = docs.join(target, ["doc_id", "content_sha256"], "left_anti")
     inserted = updated = 0
-    if not changed.isEmpty():
+    if n_docs and not changed.isEmpty():
         merge_into(changed, DOCUMENTS.name, "doc_id", changed=["content_sha256"])
         version, m = last_commit(spark, DOCUMENTS.name)
         inserted, updated = int(m.get("numTargetRowsInserted", 0)), int(m.get("numTargetRowsUpdated", 0))
@@ -187,7 +187,7 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
         now.alias("quarantined_at"),
     )
     bad_new = bad.join(spark.table(QUARANTINE.name).select("doc_id", "reason", "detail"), ["doc_id", "reason", "detail"], "left_anti")
-    if not bad_new.isEmpty():
+    if n_bad and not bad_new.isEmpty():
         merge_into(bad_new, QUARANTINE.name, "doc_id")
 
     per_file = records.groupBy("source", "path").agg(

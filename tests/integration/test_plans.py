@@ -157,6 +157,23 @@ def test_a_table_outside_the_folder_the_fast_path_assumes_is_versioned_by_spark(
         spark.sql("DROP SCHEMA kept_here CASCADE")
 
 
+def test_the_last_commit_read_from_its_file_is_what_describe_history_says(spark):
+    from brickyard.pipelines.lake.delta import last_commit, local_log, merge_into
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS commits_here")
+    spark.sql("CREATE TABLE commits_here.t (k STRING, v INT) USING delta")
+    try:
+        spark.sql("INSERT INTO commits_here.t VALUES ('a', 1), ('b', 2)")
+        merge_into(spark.createDataFrame([("b", 3), ("c", 4)], "k STRING, v INT"), "commits_here.t", "k")
+        assert local_log(spark, "commits_here.t") is not None  # the file answers
+        version, metrics = last_commit(spark, "commits_here.t")
+        row = spark.sql("DESCRIBE HISTORY commits_here.t LIMIT 1").collect()[0]
+        assert (version, metrics) == (row["version"], dict(row["operationMetrics"]))
+        assert metrics["numTargetRowsInserted"] == "1" and metrics["numTargetRowsUpdated"] == "1"
+    finally:
+        spark.sql("DROP SCHEMA commits_here CASCADE")
+
+
 def test_the_last_outcome_read_from_the_files_is_the_row_spark_reads(spark):
     """The quick no-op reads a job's newest ops.lineage row without Spark when the warehouse is on
     this machine's disk: the row Spark's query gives, with a killed row (it shares the end time of
