@@ -155,7 +155,7 @@ def unchanged_since_last_run(stage: Stage, stage_ctx: StageContext, settings_has
         return None
     seen = {r["name"]: r["version"] for r in (last["inputs"] or []) + (last["outputs"] or []) if r["kind"] == "table"}
     wanted = set(stage.read_tables(stage_ctx)) | {t.name for t in stage.writes}
-    if not wanted <= set(seen):
+    if not wanted <= set(seen) or any(seen[t] is None for t in wanted):  # a view read as it was: no version
         return None
     for table in sorted(wanted):
         if not table_exists(spark, table) or latest_version(spark, table) != seen[table]:

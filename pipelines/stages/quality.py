@@ -137,7 +137,6 @@ class Quality(Stage):
     curate then scores silver with it (the follow-up `brickyard run` runs)."""
 
     name = "quality"
-    quick_noop = False  # its plan is the fingerprint of the data it would learn from
 
     def skip(self, ctx: StageContext) -> str | None:
         if ctx.options.get("explicit"):
@@ -149,6 +148,16 @@ class Quality(Stage):
     def prepare(self, ctx: StageContext) -> None:
         if ctx.cfg.quality.positives is None:
             raise BrickyardError("quality: no reference selection is configured; set quality.positives (domains, table or where) in the config")
+
+    def read_tables(self, ctx: StageContext) -> tuple[str, ...]:
+        """The tables its classes come from: with these at the versions its last run read (and the
+        same settings), the fingerprint is the same and the runner's quick no-op answers without
+        the fingerprint's query. `--force` always plans (no tables to compare)."""
+        q = ctx.cfg.quality
+        if ctx.options.get("force") or q.positives is None:
+            return ()
+        negatives = q.negatives.table if isinstance(q.negatives, Selection) else SILVER.name
+        return tuple(sorted({q.positives.table, negatives}))
 
     def settings(self, ctx: StageContext) -> dict:
         return to_dict(ctx.cfg.quality)
@@ -163,7 +172,11 @@ class Quality(Stage):
 def train(spark, cfg, force: bool = False) -> StageResult:
     """Train (unless the same data and settings already made the newest version) and register;
     the result's detail holds the `model` (`lake.registry.Registered`)."""
-    return run_stage(Quality(), StageContext.of(spark, cfg, force=force, explicit=True))
+    ctx = StageContext.of(spark, cfg, force=force, explicit=True)
+    result = run_stage(Quality(), ctx)
+    if "model" not in result.detail:  # the runner's quick no-op: the registered version stands
+        result.detail["model"] = current_model(ctx.lakehouse, cfg.quality.model_name)
+    return result
 
 
 def _train(spark, cfg, lakehouse: Path, force: bool, run) -> dict:

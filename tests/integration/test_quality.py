@@ -9,6 +9,7 @@ import pytest
 from brickyard.pipelines.config import QualitySettings, Selection
 from brickyard.pipelines.lake.registry import current_model
 from brickyard.pipelines.lake.session import session_lakehouse
+from brickyard.pipelines.stages.base import QUICK_NOOP
 from brickyard.pipelines.stages.curate import curate
 from brickyard.pipelines.stages.ingest import ingest
 from brickyard.pipelines.stages.quality import train
@@ -58,10 +59,10 @@ def test_train_register_score_and_rescore(spark, make_config, tmp_path):
     assert [(o["name"], o["kind"], o["version"]) for o in run["outputs"]] == [(MODEL, "model", model.version)]
     assert float(run["metrics"]["holdout_auc"]) > 0.8
 
-    # the same data and settings: nothing to train
+    # the same data and settings: nothing to train (its tables did not move: the runner's quick no-op)
     result = train(spark, cfg)
     again, status = result.detail['model'], result.status
-    assert (status, again.version) == ("noop", model.version)
+    assert (status, again.version, result.message) == ("noop", model.version, QUICK_NOOP)
 
     # curate applies it to every text row of silver (these sources' and any earlier ones)
     result = curate(spark, cfg)
