@@ -99,6 +99,14 @@ def get_spark(root: Path, settings: SparkSettings, app_name: str = "brickyard"):
             f"Spark's JVM did not start ({e.getErrorClass() or e}); run `make setup` to check Java and "
             "the Delta jars, and see the lines above for the JVM's own message."
         ) from None
+    except Exception as e:  # the JVM started, but its context refused a setting (py4j's error)
+        java = getattr(e, "java_exception", None)
+        if java is None:
+            raise
+        raise BrickyardError(
+            f"Spark could not start with these settings ({str(java.toString()).splitlines()[0]}); check the "
+            "`spark` settings of the config and any --conf."
+        ) from None
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -16,7 +16,7 @@ from brickyard.pipelines.lake.tables import DOCUMENTS, QUARANTINE
 from brickyard.pipelines.sources.readers import content_sha256, doc_id
 from brickyard.pipelines.stages.ingest import ingest
 
-from tests.helpers import STDLIB, copy_stdlib_package, real_metadata_texts, write_jsonl
+from tests.helpers import STDLIB, clean_env, copy_stdlib_package, real_metadata_texts, write_jsonl
 
 pytestmark = pytest.mark.spark
 
@@ -289,6 +289,23 @@ def test_a_second_process_on_an_open_lakehouse_gets_one_sentence(spark, lakehous
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith(f"brickyard: error: The lakehouse {lakehouse} is in use by another brickyard process")
     assert "Traceback" not in r.stderr and "Derby" not in r.stderr
+
+
+def test_a_spark_setting_the_context_refuses_is_one_sentence(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-folder"
+    r = subprocess.run(
+        [sys.executable, "-m", "brickyard", "catalog", "ls", "--lakehouse", str(tmp_path / "lh"), "--engine", "local",
+         "--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={missing}"],
+        capture_output=True, text=True, timeout=300, env=clean_env(),
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("brickyard: error: Spark could not start with these settings (java.io.FileNotFoundException") \
+        and str(missing) in last and "--conf" in last, last
+    assert "Traceback" not in r.stderr
 
 
 def test_a_second_run_of_a_job_while_one_runs_is_refused_and_the_data_stays_whole(spark, lakehouse, make_config, tmp_path):
