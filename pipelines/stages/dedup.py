@@ -635,6 +635,68 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     return n_gone, n_span
 
 
+SETTLED_QUERY = """
+WITH cur AS (SELECT doc_id, content_sha256 FROM s WHERE keep),
+keepers AS (SELECT doc_id FROM d WHERE is_keeper),
+gone AS (SELECT d.doc_id FROM d LEFT ANTI JOIN cur ON d.doc_id = cur.doc_id AND d.content_sha256 = cur.content_sha256),
+lost AS (SELECT i.doc_id FROM i LEFT ANTI JOIN keepers ON i.owner_id = keepers.doc_id
+         WHERE i.owner_id <> i.doc_id AND i.doc_id IN (SELECT doc_id FROM d)),
+stale AS (SELECT i.doc_id FROM i LEFT ANTI JOIN (SELECT doc_id FROM d WHERE is_keeper OR method = 'spans') h
+          ON i.doc_id = h.doc_id),
+stray AS (SELECT g.doc_id FROM g LEFT ANTI JOIN keepers ON g.doc_id = keepers.doc_id),
+todo AS (SELECT cur.doc_id FROM cur LEFT ANTI JOIN d ON cur.doc_id = d.doc_id AND cur.content_sha256 = d.content_sha256)
+SELECT (SELECT count(*) FROM gone) AS gone,
+       (SELECT count(*) FROM (SELECT doc_id FROM lost UNION ALL SELECT doc_id FROM stale
+                              UNION ALL SELECT doc_id FROM stray)) AS repair,
+       (SELECT count(*) FROM todo) AS todo
+"""
+# a signature is reused when its document's text and its domain's scheme are the same (one row per doc_id)
+SCHEMES_QUERY = """
+SELECT k.domain, g.scheme, count(*) AS n
+FROM (SELECT doc_id, content_sha256, domain FROM s WHERE keep) k
+LEFT JOIN g ON k.doc_id = g.doc_id AND k.content_sha256 = g.content_sha256
+GROUP BY k.domain, g.scheme
+"""
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What dedup's tables say before a run when nothing is to be withdrawn or repaired, read from
+    their files (`settled`): the kept documents' domains, how many of them have a signature of each
+    scheme (None: none), and how many are not placed yet (the plan's size)."""
+
+    schemes: dict[str, dict[str | None, int]]
+    todo: int
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(self.schemes)
+
+    def unsigned(self, plans: dict[str, DomainPlan]) -> int:
+        """Kept documents without a signature of their text under their domain's scheme."""
+        return sum(n for d, by in self.schemes.items() for scheme, n in by.items() if scheme != plans[d].scheme)
+
+
+def settled(spark, silver_version: int) -> Settled | None:
+    """The state before a run, from the tables' files, when no placed document left curation or
+    changed and `_needs_repair` would find nothing; None when something is to be withdrawn or
+    repaired, or when the files cannot be read here: then the run asks Spark (`_withdraw`,
+    `_sign`, `plan_dedup`). The usual increment's and no-op's answers, in tens of milliseconds
+    instead of several Spark jobs."""
+    silver = (SILVER.name, silver_version)
+    rows = query_files(spark, SETTLED_QUERY, {"s": silver, "d": (DUPLICATES.name, None), "i": (SPANS.name, None),
+                                              "g": (GOLD.name, None)})
+    if not rows or rows[0]["gone"] or rows[0]["repair"]:
+        return None
+    counts = query_files(spark, SCHEMES_QUERY, {"s": silver, "g": (SIGNATURES.name, None)})
+    if counts is None:
+        return None
+    schemes: dict[str, dict[str | None, int]] = {}
+    for r in counts:
+        schemes.setdefault(r["domain"], {})[r["scheme"]] = r["n"]
+    return Settled(schemes, rows[0]["todo"])
+
+
 def _needs_repair(dups, index, gold):
     """doc_ids that show dedup's tables disagree with silver.duplicates (`dups`) when nothing left
     curation: a copied span whose owner is no longer a keeper (forgotten) and a span index row or
@@ -832,9 +894,14 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     run.inputs.append(Ref(SILVER.name, "table", silver_version))
     kept = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version} WHERE keep")
     with run.phase("withdraw"):
-        current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
-        withdrawn, span_released = _withdraw(spark, current.drop("domain"), run.run_id, say)
-        domains = [r["domain"] for r in current.select("domain").distinct().collect()]
+        state = settled(spark, silver_version)
+        withdrawn = span_released = 0
+        if state is None:
+            current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
+            withdrawn, span_released = _withdraw(spark, current.drop("domain"), run.run_id, say)
+            domains = [r["domain"] for r in current.select("domain").distinct().collect()]
+        else:
+            domains = state.domains
     recovered = _recover_stats(spark) if spans_on else []
     if recovered:
         run.metrics["filter_stats_recovered"] = ",".join(recovered)
@@ -842,18 +909,21 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     plans = domain_plans(settings, set(domains) | set(cfg.domains))
     tasks = 4 * session_cores(spark)
     with run.phase("sign"):
-        n_signed = _sign(spark, kept, plans, settings, run, tasks)
+        n_signed = 0 if state is not None and not state.unsigned(plans) else _sign(spark, kept, plans, settings, run, tasks)
 
     dup_version = latest_version(spark, DUPLICATES.name)
     old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
     policy = sorted({k.split()[0] for k in settings.keeper})
     policy = [c for c in policy if c not in ("doc_id", "domain", "content_sha256")]
-    todo = plan_dedup(kept, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
-    n_todo = todo.count()
+    if state is not None and not state.todo:
+        n_todo = 0
+    else:
+        todo = plan_dedup(kept, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
+        n_todo = todo.count()
     metrics = {"signed": n_signed, "withdrawn": withdrawn, "spans_released": span_released}
     written = (GOLD, DUPLICATES, SIGNATURES, SPANS, FILTER_STATS)
     if n_todo == 0:
-        refreshed = _refresh_quality(spark, kept, run)
+        refreshed = _refresh_quality(spark, kept, silver_version)
         run.counts(0, 0)
         run.metrics.update(metrics | {"quality_refreshed": refreshed})
         # every table it writes, at the version it leaves: the next run's quick no-op compares them
@@ -962,7 +1032,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
             ).localCheckpoint(eager=True)  # read by four aggregates
             dedup_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
     with run.phase("refresh_quality"):
-        refreshed = _refresh_quality(spark, kept, run)
+        refreshed = _refresh_quality(spark, kept, silver_version)
     for spec in written:
         if spec is not SIGNATURES:
             run.outputs.append(Ref(spec.name, "table", latest_version(spark, spec.name)))
@@ -982,10 +1052,23 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     return {"keepers": keepers, "duplicates": exact + near + contained, "rejected": span_rejects}
 
 
-def _refresh_quality(spark, kept, run) -> int:
-    """Copy silver's quality columns onto gold rows where they differ (a retrained classifier)."""
+def stale_quality(spark, silver_version: int) -> int | None:
+    """How many gold rows have quality columns that differ from silver's kept row (null against a
+    value included), read from the tables' files; None when they cannot be read here."""
+    # each comparison bracketed: DataFusion would read `a IS DISTINCT FROM b OR c` as `b OR c`
+    changed = " OR ".join(f"(g.{c} IS DISTINCT FROM s.{c})" for c in QUALITY_COLUMNS)
+    found = query_files(spark, f"SELECT count(*) AS n FROM g JOIN s ON g.doc_id = s.doc_id WHERE s.keep AND ({changed})",
+                        {"g": (GOLD.name, None), "s": (SILVER.name, silver_version)})
+    return None if found is None else found[0]["n"]
+
+
+def _refresh_quality(spark, kept, silver_version: int) -> int:
+    """Copy silver's quality columns onto gold rows where they differ (a retrained classifier).
+    `kept`: silver's kept rows at `silver_version`."""
     from pyspark.sql import functions as F
 
+    if stale_quality(spark, silver_version) == 0:  # the usual run: read from the files, no Spark job
+        return 0
     gold = read_pinned(spark, GOLD.name, ", ".join(["doc_id", *QUALITY_COLUMNS]))[0]
     now = kept.select("doc_id", *[F.col(c).alias(f"new_{c}") for c in QUALITY_COLUMNS])
     differ = " OR ".join(f"NOT ({c} <=> new_{c})" for c in QUALITY_COLUMNS)

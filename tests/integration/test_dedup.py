@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 from brickyard.pipelines.config import DedupSettings, MinHashOverride
+from brickyard.pipelines.lake.delta import latest_version
 from brickyard.pipelines.stages.curate import curate
-from brickyard.pipelines.stages.dedup import GOLD_FROM_SILVER, dedup
+from brickyard.pipelines.stages.dedup import (
+    GOLD_FROM_SILVER,
+    Settled,
+    _needs_repair,
+    dedup,
+    domain_plans,
+    plan_dedup,
+    plans_frame,
+    settled,
+    stale_quality,
+)
 from brickyard.pipelines.stages.ingest import ingest
 from brickyard.pipelines.text.minhash import shingles_of
 from pyspark.sql import functions as F
@@ -38,6 +49,27 @@ def placed(spark, sources):
 
 def run_of(spark, run_id):
     return spark.table("ops.lineage").where(f"run_id = '{run_id}'").collect()[0]
+
+
+def files_agree_with_spark(spark, settings) -> Settled | None:
+    """What dedup reads from the tables' files before a run (`settled`) is what Spark says: it stands
+    back (None) exactly when a placed document left or changed or the tables need repair, and
+    otherwise counts the documents to place and to sign as Spark's plan does."""
+    version = latest_version(spark, "silver.documents")
+    kept = spark.sql(f"SELECT * FROM silver.documents VERSION AS OF {version} WHERE keep")
+    dups = spark.table("silver.duplicates")
+    gone = dups.join(kept.select("doc_id", "content_sha256"), ["doc_id", "content_sha256"], "left_anti").count()
+    repair = _needs_repair(dups, spark.table("silver.spans"), spark.table("gold.documents").select("doc_id")).count()
+    state = settled(spark, version)
+    assert (state is None) == bool(gone or repair), (state, gone, repair)
+    if state is not None:
+        assert state.todo == plan_dedup(kept, dups).count()
+        plans = domain_plans(settings, state.domains)
+        want = kept.join(plans_frame(spark, plans).select("domain", "scheme"), "domain")
+        have = spark.table("silver.signatures").select("doc_id", "content_sha256", "scheme")
+        assert state.unsigned(plans) == want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti").count()
+        assert state.domains == sorted(r["domain"] for r in kept.select("domain").distinct().collect())
+    return state
 
 
 def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_path):
@@ -114,6 +146,8 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     assert len({g["content_sha256"] for g in gold.values()}) == len(gold), "no two gold rows share a text"
 
     # nothing new: a recorded no-op
+    state = files_agree_with_spark(spark, cfg.dedup)
+    assert state is not None and state.todo == 0 and state.unsigned(domain_plans(cfg.dedup, state.domains)) == 0
     result = dedup(spark, cfg)
     run_id, status = result.run_id, result.status
     assert status == "noop" and run_of(spark, run_id)["status"] == "noop"
@@ -128,6 +162,7 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
     (chain / "b.txt").write_text("\n".join((LICENSES / "GPL-2").read_text().splitlines()[:150]) + "\n")
     ingest(spark, cfg)
     curate(spark, cfg)
+    assert files_agree_with_spark(spark, cfg.dedup) is None, "the changed document is withdrawn first"
     result = dedup(spark, cfg)
     run_id, status, keepers, duplicates = result.run_id, result.status, result.rows_out, result.rows_rejected
     run = run_of(spark, run_id)
@@ -157,13 +192,29 @@ def test_dedup_clusters_keepers_increments_and_splits(spark, make_config, tmp_pa
              .select(*GOLD_FROM_SILVER, F.col("doc_id").alias("cluster_id"), F.lit("killed-run").alias("batch_id"),
                      F.current_timestamp().alias("deduped_at"), F.lit(None).cast("double").alias("spans_removed_share")))
     assert stray.count() == 1
+    state = files_agree_with_spark(spark, cfg.dedup)
+    assert state is not None and state.todo == 1 and state.unsigned(domain_plans(cfg.dedup, state.domains)) == 1
     stray.write.format("delta").mode("append").saveAsTable("gold.documents")
+    assert files_agree_with_spark(spark, cfg.dedup) is None, "the stray gold row is repaired first"
     assert dedup(spark, cfg).status == "succeeded"
     gold_rows = spark.table("gold.documents").select("doc_id", "batch_id").collect()
     assert len(gold_rows) == len({r["doc_id"] for r in gold_rows}), "no document is in gold twice"
     keepers = {r["doc_id"] for r in spark.table("silver.duplicates").where("is_keeper").collect()}
     assert {r["doc_id"] for r in gold_rows} == keepers and "killed-run" not in {r["batch_id"] for r in gold_rows}
     assert placed(spark, sources)["GPL-2-tail"]["is_keeper"], "the stray's document is placed, and kept, by this run"
+
+    # gold's quality columns follow silver's (a retrained classifier rescored silver): a gold row
+    # whose columns differ, null against a value included, is found from the files and copied
+    tail = placed(spark, sources)["GPL-2-tail"]["doc_id"]
+    spark.sql(f"UPDATE gold.documents SET quality_score = 0.5, quality_tier = NULL WHERE doc_id = '{tail}'")
+    version = latest_version(spark, "silver.documents")
+    assert stale_quality(spark, version) == 1
+    result = dedup(spark, cfg)
+    assert result.status == "succeeded" and run_of(spark, result.run_id)["metrics"]["quality_refreshed"] == "1"
+    assert stale_quality(spark, version) == 0
+    silver_row, gold_row = (spark.table(t).where(f"doc_id = '{tail}'").select("quality_score", "quality_tier", "quality_model").first()
+                            for t in ("silver.documents", "gold.documents"))
+    assert gold_row == silver_row
 
 
 def test_assign_handles_empty_and_single_input(spark):
@@ -188,3 +239,4 @@ def test_assign_handles_empty_and_single_input(spark):
     rows = _assign(spark, one, old, signed, texts, settings).collect()
     assert [(r["doc_id"], r["cluster_id"], r["is_keeper"]) for r in rows] == [("only", "only", True)]
     assert _assign(spark, one.limit(0), old, signed, texts, settings).count() == 0
+
