@@ -162,6 +162,15 @@ def query_files(spark, query: str, tables: dict[str, tuple[str, int | None]]) ->
         return None
 
 
+def count_in_files(spark, table: str, version: int | None, where: str) -> int | None:
+    """Rows of `table` at `version` (None: the latest) where `where` holds, counted from the table's
+    files (`query_files`); None when they cannot be read here. `where` must mean the same in Spark
+    SQL and DataFusion (comparisons, IN lists, CASE, IS [NOT] DISTINCT FROM), so that a caller can
+    ask Spark the same question when this answers None."""
+    rows = query_files(spark, f"SELECT count(*) AS n FROM t WHERE {where}", {"t": (table, version)})
+    return None if rows is None else rows[0]["n"]
+
+
 def read_pinned(spark, table: str, columns: str = "*", where: str | None = None):
     """`table` at its latest version, pinned (VERSION AS OF): later commits by the same job do not
     change what this DataFrame reads. Returns (DataFrame, version)."""

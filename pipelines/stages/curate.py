@@ -40,6 +40,7 @@ import json
 from ..config import PipelineConfig, to_dict
 from ..lake.delta import (
     code_version,
+    count_in_files,
     last_commit,
     latest_version,
     merge_into,
@@ -166,19 +167,24 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
 
     rescored = 0
     tier = tier_sql(cfg.quality.tiers)
+    # both counts are read from silver's files where they are on this disk (usually nothing to do:
+    # no Spark job), else asked of Spark
     if q:
         version = latest_version(spark, SILVER.name)
         kinds = ", ".join(repr(k) for k in q["kinds"])
-        stale = spark.sql(
-            f"SELECT doc_id, kind, text FROM {SILVER.name} VERSION AS OF {version} "
-            f"WHERE kind IN ({kinds}) AND quality_model IS DISTINCT FROM {q['label']!r}"
-        )
-        rescored = stale.count()
+        unscored = f"kind IN ({kinds}) AND quality_model IS DISTINCT FROM {q['label']!r}"
+        stale = spark.sql(f"SELECT doc_id, kind, text FROM {SILVER.name} VERSION AS OF {version} WHERE {unscored}")
+        rescored = count_in_files(spark, SILVER.name, version, unscored)
+        if rescored is None:
+            rescored = stale.count()
         if rescored:
             scored = stale.mapInArrow(make_rescorer(q), "doc_id STRING, quality_score DOUBLE").select(
                 "doc_id", "quality_score", F.expr(tier).alias("quality_tier"), F.lit(q["label"]).alias("quality_model"))
             merge_into(scored, SILVER.name, "doc_id", columns=["quality_score", "quality_tier", "quality_model"])
-    wrong = spark.table(SILVER.name).where(f"quality_tier IS DISTINCT FROM ({tier})").count()
+    mistiered = f"quality_tier IS DISTINCT FROM ({tier})"
+    wrong = count_in_files(spark, SILVER.name, None, mistiered)
+    if wrong is None:
+        wrong = spark.table(SILVER.name).where(mistiered).count()
     if wrong:
         spark.sql(f"UPDATE {SILVER.name} SET quality_tier = {tier} WHERE quality_tier IS DISTINCT FROM ({tier})")
     return rescored, wrong
@@ -362,6 +368,37 @@ def curate(spark, cfg: PipelineConfig) -> StageResult:
     return run_stage(Curate(), StageContext.of(spark, cfg))
 
 
+PLANNED_QUERY = """
+SELECT (SELECT count(*) FROM b LEFT ANTI JOIN s ON b.doc_id = s.doc_id AND b.content_sha256 = s.bronze_sha256) AS changed,
+       (SELECT count(*) FROM b WHERE b.metadata['url_normalized'] IS NOT NULL AND b.metadata['url_normalized'] <> '') AS pages
+"""
+
+
+def nothing_planned(spark, bronze_version: int, silver_version: int) -> bool:
+    """Whether `plan_curate` is surely empty, read from the tables' files: every bronze text is the
+    one silver judged, and bronze holds no web page (whose standing could flip: that part of the
+    plan is left to Spark). False when it may not be, or when the files cannot be read here. A run
+    after a new classifier or new thresholds (curate again, to rescore) then plans nothing with no
+    Spark job."""
+    rows = query_files(spark, PLANNED_QUERY, {"b": (DOCUMENTS.name, bronze_version), "s": (SILVER.name, silver_version)})
+    return rows is not None and rows[0]["changed"] == 0 and rows[0]["pages"] == 0
+
+
+def _no_new_rows(spark, cfg: PipelineConfig, q: dict | None, run, recovered: list[str]) -> dict:
+    """The end of a run that curated no row: quality brought up to date, else a recorded no-op."""
+    run.counts(0, 0)
+    rescored, retiered = apply_quality(spark, cfg, q, run)
+    run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
+    # every table it writes, at the version it leaves: the next run's quick no-op compares them
+    run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
+    run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
+    if rescored or retiered or recovered:
+        log.info(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
+        return {}
+    run.noop("no new or changed bronze documents")
+    return {}
+
+
 def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> dict:
     from pyspark.sql import functions as F
 
@@ -402,6 +439,8 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         flips = flips.localCheckpoint(eager=True)
         if flips.count() == 0:
             flips = None
+    if flips is None and nothing_planned(spark, bronze_version, silver_version):
+        return _no_new_rows(spark, cfg, q, run, recovered)
     silver = (
         todo.mapInArrow(make_curator(settings), OUT_SCHEMA)
         .select(
@@ -425,17 +464,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     kept, rejected = counts.get(True, 0), counts.get(False, 0)
     if kept + rejected == 0:
         silver.unpersist()
-        run.counts(0, 0)
-        rescored, retiered = apply_quality(spark, cfg, q, run)
-        run.metrics.update({"quality_rescored": rescored, "quality_retiered": retiered})
-        # every table it writes, at the version it leaves: the next run's quick no-op compares them
-        run.outputs.append(Ref(SILVER.name, "table", latest_version(spark, SILVER.name)))
-        run.outputs.append(Ref(FILTER_STATS.name, "table", latest_version(spark, FILTER_STATS.name)))
-        if rescored or retiered or recovered:
-            say(f"curate: no new documents; quality: {rescored} rescored with {q['label'] if q else '-'}, {retiered} tiers refreshed")
-            return {}
-        run.noop("no new or changed bronze documents")
-        return {}
+        return _no_new_rows(spark, cfg, q, run, recovered)
     say(f"curate: {kept + rejected} documents: {kept} kept, {rejected} rejected")
 
     set_properties(spark, SILVER.name, {"brickyard.producer_version": code_version()})

@@ -213,3 +213,66 @@ def test_the_last_outcome_read_from_the_files_is_the_row_spark_reads(spark):
         assert last_outcome(spark, "t_never_ran") is None and last_outcome(spark, "t_never_ran", local=False) is None
     finally:  # the session's lakehouse is shared with other tests
         spark.sql(f"DELETE FROM {LINEAGE.name} WHERE job IN ('t_order', 't_order_other')")
+
+
+def test_curate_quality_counts_read_from_the_files_are_what_spark_counts(spark):
+    """Curate's quality checks (rows a different classifier scored, tiers that differ from the
+    config's thresholds) are counted from silver's files where they are on this disk: the same
+    conditions give Spark's counts, nulls included, in both dialects."""
+    from brickyard.pipelines.lake.delta import count_in_files, latest_version, local_log
+    from brickyard.pipelines.text.quality import tier_sql
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS counts_here")
+    spark.sql("CREATE TABLE counts_here.t (kind STRING, quality_model STRING, quality_score DOUBLE, quality_tier STRING) USING delta")
+    try:
+        rows = [("text", "q/2", 0.9, "top"), ("text", "q/1", 0.6, "top"), ("text", None, None, "unscored"),
+                ("code", None, None, "unscored"), ("text", "q/2", 0.2, None), ("text", "q/2", 0.5, "mid"),
+                ("text", "q/2", 0.05, "low")]
+        spark.createDataFrame(rows, "kind STRING, quality_model STRING, quality_score DOUBLE, quality_tier STRING") \
+            .write.format("delta").mode("append").saveAsTable("counts_here.t")
+        assert local_log(spark, "counts_here.t") is not None  # the files answer
+        version = latest_version(spark, "counts_here.t")
+        tiers = {"top": 0.75, "mid": 0.4, "low": 1e-05}
+        checks = {"kind IN ('text') AND quality_model IS DISTINCT FROM 'q/2'": 2,
+                  f"quality_tier IS DISTINCT FROM ({tier_sql(tiers)})": 2}
+        for where, expected in checks.items():
+            spark_count = spark.sql(f"SELECT * FROM counts_here.t VERSION AS OF {version} WHERE {where}").count()
+            assert count_in_files(spark, "counts_here.t", version, where) == spark_count == expected, where
+    finally:
+        spark.sql("DROP SCHEMA counts_here CASCADE")
+
+
+def test_curate_reads_an_empty_plan_from_the_files_only_when_spark_plans_nothing(spark):
+    """`nothing_planned`'s query over bronze's and silver's files: texts silver has not judged are
+    counted as `plan_curate` finds them, and web pages (whose standing flips are left to Spark) as
+    `url_standing` finds them, the metadata map read by both engines."""
+    from brickyard.pipelines.lake.delta import query_files
+    from brickyard.pipelines.stages.curate import PLANNED_QUERY, plan_curate, url_standing
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS planned_here")
+    spark.sql("CREATE TABLE planned_here.b (doc_id STRING, content_sha256 STRING, metadata MAP<STRING, STRING>) USING delta")
+    spark.sql("CREATE TABLE planned_here.s (doc_id STRING, bronze_sha256 STRING, failed_rules ARRAY<STRING>) USING delta")
+    tables = {"b": ("planned_here.b", None), "s": ("planned_here.s", None)}
+
+    def both():
+        bronze, silver = spark.table("planned_here.b"), spark.table("planned_here.s")
+        judged = silver.selectExpr("doc_id", "bronze_sha256 AS content_sha256",
+                                   "array_contains(failed_rules, 'url_duplicate') AS was_superseded")
+        changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").count()
+        (files,) = query_files(spark, PLANNED_QUERY, tables)
+        assert files == {"changed": changed, "pages": url_standing(bronze).count()}
+        return files, plan_curate(bronze, judged, url_standing(bronze)).count()
+
+    try:
+        spark.sql("INSERT INTO planned_here.b VALUES ('d1', 'h1', map('mtime_ns', '1')), ('d2', 'h2', NULL)")
+        spark.sql("INSERT INTO planned_here.s VALUES ('d1', 'h1', array()), ('d2', 'h2', NULL)")
+        assert both() == ({"changed": 0, "pages": 0}, 0)
+        spark.sql("UPDATE planned_here.b SET content_sha256 = 'h2b' WHERE doc_id = 'd2'")
+        assert both() == ({"changed": 1, "pages": 0}, 1)
+        spark.sql("INSERT INTO planned_here.b VALUES ('w1', 'h3', map('url_normalized', 'example.org/a', 'fetch_date', '2024-01-01')), "
+                  "('w2', 'h4', map('url_normalized', ''))")
+        spark.sql("INSERT INTO planned_here.s VALUES ('w1', 'h3', array()), ('w2', 'h4', array())")
+        files, _ = both()
+        assert files == {"changed": 1, "pages": 1}
+    finally:
+        spark.sql("DROP SCHEMA planned_here CASCADE")
