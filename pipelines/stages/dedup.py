@@ -659,14 +659,26 @@ GROUP BY k.domain, g.scheme
 """
 
 
+# A plan of at most this many documents is named by doc_id in the run's queries: Spark then reads
+# only their rows of silver and of the signatures where the plan is joined in, instead of joining
+# (and shuffling) every kept document with a small frame
+NARROW_LIMIT = 5000
+TODO_IDS = "SELECT cur.doc_id FROM cur LEFT ANTI JOIN d ON cur.doc_id = d.doc_id AND cur.content_sha256 = d.content_sha256"
+UNSIGNED_IDS = "SELECT cur.doc_id FROM cur LEFT ANTI JOIN g ON cur.doc_id = g.doc_id AND cur.content_sha256 = g.content_sha256"
+
+
 @dataclass(frozen=True)
 class Settled:
     """What dedup's tables say before a run when nothing is to be withdrawn or repaired, read from
     their files (`settled`): the kept documents' domains, how many of them have a signature of each
-    scheme (None: none), and how many are not placed yet (the plan's size)."""
+    scheme (None: none), and how many are not placed yet (the plan's size). For a plan of at most
+    `NARROW_LIMIT` documents, their doc_ids (`todo_ids`), and those of the kept documents with no
+    signature of their text (`unsigned_ids`); else None."""
 
     schemes: dict[str, dict[str | None, int]]
     todo: int
+    todo_ids: list[str] | None = None
+    unsigned_ids: list[str] | None = None
 
     @property
     def domains(self) -> list[str]:
@@ -675,6 +687,13 @@ class Settled:
     def unsigned(self, plans: dict[str, DomainPlan]) -> int:
         """Kept documents without a signature of their text under their domain's scheme."""
         return sum(n for d, by in self.schemes.items() for scheme, n in by.items() if scheme != plans[d].scheme)
+
+    def to_sign(self, plans: dict[str, DomainPlan]) -> list[str] | None:
+        """The doc_ids `_sign` is to sign, when they are known: no document's signature is of another
+        scheme than its domain's (a changed scheme signs whole domains again), and they are few."""
+        rescheme = sum(n for d, by in self.schemes.items() for scheme, n in by.items()
+                       if scheme is not None and scheme != plans[d].scheme)
+        return None if rescheme else self.unsigned_ids
 
 
 def settled(spark, silver_version: int) -> Settled | None:
@@ -688,13 +707,23 @@ def settled(spark, silver_version: int) -> Settled | None:
                                               "g": (GOLD.name, None)})
     if not rows or rows[0]["gone"] or rows[0]["repair"]:
         return None
-    counts = query_files(spark, SCHEMES_QUERY, {"s": silver, "g": (SIGNATURES.name, None)})
+    tables = {"s": silver, "g": (SIGNATURES.name, None), "d": (DUPLICATES.name, None)}
+    counts = query_files(spark, SCHEMES_QUERY, tables)
     if counts is None:
         return None
     schemes: dict[str, dict[str | None, int]] = {}
     for r in counts:
         schemes.setdefault(r["domain"], {})[r["scheme"]] = r["n"]
-    return Settled(schemes, rows[0]["todo"])
+    todo = rows[0]["todo"]
+    unsigned = sum(by.get(None, 0) for by in schemes.values())
+
+    def ids(query: str, n: int) -> list[str] | None:
+        if n > NARROW_LIMIT:
+            return None
+        found = query_files(spark, f"WITH cur AS (SELECT doc_id, content_sha256 FROM s WHERE keep) {query}", tables)
+        return None if found is None else sorted(r["doc_id"] for r in found)
+
+    return Settled(schemes, todo, ids(TODO_IDS, todo), ids(UNSIGNED_IDS, unsigned))
 
 
 def _needs_repair(dups, index, gold):
@@ -764,13 +793,14 @@ def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, ru
     return n
 
 
-def _assign(spark, todo, old, signed, texts, settings: DedupSettings, single: bool = False):
+def _assign(spark, todo, old, signed, texts, settings: DedupSettings, single: bool = False, signed_todo=None):
     """(doc_id, cluster_id, is_keeper, method, matched_with, match_score) for every document of
     `todo`: exact and near duplicates (see `DUPLICATES` for what the columns mean).
 
     `todo`: new documents with the keeper-policy columns; `old`: (doc_id, cluster_id) of every
     document already clustered; `signed`: signatures with their domain's LSH settings, for all;
-    `texts`: (doc_id, text) for all, for exact verification; `single`: `todo` holds one document."""
+    `texts`: (doc_id, text) for all, for exact verification; `single`: `todo` holds one document;
+    `signed_todo`: the rows of `signed` for `todo`'s documents, where the caller can read them alone."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -789,7 +819,7 @@ def _assign(spark, todo, old, signed, texts, settings: DedupSettings, single: bo
     exact_new = ranked.where("_rank > 1").select("doc_id", "content_sha256").join(
         reps.select("content_sha256", F.col("doc_id").alias("rep")), "content_sha256")
     # near: representatives against each other and against every clustered document
-    rep_signed = signed.join(reps.select("doc_id"), "doc_id")
+    rep_signed = (signed if signed_todo is None else signed_todo).join(reps.select("doc_id"), "doc_id")
     old_signed = signed.join(old.select("doc_id"), "doc_id")
     rep_buckets = band_buckets(rep_signed).localCheckpoint(eager=True)
     old_buckets = band_buckets(old_signed)
@@ -909,16 +939,24 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     plans = domain_plans(settings, set(domains) | set(cfg.domains))
     tasks = 4 * session_cores(spark)
     with run.phase("sign"):
-        n_signed = 0 if state is not None and not state.unsigned(plans) else _sign(spark, kept, plans, settings, run, tasks)
+        if state is not None and not state.unsigned(plans):
+            n_signed = 0
+        else:
+            listed = state.to_sign(plans) if state is not None else None
+            n_signed = _sign(spark, kept if listed is None else kept.where(F.col("doc_id").isin(listed)), plans, settings,
+                             run, tasks)
 
     dup_version = latest_version(spark, DUPLICATES.name)
     old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
     policy = sorted({k.split()[0] for k in settings.keeper})
     policy = [c for c in policy if c not in ("doc_id", "domain", "content_sha256")]
+    # `fresh`: the kept rows this run places, named by doc_id when the files listed them (a narrower
+    # read of the same rows: every use of it below is joined with the plan)
+    fresh = kept if state is None or state.todo_ids is None else kept.where(F.col("doc_id").isin(state.todo_ids))
     if state is not None and not state.todo:
         n_todo = 0
     else:
-        todo = plan_dedup(kept, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
+        todo = plan_dedup(fresh, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
         n_todo = todo.count()
     metrics = {"signed": n_signed, "withdrawn": withdrawn, "spans_released": span_released}
     written = (GOLD, DUPLICATES, SIGNATURES, SPANS, FILTER_STATS)
@@ -938,12 +976,17 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
 
     sig_version = latest_version(spark, SIGNATURES.name)
     run.inputs.append(Ref(SIGNATURES.name, "table", sig_version))
-    signed = (spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
-              .join(kept.select("doc_id", "domain"), "doc_id")
-              .join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"]))
+    def signatures_of(rows, ids: list[str] | None):
+        sigs = spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+        sigs = sigs if ids is None else sigs.where(F.col("doc_id").isin(ids))
+        return sigs.join(rows.select("doc_id", "domain"), "doc_id").join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"])
+
+    signed = signatures_of(kept, None)
+    signed_fresh = signed if fresh is kept else signatures_of(fresh, state.todo_ids)
     texts = kept.select("doc_id", "text")
     with run.phase("cluster"):
-        assigned = _assign(spark, todo, old, signed, texts, settings, single=n_todo == 1).localCheckpoint(eager=True)
+        assigned = _assign(spark, todo, old, signed, texts, settings, single=n_todo == 1,
+                           signed_todo=signed_fresh).localCheckpoint(eager=True)
     n_contained = 0
     if contain_on:
         with run.phase("containment"):
@@ -953,7 +996,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     if spans_on:
         with run.phase("spans"):
             keepers = (assigned.where("is_keeper").select("doc_id").join(todo.select("doc_id", *policy), "doc_id")
-                       .join(kept.select("doc_id", "kind", "text"), "doc_id"))
+                       .join(fresh.select("doc_id", "kind", "text"), "doc_id"))
             index = read_pinned(spark, SPANS.name, "doc_id, span_kind, span_hash, owner_id")[0]
             trimmed, span_rows, span_rounds = _spans(spark, keepers, index, settings.spans, keeper_order(settings.keeper), tasks)
             trimmed = trimmed.localCheckpoint(eager=True)  # span_rows is read once, by its append
@@ -971,7 +1014,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         "matched_with", "match_score", "spans_removed_share", "new_text")
 
     # similarity to the keeper, from the two signatures
-    me = signed.select("doc_id", F.col("signature").alias("sig"))
+    me = signed_fresh.select("doc_id", F.col("signature").alias("sig"))
     keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
     duplicate = ~F.col("is_keeper") & (F.col("method") != "spans")
     with run.phase("place"):
@@ -1003,7 +1046,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
 
     admitted = placed.where("is_keeper").select("doc_id", "cluster_id", "batch_id", "deduped_at", "spans_removed_share", "new_text")
     cut = F.col("new_text").isNotNull()
-    gold_rows = (kept.select(*GOLD_FROM_SILVER).join(admitted, "doc_id")
+    gold_rows = (fresh.select(*GOLD_FROM_SILVER).join(admitted, "doc_id")
                  .withColumn("text", F.when(cut, F.col("new_text")).otherwise(F.col("text")))
                  .withColumn("content_sha256", F.when(cut, F.sha2(F.col("new_text"), 256)).otherwise(F.col("content_sha256")))
                  .withColumn("n_bytes", F.when(cut, F.octet_length("new_text").cast("bigint")).otherwise(F.col("n_bytes")))
@@ -1025,7 +1068,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         if spans_on:
             fault_pause("dedup:after-duplicates")
             # a keeper's gold bytes are its cut text's, or silver's (as in gold_rows): no text is read
-            in_bytes = kept.select("doc_id", F.col("n_bytes").alias("in_bytes"))
+            in_bytes = fresh.select("doc_id", F.col("n_bytes").alias("in_bytes"))
             rows = placed.join(in_bytes, "doc_id").select(
                 F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes",
                 F.when(F.col("is_keeper"), F.coalesce(F.octet_length("new_text").cast("bigint"), F.col("in_bytes"))).alias("out_bytes"),

@@ -63,11 +63,13 @@ def files_agree_with_spark(spark, settings) -> Settled | None:
     state = settled(spark, version)
     assert (state is None) == bool(gone or repair), (state, gone, repair)
     if state is not None:
-        assert state.todo == plan_dedup(kept, dups).count()
+        todo = {r["doc_id"] for r in plan_dedup(kept, dups).collect()}
+        assert state.todo == len(todo) and set(state.todo_ids) == todo
         plans = domain_plans(settings, state.domains)
         want = kept.join(plans_frame(spark, plans).select("domain", "scheme"), "domain")
         have = spark.table("silver.signatures").select("doc_id", "content_sha256", "scheme")
-        assert state.unsigned(plans) == want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti").count()
+        unsigned = {r["doc_id"] for r in want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti").collect()}
+        assert state.unsigned(plans) == len(unsigned) and set(state.to_sign(plans)) == unsigned
         assert state.domains == sorted(r["domain"] for r in kept.select("domain").distinct().collect())
     return state
 
