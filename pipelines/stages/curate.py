@@ -243,19 +243,40 @@ def plan_curate(bronze, judged, standing):
 def contamination_flags(spark, cfg: PipelineConfig, run):
     """(doc_id, contaminated_shas): the texts of each document that silver.contamination lists for a
     declared evaluation set, when curate rejects them (`decontaminate.reject`); None when it rejects
-    none. The table is read at its latest version, recorded as an input of the run."""
+    none. The table is read at its latest version, recorded as an input of the run; returned with
+    the frame (None with None)."""
     from pyspark.sql import functions as F
 
     from ..lake.delta import table_exists
 
     names = [s.name for s in cfg.decontaminate.eval_sets]
     if not names or not cfg.decontaminate.reject or not table_exists(spark, CONTAMINATION.name):
-        return None
+        return None, None
     version = latest_version(spark, CONTAMINATION.name)
     run.inputs.append(Ref(CONTAMINATION.name, "table", version))
     found = spark.sql(f"SELECT doc_id, eval_set, content_sha256 FROM {CONTAMINATION.name} VERSION AS OF {version}")
     return (found.where(F.col("eval_set").isin(names)).groupBy("doc_id")
-            .agg(F.collect_set("content_sha256").alias("contaminated_shas")))
+            .agg(F.collect_set("content_sha256").alias("contaminated_shas"))), version
+
+
+# silver rows whose `contaminated` rule is not what silver.contamination says of their text, over
+# every row (a superset of `plan_contamination`'s, which leaves out the rows curated again anyway)
+FLIPS_QUERY = """
+WITH flagged AS (SELECT DISTINCT doc_id, content_sha256 FROM c WHERE {sets})
+SELECT count(*) AS n FROM s LEFT JOIN flagged f ON s.doc_id = f.doc_id AND s.content_sha256 = f.content_sha256
+WHERE coalesce(array_has(s.failed_rules, '{rule}'), false) <> (f.doc_id IS NOT NULL)
+"""
+
+
+def no_flips(spark, silver_version: int, flags_version: int | None, names: list[str]) -> bool:
+    """Whether no silver row's contamination verdict flips, read from the tables' files: every row's
+    `contaminated` rule is what silver.contamination (at `flags_version`, None: the latest) says of
+    its text for the sets in `names` (none: curate rejects nothing as contaminated). False when some
+    verdict may flip, or when the files cannot be read here."""
+    sets = f"eval_set IN ({', '.join(repr(n) for n in names)})" if names else "false"  # names are [a-z][a-z0-9_]*
+    rows = query_files(spark, FLIPS_QUERY.format(sets=sets, rule=CONTAMINATED),
+                       {"s": (SILVER.name, silver_version), "c": (CONTAMINATION.name, flags_version)})
+    return rows is not None and rows[0]["n"] == 0
 
 
 def plan_contamination(judged, flagged, planned):
@@ -423,7 +444,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     )
     standing = url_standing(bronze)
     planned = plan_curate(bronze, judged, standing)
-    flagged = contamination_flags(spark, cfg, run)
+    flagged, flags_version = contamination_flags(spark, cfg, run)
     # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
     # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
     tasks = 4 * session_cores(spark)
@@ -433,7 +454,8 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     todo = todo.select(*IN_FIELDS, "superseded_by", "contaminated_shas").repartition(tasks, "doc_id")
     # rows judged before whose contamination verdict flips: judged again, not curated again
     flips = None
-    if flagged is not None or _contamination_in_use(spark):
+    names = [e.name for e in cfg.decontaminate.eval_sets] if flagged is not None else []
+    if (flagged is not None or _contamination_in_use(spark)) and not no_flips(spark, silver_version, flags_version, names):
         silver_now = spark.sql(f"SELECT * FROM {SILVER.name} VERSION AS OF {silver_version}")
         flips = plan_contamination(silver_now.select("doc_id", "content_sha256", "failed_rules"), flagged, planned)
         flips = flips.localCheckpoint(eager=True)

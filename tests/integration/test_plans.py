@@ -276,3 +276,38 @@ def test_curate_reads_an_empty_plan_from_the_files_only_when_spark_plans_nothing
         assert files == {"changed": 1, "pages": 1}
     finally:
         spark.sql("DROP SCHEMA planned_here CASCADE")
+
+
+def test_curate_reads_from_the_files_that_no_contamination_verdict_flips_as_spark_finds(spark):
+    """`no_flips`' query over silver's and silver.contamination's files counts the rows whose
+    `contaminated` rule is not what the table says of their text, as `plan_contamination` finds them
+    (with nothing planned): for the declared sets, for none (curate rejects nothing as contaminated),
+    with a null rule list and another set's finding."""
+    from brickyard.pipelines.lake.delta import query_files
+    from brickyard.pipelines.stages.curate import FLIPS_QUERY, plan_contamination
+    from brickyard.pipelines.text.filters import CONTAMINATED
+    from pyspark.sql import functions as F
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS flips_here")
+    spark.sql("CREATE TABLE flips_here.s (doc_id STRING, content_sha256 STRING, failed_rules ARRAY<STRING>) USING delta")
+    spark.sql("CREATE TABLE flips_here.c (doc_id STRING, eval_set STRING, content_sha256 STRING) USING delta")
+    tables = {"s": ("flips_here.s", None), "c": ("flips_here.c", None)}
+
+    def both(names):
+        silver, found = spark.table("flips_here.s"), spark.table("flips_here.c")
+        flagged = (found.where(F.col("eval_set").isin(names)).groupBy("doc_id")
+                   .agg(F.collect_set("content_sha256").alias("contaminated_shas"))) if names else None
+        sets = f"eval_set IN ({', '.join(repr(n) for n in names)})" if names else "false"
+        (files,) = query_files(spark, FLIPS_QUERY.format(sets=sets, rule=CONTAMINATED), tables)
+        planned = spark.createDataFrame([], "doc_id STRING")
+        assert files["n"] == plan_contamination(silver, flagged, planned).count()
+        return files["n"]
+
+    try:
+        spark.sql("INSERT INTO flips_here.s VALUES ('a', 'h1', array('contaminated')), ('b', 'h2', NULL), ('c', 'h3', array('too_short'))")
+        spark.sql("INSERT INTO flips_here.c VALUES ('a', 'set_one', 'h1'), ('a', 'set_two', 'h1'), ('c', 'set_two', 'h3'), ('b', 'set_one', 'old')")
+        assert both(["set_one"]) == 0  # a is marked and found; b's finding was of another text
+        assert both(["set_one", "set_two"]) == 1  # c is found by set_two, not marked
+        assert both([]) == 1  # nothing is rejected as contaminated: a's mark is to go
+    finally:
+        spark.sql("DROP SCHEMA flips_here CASCADE")
