@@ -117,6 +117,14 @@ def test_second_ingest_is_a_recorded_noop_and_a_changed_file_updates_its_row(spa
     row = docs_of(spark, "t_books").where("path = 'book1.txt'").collect()[0]
     assert row["text"].endswith("A new closing paragraph.\n") and row["batch_id"] == changed.run_id
 
+    # only a touched file, its text as before: read, and bronze is not written (its documents are
+    # looked up in bronze's files, not joined with the table)
+    version = delta.latest_version(spark, "bronze.documents")
+    os.utime(d / "book3.txt", ns=(time.time_ns(), time.time_ns() + 3 * 10**9))
+    touched = ingest(spark, cfg)
+    assert (touched.detail['files_read'], touched.detail['inserted'], touched.detail['updated']) == (1, 0, 0)
+    assert delta.latest_version(spark, "bronze.documents") == version
+
 
 def test_a_folder_of_mixed_encodings_is_read_file_by_file_with_each_encoding_recorded(spark, make_config, tmp_path):
     """Real prose (the Python reference's own text) written in six encodings: each file is a
