@@ -45,10 +45,12 @@ from ..config import DecontaminateSettings, EvalSetConfig, PipelineConfig, confi
 from ..errors import BrickyardError
 from ..lake.delta import (
     code_version,
+    count_in_files,
     delete_matching,
     last_commit,
     latest_version,
     merge_into,
+    query_files,
     read_pinned,
     scoped_conf,
     set_properties,
@@ -260,6 +262,22 @@ def make_verifier(scheme: dict[str, tuple[int, int, str, float]]):
     return verify_partition
 
 
+def _none_found_before(spark, todo, n_todo: int, version: int) -> bool:
+    """Whether silver.contamination (at `version`) holds no row of a document checked in this run,
+    read from its files for a plan of at most 5,000 documents (their ids are brickyard's hex ids):
+    then nothing found before is to be replaced, the usual case for new documents. False when some
+    row may be, or when the files cannot be read here."""
+    import re
+
+    if n_todo > 5000:
+        return False
+    ids = [r["doc_id"] for r in todo.select("doc_id").collect()]
+    if not all(re.fullmatch(r"[0-9a-f]+", d) for d in ids):
+        return False
+    found = count_in_files(spark, CONTAMINATION.name, version, f"doc_id IN ({', '.join(repr(d) for d in ids)})")
+    return found == 0
+
+
 def plan_decontaminate(scope, checks, entries: list[str]):
     """The plan: for every document in scope (doc_id, content_sha256), the sets to check it against
     (`check`, names) and what it will have been checked against after (`eval_sets`, name@digest).
@@ -397,12 +415,15 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         run.inputs.append(Ref(f"eval_set:{name}", "source", None, f"{digest[name]}: {n} items"))
     entries = sorted(f"{name}@{d}" for name, d in digest.items())
 
-    checks, _ = read_pinned(spark, CONTAMINATION_CHECKS.name, "doc_id, content_sha256, eval_sets")
+    checks, checks_version = read_pinned(spark, CONTAMINATION_CHECKS.name, "doc_id, content_sha256, eval_sets")
     with run.phase("plan"):
         planned = plan_decontaminate(silver.select("doc_id", "content_sha256"), checks, entries)
         todo = planned.where(F.size("check") > 0).localCheckpoint(eager=True)
         n_todo = todo.count()
-    recorded = {r["eval_set"]: r["digest"] for r in spark.table(EVAL_SETS.name).select("eval_set", "digest").collect()}
+    listed = query_files(spark, "SELECT eval_set, digest FROM e", {"e": (EVAL_SETS.name, None)})  # no Spark job where local
+    if listed is None:
+        listed = [r.asDict() for r in spark.table(EVAL_SETS.name).select("eval_set", "digest").collect()]
+    recorded = {r["eval_set"]: r["digest"] for r in listed}
     sets_changed = recorded != digest
     if n_todo == 0 and not sets_changed:
         run.counts(0, 0)
@@ -450,10 +471,13 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         # the rows of what is checked again go first; the checks table, which marks work done, last.
         # silver.contamination is touched only when its rows change: curate, which reads it, then
         # stays a quick no-op after a check that found nothing
-        old, _ = read_pinned(spark, CONTAMINATION.name, "doc_id, eval_set, item_id")
-        pairs_checked = todo.select("doc_id", F.explode("check").alias("eval_set"))
-        stale = old.join(pairs_checked, ["doc_id", "eval_set"], "left_semi").localCheckpoint(eager=True)
-        n_stale = stale.count()
+        old, old_version = read_pinned(spark, CONTAMINATION.name, "doc_id, eval_set, item_id")
+        if _none_found_before(spark, todo, n_todo, old_version):
+            n_stale = 0
+        else:
+            pairs_checked = todo.select("doc_id", F.explode("check").alias("eval_set"))
+            stale = old.join(pairs_checked, ["doc_id", "eval_set"], "left_semi").localCheckpoint(eager=True)
+            n_stale = stale.count()
         if n_stale or n_found:
             set_properties(spark, CONTAMINATION.name, {"brickyard.producer_version": code_version()})
         if n_stale:
@@ -463,7 +487,10 @@ def _decontaminate(spark, cfg: PipelineConfig, files: dict[str, list], run) -> d
         fault_pause("decontaminate:after-contamination")
         done = todo.select("doc_id", "content_sha256", "eval_sets", F.lit(run.run_id).alias("batch_id"),
                            F.current_timestamp().alias("checked_at"))
-        if checks.limit(1).count():
+        checked_before = count_in_files(spark, CONTAMINATION_CHECKS.name, checks_version, "true")
+        if checked_before is None:
+            checked_before = checks.limit(1).count()
+        if checked_before:
             merge_into(done, CONTAMINATION_CHECKS.name, "doc_id")
         else:  # the first run: nothing to match
             done.write.format("delta").mode("append").saveAsTable(CONTAMINATION_CHECKS.name)
