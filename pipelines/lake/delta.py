@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -169,6 +170,20 @@ def count_in_files(spark, table: str, version: int | None, where: str) -> int | 
     ask Spark the same question when this answers None."""
     rows = query_files(spark, f"SELECT count(*) AS n FROM t WHERE {where}", {"t": (table, version)})
     return None if rows is None else rows[0]["n"]
+
+
+_HEX_ID = re.compile(r"[0-9a-f]+")
+
+
+def id_list(ids) -> str | None:
+    """brickyard's own ids (lower-case hex: doc_ids, content hashes) as the items of an SQL IN list
+    for `query_files` and `count_in_files`; None when one is not such an id, or there is none (then
+    the caller asks Spark, whose frames take values as values)."""
+    ids = sorted(set(ids))
+    if not ids or not all(_HEX_ID.fullmatch(i) for i in ids):
+        return None
+    return ", ".join(f"'{i}'" for i in ids)
+
 
 
 def read_pinned(spark, table: str, columns: str = "*", where: str | None = None):

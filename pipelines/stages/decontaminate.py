@@ -47,6 +47,7 @@ from ..lake.delta import (
     code_version,
     count_in_files,
     delete_matching,
+    id_list,
     last_commit,
     latest_version,
     merge_into,
@@ -267,15 +268,10 @@ def _none_found_before(spark, todo, n_todo: int, version: int) -> bool:
     read from its files for a plan of at most 5,000 documents (their ids are brickyard's hex ids):
     then nothing found before is to be replaced, the usual case for new documents. False when some
     row may be, or when the files cannot be read here."""
-    import re
-
     if n_todo > 5000:
         return False
-    ids = [r["doc_id"] for r in todo.select("doc_id").collect()]
-    if not all(re.fullmatch(r"[0-9a-f]+", d) for d in ids):
-        return False
-    found = count_in_files(spark, CONTAMINATION.name, version, f"doc_id IN ({', '.join(repr(d) for d in ids)})")
-    return found == 0
+    listed = id_list(r["doc_id"] for r in todo.select("doc_id").collect())
+    return listed is not None and count_in_files(spark, CONTAMINATION.name, version, f"doc_id IN ({listed})") == 0
 
 
 def plan_decontaminate(scope, checks, entries: list[str]):

@@ -18,7 +18,6 @@ The job, in order:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 from ..config import PipelineConfig, to_dict
@@ -224,7 +223,6 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     return {"inserted": inserted, "updated": updated, "files_read": n_fresh, "files_skipped": n_files - n_fresh}
 
 
-HEX_ID = re.compile(r"[0-9a-f]+")
 PRESENT_LIMIT = 5000
 
 
@@ -232,12 +230,12 @@ def _any_new(spark, docs, n_docs: int, changed) -> bool:
     """Whether any document read is new to bronze or changed. For a read of at most
     `PRESENT_LIMIT` documents, their keys are looked up in bronze's files (when on this disk):
     a small increment learns it without a join over the whole table; else Spark answers."""
-    from ..lake.delta import query_files
+    from ..lake.delta import id_list, query_files
 
     if n_docs <= PRESENT_LIMIT:
         keys = {(r["doc_id"], r["content_sha256"]) for r in docs.select("doc_id", "content_sha256").collect()}
-        if all(HEX_ID.fullmatch(d) for d, _ in keys):  # brickyard's own ids: safe to name in the query
-            listed = ", ".join(f"'{d}'" for d in sorted({d for d, _ in keys}))
+        listed = id_list(d for d, _ in keys)
+        if listed is not None:
             stored = query_files(spark, f"SELECT doc_id, content_sha256 FROM b WHERE doc_id IN ({listed})",
                                  {"b": (DOCUMENTS.name, None)})
             if stored is not None:
