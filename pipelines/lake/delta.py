@@ -173,6 +173,8 @@ def count_in_files(spark, table: str, version: int | None, where: str) -> int | 
 
 
 _HEX_ID = re.compile(r"[0-9a-f]+")
+# a plan of at most this many documents is small enough to name by doc_id (`id_list`) in a query
+ID_LIST_LIMIT = 5000
 
 
 def id_list(ids) -> str | None:
@@ -183,7 +185,6 @@ def id_list(ids) -> str | None:
     if not ids or not all(_HEX_ID.fullmatch(i) for i in ids):
         return None
     return ", ".join(f"'{i}'" for i in ids)
-
 
 
 def read_pinned(spark, table: str, columns: str = "*", where: str | None = None):

@@ -186,7 +186,7 @@ def apply_quality(spark, cfg: PipelineConfig, q: dict | None, run) -> tuple[int,
     if wrong is None:
         wrong = spark.table(SILVER.name).where(mistiered).count()
     if wrong:
-        spark.sql(f"UPDATE {SILVER.name} SET quality_tier = {tier} WHERE quality_tier IS DISTINCT FROM ({tier})")
+        spark.sql(f"UPDATE {SILVER.name} SET quality_tier = {tier} WHERE {mistiered}")
     return rescored, wrong
 
 

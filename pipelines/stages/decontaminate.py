@@ -44,6 +44,7 @@ from pathlib import Path
 from ..config import DecontaminateSettings, EvalSetConfig, PipelineConfig, config_hash, to_dict
 from ..errors import BrickyardError
 from ..lake.delta import (
+    ID_LIST_LIMIT,
     code_version,
     count_in_files,
     delete_matching,
@@ -265,10 +266,10 @@ def make_verifier(scheme: dict[str, tuple[int, int, str, float]]):
 
 def _none_found_before(spark, todo, n_todo: int, version: int) -> bool:
     """Whether silver.contamination (at `version`) holds no row of a document checked in this run,
-    read from its files for a plan of at most 5,000 documents (their ids are brickyard's hex ids):
+    read from its files for a plan of at most `ID_LIST_LIMIT` documents (named by their ids):
     then nothing found before is to be replaced, the usual case for new documents. False when some
     row may be, or when the files cannot be read here."""
-    if n_todo > 5000:
+    if n_todo > ID_LIST_LIMIT:
         return False
     listed = id_list(r["doc_id"] for r in todo.select("doc_id").collect())
     return listed is not None and count_in_files(spark, CONTAMINATION.name, version, f"doc_id IN ({listed})") == 0

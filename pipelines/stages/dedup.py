@@ -65,6 +65,7 @@ from dataclasses import dataclass
 
 from ..config import ContainmentSettings, DedupSettings, PipelineConfig, SpanSettings, to_dict
 from ..lake.delta import (
+    ID_LIST_LIMIT,
     code_version,
     delete_matching,
     insert_new,
@@ -659,10 +660,9 @@ GROUP BY k.domain, g.scheme
 """
 
 
-# A plan of at most this many documents is named by doc_id in the run's queries: Spark then reads
-# only their rows of silver and of the signatures where the plan is joined in, instead of joining
-# (and shuffling) every kept document with a small frame
-NARROW_LIMIT = 5000
+# A plan of at most `ID_LIST_LIMIT` documents is named by doc_id in the run's queries: Spark then
+# reads only their rows of silver and of the signatures where the plan is joined in, instead of
+# joining (and shuffling) every kept document with a small frame
 TODO_IDS = "SELECT cur.doc_id FROM cur LEFT ANTI JOIN d ON cur.doc_id = d.doc_id AND cur.content_sha256 = d.content_sha256"
 UNSIGNED_IDS = "SELECT cur.doc_id FROM cur LEFT ANTI JOIN g ON cur.doc_id = g.doc_id AND cur.content_sha256 = g.content_sha256"
 
@@ -672,7 +672,7 @@ class Settled:
     """What dedup's tables say before a run when nothing is to be withdrawn or repaired, read from
     their files (`settled`): the kept documents' domains, how many of them have a signature of each
     scheme (None: none), and how many are not placed yet (the plan's size). For a plan of at most
-    `NARROW_LIMIT` documents, their doc_ids (`todo_ids`), and those of the kept documents with no
+    `ID_LIST_LIMIT` documents, their doc_ids (`todo_ids`), and those of the kept documents with no
     signature of their text (`unsigned_ids`); else None."""
 
     schemes: dict[str, dict[str | None, int]]
@@ -718,7 +718,7 @@ def settled(spark, silver_version: int) -> Settled | None:
     unsigned = sum(by.get(None, 0) for by in schemes.values())
 
     def ids(query: str, n: int) -> list[str] | None:
-        if n > NARROW_LIMIT:
+        if n > ID_LIST_LIMIT:
             return None
         found = query_files(spark, f"WITH cur AS (SELECT doc_id, content_sha256 FROM s WHERE keep) {query}", tables)
         return None if found is None else sorted(r["doc_id"] for r in found)

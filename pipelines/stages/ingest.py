@@ -223,16 +223,13 @@ def _ingest(spark, cfg: PipelineConfig, sources, run) -> dict:
     return {"inserted": inserted, "updated": updated, "files_read": n_fresh, "files_skipped": n_files - n_fresh}
 
 
-PRESENT_LIMIT = 5000
-
-
 def _any_new(spark, docs, n_docs: int, changed) -> bool:
     """Whether any document read is new to bronze or changed. For a read of at most
-    `PRESENT_LIMIT` documents, their keys are looked up in bronze's files (when on this disk):
+    `ID_LIST_LIMIT` documents, their keys are looked up in bronze's files (when on this disk):
     a small increment learns it without a join over the whole table; else Spark answers."""
-    from ..lake.delta import id_list, query_files
+    from ..lake.delta import ID_LIST_LIMIT, id_list, query_files
 
-    if n_docs <= PRESENT_LIMIT:
+    if n_docs <= ID_LIST_LIMIT:
         keys = {(r["doc_id"], r["content_sha256"]) for r in docs.select("doc_id", "content_sha256").collect()}
         listed = id_list(d for d, _ in keys)
         if listed is not None:
@@ -241,7 +238,6 @@ def _any_new(spark, docs, n_docs: int, changed) -> bool:
             if stored is not None:
                 return not keys <= {(r["doc_id"], r["content_sha256"]) for r in stored}
     return not changed.isEmpty()
-
 
 
 def _fresh_files(spark, units: list[Unit]) -> set[tuple[str, str]]:

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from brickyard.pipelines.config import EvalSetConfig
-from brickyard.pipelines.lake.delta import ensure_table
+from brickyard.pipelines.lake.delta import ensure_table, latest_version
 from brickyard.pipelines.lake.lakeview import Lakeview
 from brickyard.pipelines.lake.tables import SILVER
 from brickyard.pipelines.stages.curate import curate
-from brickyard.pipelines.stages.decontaminate import decontaminate
+from brickyard.pipelines.stages.decontaminate import _none_found_before, decontaminate
 from brickyard.pipelines.stages.ingest import ingest
 from brickyard.pipelines.text.filters import DEFAULT_RULES
 
@@ -173,6 +173,14 @@ def test_planted_items_are_found_rejected_by_curate_and_reruns_check_only_what_i
     lineage = rows(spark, "ops.lineage", f"run_id = '{judged.run_id}'")[0]
     assert lineage["rows_in"] == lineage["rows_out"] + lineage["rows_rejected"]
     assert "silver.contamination" in {i["name"] for i in lineage["inputs"]}
+
+    # what the write phase asks before replacing earlier findings, from the table's files: none for a
+    # document never found (the usual new document), some for one that was
+    ids = {p: d for d, p in paths.items()}
+    version = latest_version(spark, "silver.contamination")
+    for path, none_before in (("paraphrased.txt", True), ("verbatim.txt", False)):
+        checked = spark.createDataFrame([(ids[path],)], "doc_id STRING")
+        assert _none_found_before(spark, checked, 1, version) is none_before, path
 
     # nothing new: both are no-ops
     assert decontaminate(spark, cfg).status == "noop"
