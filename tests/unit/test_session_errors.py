@@ -157,8 +157,15 @@ def test_jvm_options_of_the_config_come_after_brickyards_own(tmp_path, monkeypat
     # a tuning flag of the parallel collector names no collector; the JVM's own variables do
     tuned = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:+UseMaximumCompactionOnSystemGC"}), [])
     assert "-XX:+UseParallelGC" in tuned["spark.driver.extraJavaOptions"].split()
+    # C2 compiles later than by default, unless the config or the JVM's environment sets compilation
+    assert "-XX:Tier4InvocationThreshold=50000" in plain.split()
+    c1 = local_conf(tmp_path, SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}), [])
+    assert not any(o.startswith("-XX:Tier4") for o in c1["spark.driver.extraJavaOptions"].split())
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:+UseZGC")
-    assert "-XX:+UseParallelGC" not in local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"].split()
+    zgc = local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"].split()
+    assert "-XX:+UseParallelGC" not in zgc and "-XX:Tier4InvocationThreshold=50000" in zgc
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-XX:CompileThresholdScaling=2")
+    assert "-XX:Tier4InvocationThreshold=50000" not in local_conf(tmp_path, SparkSettings(), [])["spark.driver.extraJavaOptions"].split()
 
 
 def test_the_class_archive_is_used_only_when_it_exists_and_named_after_what_it_depends_on(tmp_path, monkeypatch):
