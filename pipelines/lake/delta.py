@@ -280,7 +280,7 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
 
     Checked once per Spark session for a given spec and owner; `forget_ensured` resets that."""
     key = (session_key(spark), spec.name, spec.ddl_columns(), tuple(sorted(spec.checks.items())),
-           spec.comment, spec.layer, spec.pii, spec.producer, owner)
+           tuple(sorted(spec.delta_properties.items())), spec.comment, spec.layer, spec.pii, spec.producer, owner)
     if key in _ENSURED:
         return
     ensure_schema(spark, spec.schema)
@@ -291,6 +291,7 @@ def ensure_table(spark, spec: TableSpec, owner: str) -> None:
         f"{PROP}producer": spec.producer,
         f"{PROP}licenses": "",
         "delta.enableChangeDataFeed": "true",
+        **spec.delta_properties,
     }
     if not table_exists(spark, spec.name):
         # a new table gets its CHECK constraints with its first commit (no ALTER per rule)

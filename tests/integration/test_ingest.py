@@ -257,6 +257,16 @@ def test_a_table_keeps_its_constraints_as_they_are_and_takes_a_changed_one(spark
     delta.ensure_table(spark, replace(spec, checks={"kind_known": "kind IN ('a', 'b', 'c')"}), "data-platform")
     spark.sql("INSERT INTO ops.t_rules VALUES ('c')")
     assert spark.table("ops.t_rules").count() == 1
+    # a Delta setting of the spec reaches a table made without it, in place, and only once
+    tuned = replace(spec, checks={"kind_known": "kind IN ('a', 'b', 'c')"}, delta_properties={"delta.checkpointInterval": "100"})
+    delta.ensure_table(spark, tuned, "data-platform")
+    assert delta.table_properties(spark, spec.name)["delta.checkpointInterval"] == "100"
+    version = delta.latest_version(spark, spec.name)
+    delta.forget_ensured()
+    delta.ensure_table(spark, tuned, "data-platform")
+    assert delta.latest_version(spark, spec.name) == version
+    delta.ensure_table(spark, tables.LINEAGE, "data-platform")
+    assert delta.table_properties(spark, tables.LINEAGE.name)["delta.checkpointInterval"] == "100"
 
 
 def test_a_failing_run_is_recorded_with_its_reason(spark, make_config):
