@@ -87,7 +87,7 @@ JVM_OPTION_VARIABLES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"
 # The optimizing compiler (C2) compiles a method after 10 times the calls and loop turns the JVM
 # waits for by default (its first compiler, C1, is left as it is). A driver lives minutes and runs
 # many small queries, each with classes generated for it: with the defaults, compiling took about a
-# third of the demo's CPU, two thirds of that in C2. Measured on 2 cores, the demo's data stages
+# third of the demo's CPU, four fifths of that in C2. Measured on 2 cores, the demo's data stages
 # twice each way: 229 and 248 CPU-seconds with the defaults, 187 and 206 with these (17% less),
 # 5-7% less time. Three times the defaults saved half as much; thirty times, and C1 alone
 # (`-XX:TieredStopAtLevel=1`), ran slower. A large job's hot loops pass these counts in
