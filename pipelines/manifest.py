@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
 import json
 import os
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 from .errors import BrickyardError
@@ -53,9 +58,46 @@ def link_newest(dest: Path, name: str) -> None:
     os.replace(tmp, link)
 
 
+# streaming's package imports its dataset zoo (C4, CIFAR-10, LLaVA ...) on import, and the zoo
+# imports transformers, scikit-learn, pandas and torchvision: 3.4 of the 5 s `import streaming` takes
+# beside torch, paid by every training rank, export worker and check. brickyard uses none of it.
+ZOO = ("text", "vision", "multimodal")
+
+
+class _Deferred(types.ModuleType):
+    """Stands in `sys.modules` for one of streaming's zoo packages until something reads from it;
+    then the real package is imported, replaces this one, and answers."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__") and attr.endswith("__"):  # inspection (inspect, pickle) is not a use
+            raise AttributeError(attr)
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        parent, _, child = name.rpartition(".")
+        setattr(sys.modules[parent], child, real)
+        return getattr(real, attr)
+
+
+def import_streaming() -> types.ModuleType:
+    """The `streaming` package, with its dataset zoo imported only if used (`ZOO`). Import streaming
+    through this, before any `from streaming import ...`; once streaming is imported it changes nothing."""
+    if "streaming" not in sys.modules:
+        spec = importlib.util.find_spec("streaming")  # finds the package without running it
+        for sub in ZOO:
+            name = f"streaming.{sub}"
+            found = importlib.machinery.PathFinder.find_spec(name, spec.submodule_search_locations) if spec else None
+            if found is not None and name not in sys.modules:
+                stand_in = _Deferred(name)
+                stand_in.__spec__, stand_in.__path__ = found, list(found.submodule_search_locations or [])
+                sys.modules[name] = stand_in
+    return importlib.import_module("streaming")
+
+
 def phase_streams(export_dir: str | Path, manifest: dict, phase: dict, cache: str | Path) -> list:
     """The `streaming.Stream`s of one phase: each stream of the export choosing the phase's samples."""
-    from streaming import Stream
+    Stream = import_streaming().Stream
 
     out = []
     for name, s in phase["streams"].items():
@@ -121,7 +163,8 @@ def verify(export_dir: str | Path, tolerance: float = 0.01, quiet: bool = False)
 
 def _read_back(root: Path, m: dict, cache: Path, tolerance: float, say) -> list[str]:
     """Each stream and each phase of the export read through `StreamingDataset`, as training reads them."""
-    from streaming import Stream, StreamingDataset
+    streaming = import_streaming()
+    Stream, StreamingDataset = streaming.Stream, streaming.StreamingDataset
 
     # Read ahead by the whole stream: with streaming's default (8 samples per batch of 1) its ready
     # thread stops every 8 samples and the reading loop waits a 7 ms tick for it each time, which

@@ -113,9 +113,10 @@ def collate(samples: list[dict]) -> dict:
 def phase_loader(export_dir: Path, manifest: dict, phase: Phase, cache: Path, rank_batch: int, num_workers: int = 0,
                  num_canonical_nodes: int | None = None):
     """A `StreamingDataLoader` over one phase, yielding batches of `rank_batch` samples for this rank."""
-    from streaming import StreamingDataLoader, StreamingDataset
+    from ..pipelines.manifest import import_streaming, phase_streams
 
-    from ..pipelines.manifest import phase_streams
+    streaming = import_streaming()
+    StreamingDataLoader, StreamingDataset = streaming.StreamingDataLoader, streaming.StreamingDataset
 
     spec = manifest["phases"][phase.index]
     root = Path(cache) / Path(export_dir).name
@@ -162,6 +163,9 @@ def _under(folders: list[str], root: str) -> bool:
 
 
 def _remove(n: int) -> int:
+    from ..pipelines.manifest import import_streaming
+
+    import_streaming()
     from streaming.base.constant import BARRIER_FILELOCK, CACHE_FILELOCK, SHM_TO_CLEAN
 
     removed = 0

@@ -56,6 +56,7 @@ from ..manifest import (
     INDEX,
     MANIFEST,
     file_sha256,
+    import_streaming,
     link_newest,
     read_manifest,
     write_manifest,
@@ -191,7 +192,7 @@ class PartWriter:
         buf = np.concatenate(self.pending).astype(np.uint32, copy=False)
         n = len(buf) // self.L
         if self.writer is None:
-            from streaming import MDSWriter
+            MDSWriter = import_streaming().MDSWriter
 
             shutil.rmtree(self.out, ignore_errors=True)  # a retried task starts its part again
             compression = None if self.spec["compression"] == "none" else self.spec["compression"]
@@ -482,6 +483,7 @@ def _merge_index(part_indexes: list[str], out: str) -> None:
     """streaming's index merge, without its note about the temporary folder it uses."""
     import logging
 
+    import_streaming()
     from streaming.base.util import merge_index
 
     root = logging.getLogger()

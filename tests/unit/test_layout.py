@@ -120,3 +120,25 @@ def test_the_quality_models_code_file_imports_the_package_absolutely():
     tree = ast.parse((REPO / "pipelines" / "text" / "quality_pyfunc.py").read_text())
     relative = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
     assert relative == []
+
+
+def test_streaming_is_imported_without_its_dataset_zoo_which_still_loads_when_used():
+    out = _outside_the_checkout(
+        "import sys\n"
+        "from brickyard.pipelines.manifest import import_streaming\n"
+        "s = import_streaming()\n"
+        "from streaming import MDSWriter, StreamingDataLoader\n"
+        "print(sorted(m for m in ('transformers.models.auto', 'sklearn', 'pandas', 'torchvision') if m in sys.modules))\n"
+        "from streaming.text import StreamingC4\n"
+        "print(StreamingC4.__module__, s.vision.StreamingCIFAR10.__name__, 'sklearn' in sys.modules)"
+    )
+    assert out.split("\n")[:2] == ["[]", "streaming.text.c4 StreamingCIFAR10 True"]
+
+
+def test_the_products_modules_import_streaming_through_import_streaming():
+    """A module that imports streaming first would pay for the zoo in every process that loads it."""
+    for folder in PACKAGES:
+        for p in (REPO / folder).rglob("*.py"):
+            text = p.read_text()
+            if ("from streaming" in text or "import streaming" in text) and p.name != "manifest.py":
+                assert "import_streaming()" in text, p
