@@ -8,7 +8,9 @@ For each side, in its own processes (the other side's code never loaded):
    demo's sources in a fresh process, timed whole and per stage (from the stage lines it prints);
 2. in one warm driver on that lakehouse: each stage once more with nothing new (a no-op), after a
    first no-op pass that warms the session (Python workers, the encoder, the classifier);
-3. in the same driver: one new document in a source, then each stage on that increment.
+3. in the same driver: one new document in a source, then each stage on that increment;
+4. then the same document changed (a paragraph added), and each stage again: dedup withdraws the
+   placed text and places the new one.
 
 It prints one table: seconds per stage and side, and after / before. The goals of the stage-frame
 work: a no-op stage under 2 s, a one-document increment under 8 s per stage, the demo's data stages
@@ -118,7 +120,7 @@ def drive(tree: Path, work: Path) -> dict:
     cfg.lakehouse = str(work / "lh")
     spark = get_spark(Path(cfg.lakehouse), cfg.spark)
     stages = stage_functions(tree)
-    out: dict = {"noop": {}, "increment": {}, "status": {}}
+    out: dict = {"noop": {}, "increment": {}, "change": {}, "status": {}}
     for fn in stages.values():  # warm-up pass: the first no-op of each stage in this driver
         fn(spark, cfg)
     for name, fn in stages.items():
@@ -126,12 +128,13 @@ def drive(tree: Path, work: Path) -> dict:
         r = fn(spark, cfg)
         out["noop"][name] = time.perf_counter() - t
         out["status"][f"noop.{name}"] = status_of(r)
-    (work / "increment" / "b.txt").write_text(document(2))
-    for name, fn in stages.items():
-        t = time.perf_counter()
-        r = fn(spark, cfg)
-        out["increment"][name] = time.perf_counter() - t
-        out["status"][f"increment.{name}"] = status_of(r)
+    for key, text in (("increment", document(2)), ("change", document(2) + "\n\nA closing paragraph added later.\n")):
+        (work / "increment" / "b.txt").write_text(text)
+        for name, fn in stages.items():
+            t = time.perf_counter()
+            r = fn(spark, cfg)
+            out[key][name] = time.perf_counter() - t
+            out["status"][f"{key}.{name}"] = status_of(r)
     spark.stop()
     return out
 
@@ -211,18 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     (root / "results.json").write_text(json.dumps(results, indent=2))
     b, a = results["before"], results["after"]
     rows = [("stage", "no-op before", "no-op after", "ratio", "1 doc before", "1 doc after", "ratio",
-             "demo build before", "demo build after")]
+             "changed before", "changed after", "ratio", "demo build before", "demo build after")]
     def ratio(k: str, s: str) -> str:
         return f"{a[k][s] / b[k][s]:.2f}" if b[k].get(s) and a[k].get(s) else "-"
 
+    timed = ("noop", "increment", "change")
     for s in STAGES:
-        rows.append((s, fmt(b["noop"].get(s)), fmt(a["noop"].get(s)), ratio("noop", s), fmt(b["increment"].get(s)),
-                     fmt(a["increment"].get(s)),
-                     ratio("increment", s), fmt(b["build"].get(s)), fmt(a["build"].get(s))))
+        rows.append((s, *[c for k in timed for c in (fmt(b[k].get(s)), fmt(a[k].get(s)), ratio(k, s))],
+                     fmt(b["build"].get(s)), fmt(a["build"].get(s))))
     # totals over the stages both sides have, so that the ratio compares like with like
     total = lambda r, k: sum(v for s, v in r[k].items() if s in b[k] and s in a[k])  # noqa: E731
-    rows.append(("stages of both", fmt(total(b, "noop")), fmt(total(a, "noop")), f"{total(a, 'noop') / total(b, 'noop'):.2f}",
-                 fmt(total(b, "increment")), fmt(total(a, "increment")), f"{total(a, 'increment') / total(b, 'increment'):.2f}",
+    rows.append(("stages of both", *[c for k in timed for c in (fmt(total(b, k)), fmt(total(a, k)), f"{total(a, k) / total(b, k):.2f}")],
                  fmt(sum(b["build"].values())), fmt(sum(a["build"].values()))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):

@@ -68,6 +68,7 @@ from ..lake.delta import (
     ID_LIST_LIMIT,
     code_version,
     delete_matching,
+    id_list,
     insert_new,
     latest_version,
     merge_into,
@@ -591,7 +592,7 @@ def plan_withdrawal(placed, gone):
     return gone.select("doc_id").unionByName(released).distinct()
 
 
-def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
+def _withdraw(spark, current, say) -> tuple[int, int]:
     """Take documents that curation no longer keeps, or whose text changed, out of dedup's tables.
     A cluster that loses a document is dissolved (a lost link may split it, a lost keeper leaves it
     without one): its other documents are released to be deduplicated again. So is a keeper that
@@ -611,7 +612,9 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True) if n_gone else spark.createDataFrame([], "doc_id STRING")
     n_span = 0
     if index.limit(1).count():
-        drop, n_span = _span_releases(dups, index, drop)
+        drop, n_span, stale = _span_releases(dups, index, drop)
+        if stale.count():
+            delete_matching(stale, SPANS.name, "doc_id", fixed=True)
     n_drop = drop.count()
     if n_drop:
         delete_matching(drop, DUPLICATES.name, "doc_id", fixed=True)
@@ -620,10 +623,7 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
         if stale.count():
             delete_matching(stale, SIGNATURES.name, "doc_id", fixed=True)
-        say(f"dedup: {n_gone} documents left curation or changed; {n_drop - n_gone} cluster members released")
-    if n_span:
-        say(f"dedup: {n_span} keepers released (with their clusters) to be placed again: a span cut from their "
-            "gold text belonged to a document that left gold")
+    _say_withdrawn(say, n_gone, n_drop, n_span)
     # gold holds only placed keepers: after a dissolved cluster, and after a run killed between its
     # gold and duplicates commits (gold is written first). Checked on every run, as the run's new
     # keepers are then inserted into gold without an update clause: none of them is placed, so none
@@ -634,6 +634,104 @@ def _withdraw(spark, current, run_id: str, say) -> tuple[int, int]:
     if stray.count():
         delete_matching(stray, GOLD.name, "doc_id", fixed=True)
     return n_gone, n_span
+
+
+def _say_withdrawn(say, n_gone: int, n_drop: int, n_span: int) -> None:
+    if n_gone:
+        say(f"dedup: {n_gone} documents left curation or changed; {n_drop - n_gone} cluster members released")
+    if n_span:
+        say(f"dedup: {n_span} keepers released (with their clusters) to be placed again: a span cut from their "
+            "gold text belonged to a document that left gold")
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What `_withdraw` takes out of dedup's tables, as doc_ids (`withdrawal_from_files`)."""
+
+    gone: list[str]  # placed documents that curation no longer keeps, or whose text changed
+    drop: list[str]  # rows leaving silver.duplicates: the gone, their clusters, span releases
+    span_released: int  # keepers released because a span cut from them lost its owner
+    stale_spans: list[str]  # documents whose span index rows go
+    stale_signatures: list[str]  # signatures of texts curation no longer keeps (only with documents gone)
+    stray_gold: list[str]  # gold rows of documents not placed as keepers once `drop` is out
+
+
+def _not_in(column: str, ids: set[str]) -> str | None:
+    """`column NOT IN (ids)` for a query over the files ("TRUE" for none); None when the ids are not
+    brickyard's own (`id_list`)."""
+    if not ids:
+        return "TRUE"
+    listed = id_list(ids)
+    return None if listed is None else f"{column} NOT IN ({listed})"
+
+
+def withdrawal_from_files(spark, silver_version: int, tables: dict[str, str] | None = None) -> Withdrawal | None:
+    """`_withdraw`'s plan read from the tables' files, the same sets its Spark queries find (a test
+    holds them equal): a handful of queries of tens of milliseconds instead of a dozen Spark jobs.
+    None when the files cannot be read here or a set is larger than `ID_LIST_LIMIT` (then Spark
+    plans it). `tables`: other tables of the same shapes (silver, duplicates, spans, gold, signatures)."""
+    names = tables or {"s": SILVER.name, "d": DUPLICATES.name, "i": SPANS.name, "gd": GOLD.name, "g": SIGNATURES.name}
+    versions = {a: (t, silver_version if a == "s" else None) for a, t in names.items()}
+    cur = "WITH cur AS (SELECT doc_id, content_sha256 FROM s WHERE keep) "
+
+    def ask(query: str, *aliases: str) -> list[dict] | None:
+        rows = query_files(spark, query, {a: versions[a] for a in aliases})
+        return None if rows is None or len(rows) > ID_LIST_LIMIT else rows
+
+    def members(clusters: set[str]) -> set[str] | None:
+        if not clusters:
+            return set()
+        listed = id_list(clusters)
+        rows = None if listed is None else ask(f"SELECT doc_id FROM d WHERE cluster_id IN ({listed})", "d")
+        return None if rows is None else {r["doc_id"] for r in rows}
+
+    gone_rows = ask(cur + "SELECT d.doc_id, d.cluster_id FROM d LEFT ANTI JOIN cur "
+                    "ON d.doc_id = cur.doc_id AND d.content_sha256 = cur.content_sha256", "s", "d")
+    if gone_rows is None:
+        return None
+    gone = {r["doc_id"] for r in gone_rows}
+    released = members({r["cluster_id"] for r in gone_rows})
+    if released is None:
+        return None
+    drop, n_span = gone | released, 0
+    while True:  # `_span_releases`: copies whose owner is no longer a keeper release their holders
+        outside = _not_in("doc_id", drop)
+        lost = outside and ask(
+            "SELECT DISTINCT i.doc_id, d.cluster_id FROM i JOIN d ON i.doc_id = d.doc_id "
+            f"LEFT ANTI JOIN (SELECT doc_id FROM d WHERE is_keeper AND {outside}) k ON i.owner_id = k.doc_id "
+            f"WHERE i.owner_id <> i.doc_id AND {_not_in('i.doc_id', drop)}", "i", "d")
+        if lost is None:
+            return None
+        if not lost:
+            break
+        n_span += len({r["doc_id"] for r in lost})
+        more = members({r["cluster_id"] for r in lost})
+        if more is None:
+            return None
+        drop |= {r["doc_id"] for r in lost} | more
+    outside = _not_in("doc_id", drop)
+    stale_spans = outside and ask("SELECT DISTINCT i.doc_id FROM i LEFT ANTI JOIN "
+                                  f"(SELECT doc_id FROM d WHERE (is_keeper OR method = 'spans') AND {outside}) h "
+                                  "ON i.doc_id = h.doc_id", "i", "d")
+    stray = outside and ask(f"SELECT gd.doc_id FROM gd LEFT ANTI JOIN (SELECT doc_id FROM d WHERE is_keeper AND {outside}) k "
+                            "ON gd.doc_id = k.doc_id", "gd", "d")
+    sigs = ask(cur + "SELECT g.doc_id FROM g LEFT ANTI JOIN cur ON g.doc_id = cur.doc_id AND "
+               "g.content_sha256 = cur.content_sha256", "s", "g") if gone else []
+    if stale_spans is None or stray is None or sigs is None:
+        return None
+    return Withdrawal(sorted(gone), sorted(drop), n_span, sorted({r["doc_id"] for r in stale_spans}),
+                      sorted(r["doc_id"] for r in sigs), sorted(r["doc_id"] for r in stray))
+
+
+def _apply_withdrawal(spark, plan: Withdrawal, say) -> tuple[int, int]:
+    """`_withdraw`'s deletes for a plan read from the files, in its order (the span index, the
+    placements, the signatures, then gold's strays). Returns (documents gone, keepers released for spans)."""
+    for ids, table in ((plan.stale_spans, SPANS.name), (plan.drop, DUPLICATES.name),
+                       (plan.stale_signatures, SIGNATURES.name), (plan.stray_gold, GOLD.name)):
+        if ids:
+            delete_matching(spark.createDataFrame([(i,) for i in ids], "doc_id STRING"), table, "doc_id", fixed=True)
+    _say_withdrawn(say, len(plan.gone), len(plan.drop), plan.span_released)
+    return len(plan.gone), plan.span_released
 
 
 SETTLED_QUERY = """
@@ -749,7 +847,8 @@ def _span_releases(dups, index, drop):
     was released, or was forgotten) are released too, with their clusters, so the span finds a new
     owner when they are placed again; repeated, since a released keeper may own spans others lack.
     Rows of the span index whose document is not placed as a keeper (or spans reject) any more are
-    deleted (they are written again when it is placed). Returns (drop, keepers released for spans)."""
+    to be deleted (they are written again when it is placed). Returns (drop, keepers released for
+    spans, the doc_ids whose index rows go)."""
     from pyspark.sql import functions as F
 
     keepers = dups.where("is_keeper").select("doc_id")
@@ -767,10 +866,7 @@ def _span_releases(dups, index, drop):
         n_span += n
         drop = drop.unionByName(plan_withdrawal(dups, lost)).distinct().localCheckpoint(eager=True)
     stale = index.select("doc_id").distinct().join(holders.join(drop, "doc_id", "left_anti"), "doc_id", "left_anti")
-    stale = stale.localCheckpoint(eager=True)
-    if stale.count():
-        delete_matching(stale, SPANS.name, "doc_id", fixed=True)
-    return drop, n_span
+    return drop, n_span, stale.localCheckpoint(eager=True)
 
 
 def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, run, tasks: int) -> int:
@@ -927,9 +1023,16 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         state = settled(spark, silver_version)
         withdrawn = span_released = 0
         if state is None:
-            current = kept.select("doc_id", "content_sha256", "domain").localCheckpoint(eager=True)
-            withdrawn, span_released = _withdraw(spark, current.drop("domain"), run.run_id, say)
-            domains = [r["domain"] for r in current.select("domain").distinct().collect()]
+            plan = withdrawal_from_files(spark, silver_version)
+            if plan is not None:
+                withdrawn, span_released = _apply_withdrawal(spark, plan, say)
+            else:
+                current = kept.select("doc_id", "content_sha256").localCheckpoint(eager=True)
+                withdrawn, span_released = _withdraw(spark, current, say)
+            # withdrawn, the tables agree again: read the state after it from the files, so that the
+            # rest of the run reads only the documents to place, as an increment's does
+            state = settled(spark, silver_version)
+            domains = state.domains if state is not None else [r["domain"] for r in kept.select("domain").distinct().collect()]
         else:
             domains = state.domains
     recovered = _recover_stats(spark) if spans_on else []

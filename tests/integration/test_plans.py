@@ -311,3 +311,59 @@ def test_curate_reads_from_the_files_that_no_contamination_verdict_flips_as_spar
         assert both([]) == 1  # nothing is rejected as contaminated: a's mark is to go
     finally:
         spark.sql("DROP SCHEMA flips_here CASCADE")
+
+
+def test_dedup_withdrawal_read_from_the_files_is_what_its_spark_queries_find(spark):
+    """`withdrawal_from_files` against `_withdraw`'s Spark queries on the same small tables: a changed
+    text and a rejected keeper dissolve their clusters; a keeper holding a copy of the rejected one's
+    span is released, and then the keeper holding a copy of its span (two rounds); span index rows of
+    documents no longer holding spans, gold rows of documents no longer keepers, and signatures of
+    texts no longer kept are found."""
+    from brickyard.pipelines.stages.dedup import _span_releases, withdrawal_from_files
+
+    def h(name: str) -> str:  # brickyard's ids are lower-case hex
+        return name.encode().hex()
+
+    silver = [("a", "h1", True), ("b", "h2", True), ("c", "h3new", True), ("e", "h5", True), ("f", "h6", True),
+              ("g", "h7", True), ("h", "h8", False), ("i", "h9", True), ("j", "h10", True), ("k", "h11", True),
+              ("m", "h12", True), ("p", "h13", True)]
+    placed = [("a", "h1", "a", True, None), ("b", "h2", "a", False, "near"), ("c", "h3", "c", True, None),
+              ("e", "h5", "c", False, "near"), ("f", "h6", "f", True, None), ("g", "h7", "g", True, None),
+              ("h", "h8", "h", True, None), ("i", "h9", "i", True, None), ("j", "h10", "i", False, "exact"),
+              ("k", "h11", "k", True, None), ("m", "h12", "a", False, "near"), ("p", "h13", "p", False, "spans")]
+    index = [("f", "s1", "f"), ("g", "s1", "f"), ("p", "s1", "f"), ("h", "s2", "h"), ("i", "s2", "h"), ("i", "s3", "i"),
+             ("k", "s3", "i"), ("m", "s4", "m")]
+    gold = ["a", "f", "g", "c", "h", "i", "k", "n"]
+    sigs = [("a", "h1"), ("b", "h2"), ("c", "h3"), ("e", "h5"), ("h", "h8"), ("z", "hz")]
+    spark.sql("CREATE SCHEMA IF NOT EXISTS withdraw_here")
+    frames = {
+        "s": spark.createDataFrame([(h(d), x, k) for d, x, k in silver], "doc_id STRING, content_sha256 STRING, keep BOOLEAN"),
+        "d": spark.createDataFrame([(h(d), x, h(c), k, m) for d, x, c, k, m in placed],
+                                   "doc_id STRING, content_sha256 STRING, cluster_id STRING, is_keeper BOOLEAN, method STRING"),
+        "i": spark.createDataFrame([(h(d), "paragraph", s, h(o)) for d, s, o in index],
+                                   "doc_id STRING, span_kind STRING, span_hash STRING, owner_id STRING"),
+        "gd": spark.createDataFrame([(h(d),) for d in gold], "doc_id STRING"),
+        "g": spark.createDataFrame([(h(d), x) for d, x in sigs], "doc_id STRING, content_sha256 STRING"),
+    }
+    try:
+        for alias, df in frames.items():
+            df.write.format("delta").saveAsTable(f"withdraw_here.t_{alias}")
+        t = {alias: spark.table(f"withdraw_here.t_{alias}") for alias in frames}
+        # Spark, as `_withdraw` asks it
+        current = t["s"].where("keep").select("doc_id", "content_sha256")
+        gone = t["d"].join(current, ["doc_id", "content_sha256"], "left_anti")
+        drop = plan_withdrawal(t["d"], gone)
+        drop, n_span, stale = _span_releases(t["d"], t["i"], drop)
+        stray = t["gd"].join(t["d"].where("is_keeper").select("doc_id").join(drop, "doc_id", "left_anti"), "doc_id", "left_anti")
+        stale_sigs = t["g"].join(current, ["doc_id", "content_sha256"], "left_anti")
+        ids = lambda df: sorted(r.doc_id for r in df.select("doc_id").distinct().collect())  # noqa: E731
+        by_spark = (ids(gone), ids(drop), n_span, ids(stale), ids(stale_sigs), ids(stray))
+
+        plan = withdrawal_from_files(spark, 0, {alias: f"withdraw_here.t_{alias}" for alias in frames})  # silver at version 0
+        assert plan is not None, "the scratch tables' files are on this machine"
+        by_files = (plan.gone, plan.drop, plan.span_released, plan.stale_spans, plan.stale_signatures, plan.stray_gold)
+        expected = (sorted(h(d) for d in "ch"), sorted(h(d) for d in "cehijk"), 2, sorted(h(d) for d in "ikhm"),
+                    sorted(h(d) for d in "chz"), sorted(h(d) for d in "chikn"))
+        assert by_files == by_spark == expected
+    finally:
+        spark.sql("DROP SCHEMA withdraw_here CASCADE")
