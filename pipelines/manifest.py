@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import types
 from pathlib import Path
 
@@ -64,19 +65,27 @@ def link_newest(dest: Path, name: str) -> None:
 ZOO = ("text", "vision", "multimodal")
 
 
+_DEFERRED_LOCK = threading.RLock()
+
+
 class _Deferred(types.ModuleType):
     """Stands in `sys.modules` for one of streaming's zoo packages until something reads from it;
     then the real package is imported, replaces this one, and answers."""
 
     def __getattr__(self, attr: str):
-        if attr.startswith("__") and attr.endswith("__"):  # inspection (inspect, pickle) is not a use
+        if attr.startswith("__") and attr.endswith("__") and attr != "__all__":  # inspection (inspect, pickle) is not a use
             raise AttributeError(attr)
         name = self.__name__
-        if sys.modules.get(name) is self:
-            del sys.modules[name]
-        real = importlib.import_module(name)
-        parent, _, child = name.rpartition(".")
-        setattr(sys.modules[parent], child, real)
+        with _DEFERRED_LOCK:
+            if sys.modules.get(name) is self:
+                del sys.modules[name]
+            real = importlib.import_module(name)
+            # a submodule imported before (`import streaming.text.c4`) was bound on the stand-in
+            for key, value in vars(self).items():
+                if not key.startswith("__") and not hasattr(real, key):
+                    setattr(real, key, value)
+            parent, _, child = name.rpartition(".")
+            setattr(sys.modules[parent], child, real)
         return getattr(real, attr)
 
 

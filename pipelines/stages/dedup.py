@@ -610,14 +610,17 @@ def _withdraw(spark, current, say) -> tuple[int, int]:
         # documents (one query for the checks below, which each cost a few)
         return 0, 0
     drop = plan_withdrawal(dups, gone).localCheckpoint(eager=True) if n_gone else spark.createDataFrame([], "doc_id STRING")
-    n_span = 0
+    n_span, stale = 0, None
     if index.limit(1).count():
         drop, n_span, stale = _span_releases(dups, index, drop)
-        if stale.count():
-            delete_matching(stale, SPANS.name, "doc_id", fixed=True)
+    # silver.duplicates first: a run killed after it leaves unplaced documents whose index and gold
+    # rows the next run finds to repair; the other way round, a keeper whose copy row was deleted
+    # would never be released for its span
     n_drop = drop.count()
     if n_drop:
         delete_matching(drop, DUPLICATES.name, "doc_id", fixed=True)
+    if stale is not None and stale.count():
+        delete_matching(stale, SPANS.name, "doc_id", fixed=True)
     if n_gone:
         sigs = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256")[0]
         stale = sigs.join(current, ["doc_id", "content_sha256"], "left_anti").select("doc_id").localCheckpoint(eager=True)
@@ -671,7 +674,8 @@ def withdrawal_from_files(spark, silver_version: int, tables: dict[str, str] | N
     None when the files cannot be read here or a set is larger than `ID_LIST_LIMIT` (then Spark
     plans it). `tables`: other tables of the same shapes (silver, duplicates, spans, gold, signatures)."""
     names = tables or {"s": SILVER.name, "d": DUPLICATES.name, "i": SPANS.name, "gd": GOLD.name, "g": SIGNATURES.name}
-    versions = {a: (t, silver_version if a == "s" else None) for a, t in names.items()}
+    # every query reads the same versions: a commit landing meanwhile (another driver) is not mixed in
+    versions = {a: (t, silver_version if a == "s" else latest_version(spark, t)) for a, t in names.items()}
     cur = "WITH cur AS (SELECT doc_id, content_sha256 FROM s WHERE keep) "
 
     def ask(query: str, *aliases: str) -> list[dict] | None:
@@ -694,6 +698,8 @@ def withdrawal_from_files(spark, silver_version: int, tables: dict[str, str] | N
     if released is None:
         return None
     drop, n_span = gone | released, 0
+    if len(drop) > ID_LIST_LIMIT:
+        return None
     while True:  # `_span_releases`: copies whose owner is no longer a keeper release their holders
         outside = _not_in("doc_id", drop)
         lost = outside and ask(
@@ -709,6 +715,8 @@ def withdrawal_from_files(spark, silver_version: int, tables: dict[str, str] | N
         if more is None:
             return None
         drop |= {r["doc_id"] for r in lost} | more
+        if len(drop) > ID_LIST_LIMIT:
+            return None
     outside = _not_in("doc_id", drop)
     stale_spans = outside and ask("SELECT DISTINCT i.doc_id FROM i LEFT ANTI JOIN "
                                   f"(SELECT doc_id FROM d WHERE (is_keeper OR method = 'spans') AND {outside}) h "
@@ -724,9 +732,9 @@ def withdrawal_from_files(spark, silver_version: int, tables: dict[str, str] | N
 
 
 def _apply_withdrawal(spark, plan: Withdrawal, say) -> tuple[int, int]:
-    """`_withdraw`'s deletes for a plan read from the files, in its order (the span index, the
-    placements, the signatures, then gold's strays). Returns (documents gone, keepers released for spans)."""
-    for ids, table in ((plan.stale_spans, SPANS.name), (plan.drop, DUPLICATES.name),
+    """`_withdraw`'s deletes for a plan read from the files, in its order (the placements, the span
+    index, the signatures, then gold's strays). Returns (documents gone, keepers released for spans)."""
+    for ids, table in ((plan.drop, DUPLICATES.name), (plan.stale_spans, SPANS.name),
                        (plan.stale_signatures, SIGNATURES.name), (plan.stray_gold, GOLD.name)):
         if ids:
             delete_matching(spark.createDataFrame([(i,) for i in ids], "doc_id STRING"), table, "doc_id", fixed=True)
