@@ -68,6 +68,7 @@ from ..lake.delta import (
     ID_LIST_LIMIT,
     code_version,
     delete_matching,
+    held,
     id_list,
     insert_new,
     latest_version,
@@ -1049,6 +1050,10 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         say(f"dedup: filter statistics recorded for {len(recovered)} earlier run(s) killed after placing documents")
     plans = domain_plans(settings, set(domains) | set(cfg.domains))
     tasks = 4 * session_cores(spark)
+    if state is None or state.todo or state.unsigned(plans):
+        # signing, planning, clustering and span rounds read the kept rows again and again: when
+        # silver is small, once (`held`)
+        kept = held(spark, kept, SILVER.name, silver_version)
     with run.phase("sign"):
         if state is not None and not state.unsigned(plans):
             n_signed = 0
@@ -1067,6 +1072,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
     if state is not None and not state.todo:
         n_todo = 0
     else:
+        old = held(spark, old, DUPLICATES.name, dup_version)  # read again by the clustering's joins
         todo = plan_dedup(fresh, old).select("doc_id", "domain", "content_sha256", *policy).localCheckpoint(eager=True)
         n_todo = todo.count()
     metrics = {"signed": n_signed, "withdrawn": withdrawn, "spans_released": span_released}
@@ -1087,8 +1093,11 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
 
     sig_version = latest_version(spark, SIGNATURES.name)
     run.inputs.append(Ref(SIGNATURES.name, "table", sig_version))
+    sig_rows = held(spark, spark.sql(f"SELECT doc_id, content_sha256, scheme, n_shingles, signature FROM {SIGNATURES.name} "
+                                     f"VERSION AS OF {sig_version}"), SIGNATURES.name, sig_version)
+
     def signatures_of(rows, ids: list[str] | None):
-        sigs = spark.sql(f"SELECT doc_id, scheme, n_shingles, signature FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+        sigs = sig_rows.select("doc_id", "scheme", "n_shingles", "signature")
         sigs = sigs if ids is None else sigs.where(F.col("doc_id").isin(ids))
         return sigs.join(rows.select("doc_id", "domain"), "doc_id").join(F.broadcast(plans_frame(spark, plans)), ["domain", "scheme"])
 
@@ -1108,7 +1117,8 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         with run.phase("spans"):
             keepers = (assigned.where("is_keeper").select("doc_id").join(todo.select("doc_id", *policy), "doc_id")
                        .join(fresh.select("doc_id", "kind", "text"), "doc_id"))
-            index = read_pinned(spark, SPANS.name, "doc_id, span_kind, span_hash, owner_id")[0]
+            index, index_version = read_pinned(spark, SPANS.name, "doc_id, span_kind, span_hash, owner_id")
+            index = held(spark, index, SPANS.name, index_version)
             trimmed, span_rows, span_rounds = _spans(spark, keepers, index, settings.spans, keeper_order(settings.keeper), tasks)
             trimmed = trimmed.localCheckpoint(eager=True)  # span_rows is read once, by its append
     else:
@@ -1126,7 +1136,8 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
 
     # similarity to the keeper, from the two signatures
     me = signed_fresh.select("doc_id", F.col("signature").alias("sig"))
-    keeper = spark.sql(f"SELECT doc_id AS cluster_id, content_sha256 AS keeper_sha, signature AS keeper_sig FROM {SIGNATURES.name} VERSION AS OF {sig_version}")
+    keeper = sig_rows.select(F.col("doc_id").alias("cluster_id"), F.col("content_sha256").alias("keeper_sha"),
+                             F.col("signature").alias("keeper_sig"))
     duplicate = ~F.col("is_keeper") & (F.col("method") != "spans")
     with run.phase("place"):
         placed = (
