@@ -39,6 +39,7 @@ import json
 
 from ..config import PipelineConfig, to_dict
 from ..lake.delta import (
+    ID_LIST_LIMIT,
     code_version,
     count_in_files,
     last_commit,
@@ -314,24 +315,23 @@ def rejudged(silver_rows, flips, run_id: str):
 
 
 def filter_stats(rows):
-    """ops.filter_stats rows for curated silver rows: per run (their batch_id) and domain."""
+    """ops.filter_stats rows for curated silver rows: per run (their batch_id) and domain. Every row
+    counts as input, then as kept or as the first failure (its reject_reason), and a rejected one
+    once more for each rule it failed: one aggregate over those entries (one shuffle, where four
+    aggregates took four)."""
     from pyspark.sql import functions as F
 
-    def shape(df, rule, counted_as):
-        return df.select(F.col("batch_id").alias("run_id"), "domain", rule.alias("rule"), F.lit(counted_as).alias("counted_as"),
-                         "documents", "bytes")
+    def entry(rule, counted_as: str):
+        return F.struct(rule.cast("string").alias("rule"), F.lit(counted_as).alias("counted_as"))
 
-    def tally(df, *keys):
-        return df.groupBy("batch_id", "domain", *keys).agg(
-            F.count("*").alias("documents"), F.coalesce(F.sum("n_bytes"), F.lit(0)).cast("bigint").alias("bytes"))
-
-    rejected = rows.where("NOT keep")
-    return (
-        shape(tally(rows), F.lit("*"), "input")
-        .unionByName(shape(tally(rows.where("keep")), F.lit("*"), "kept"))
-        .unionByName(shape(tally(rejected, "reject_reason"), F.col("reject_reason"), "first_failure"))
-        .unionByName(shape(tally(rejected.withColumn("rule", F.explode("failed_rules")), "rule"), F.col("rule"), "any_failure"))
-    )
+    star = F.lit("*")
+    rejected = F.concat(F.array(entry(star, "input"), entry(F.col("reject_reason"), "first_failure")),
+                        F.transform(F.coalesce(F.col("failed_rules"), F.array().cast("array<string>")),
+                                    lambda rule: entry(rule, "any_failure")))
+    entries = F.when(F.col("keep"), F.array(entry(star, "input"), entry(star, "kept"))).otherwise(rejected)
+    return (rows.select(F.col("batch_id").alias("run_id"), "domain", "n_bytes", F.explode(entries).alias("e"))
+            .groupBy("run_id", "domain", F.col("e.rule").alias("rule"), F.col("e.counted_as").alias("counted_as"))
+            .agg(F.count("*").alias("documents"), F.coalesce(F.sum("n_bytes"), F.lit(0)).cast("bigint").alias("bytes")))
 
 
 def _recover_filter_stats(spark, silver_version: int) -> list[str]:
@@ -393,16 +393,25 @@ PLANNED_QUERY = """
 SELECT (SELECT count(*) FROM b LEFT ANTI JOIN s ON b.doc_id = s.doc_id AND b.content_sha256 = s.bronze_sha256) AS changed,
        (SELECT count(*) FROM b WHERE b.metadata['url_normalized'] IS NOT NULL AND b.metadata['url_normalized'] <> '') AS pages
 """
+PLANNED_IDS = "SELECT b.doc_id FROM b LEFT ANTI JOIN s ON b.doc_id = s.doc_id AND b.content_sha256 = s.bronze_sha256"
 
 
-def nothing_planned(spark, bronze_version: int, silver_version: int) -> bool:
-    """Whether `plan_curate` is surely empty, read from the tables' files: every bronze text is the
-    one silver judged, and bronze holds no web page (whose standing could flip: that part of the
-    plan is left to Spark). False when it may not be, or when the files cannot be read here. A run
-    after a new classifier or new thresholds (curate again, to rescore) then plans nothing with no
-    Spark job."""
-    rows = query_files(spark, PLANNED_QUERY, {"b": (DOCUMENTS.name, bronze_version), "s": (SILVER.name, silver_version)})
-    return rows is not None and rows[0]["changed"] == 0 and rows[0]["pages"] == 0
+def planned_from_files(spark, bronze_version: int | None, silver_version: int | None,
+                       names: tuple[str, str] = (DOCUMENTS.name, SILVER.name)) -> list[str] | None:
+    """`plan_curate`'s doc_ids, read from the tables' files: the bronze texts silver has not judged,
+    when bronze holds no web page (whose standing could flip: that part of the plan is left to
+    Spark) and they are at most `ID_LIST_LIMIT`; None when Spark is to plan, or when the files
+    cannot be read here. An increment's plan (and a no-op's empty one) without the anti-join and
+    window jobs over both tables; a run after a new classifier or new thresholds (curate again, to
+    rescore) plans nothing with no Spark job. `names`: bronze's and silver's (other tables, in tests)."""
+    tables = {"b": (names[0], bronze_version), "s": (names[1], silver_version)}
+    rows = query_files(spark, PLANNED_QUERY, tables)
+    if rows is None or rows[0]["pages"] or rows[0]["changed"] > ID_LIST_LIMIT:
+        return None
+    if rows[0]["changed"] == 0:
+        return []
+    found = query_files(spark, PLANNED_IDS, tables)
+    return None if found is None else sorted(r["doc_id"] for r in found)
 
 
 def _no_new_rows(spark, cfg: PipelineConfig, q: dict | None, run, recovered: list[str]) -> dict:
@@ -442,13 +451,20 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         f"SELECT doc_id, bronze_sha256 AS content_sha256, array_contains(failed_rules, '{URL_DUPLICATE}') AS was_superseded "
         f"FROM {SILVER.name} VERSION AS OF {silver_version}"
     )
-    standing = url_standing(bronze)
-    planned = plan_curate(bronze, judged, standing)
+    listed = planned_from_files(spark, bronze_version, silver_version)
+    if listed is None:
+        standing = url_standing(bronze)
+        planned = plan_curate(bronze, judged, standing)
+        source = bronze
+    else:  # named by doc_id: no page in bronze, so no standing to judge
+        standing = spark.createDataFrame([], "doc_id STRING, superseded_by STRING")
+        planned = spark.createDataFrame([(i,) for i in listed], "doc_id STRING")
+        source = bronze.where(F.col("doc_id").isin(listed))
     flagged, flags_version = contamination_flags(spark, cfg, run)
     # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
     # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
     tasks = 4 * session_cores(spark)
-    todo = bronze.join(planned, "doc_id", "left_semi").join(standing, "doc_id", "left")
+    todo = source.join(planned, "doc_id", "left_semi").join(standing, "doc_id", "left")
     todo = (todo.join(flagged, "doc_id", "left") if flagged is not None
             else todo.withColumn("contaminated_shas", F.lit(None).cast("array<string>")))
     todo = todo.select(*IN_FIELDS, "superseded_by", "contaminated_shas").repartition(tasks, "doc_id")
@@ -461,7 +477,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
         flips = flips.localCheckpoint(eager=True)
         if flips.count() == 0:
             flips = None
-    if flips is None and nothing_planned(spark, bronze_version, silver_version):
+    if flips is None and listed == []:
         return _no_new_rows(spark, cfg, q, run, recovered)
     silver = (
         todo.mapInArrow(make_curator(settings), OUT_SCHEMA)

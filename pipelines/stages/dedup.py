@@ -562,17 +562,20 @@ def dedup_stats(rows):
     Input bytes = kept + removed + first_failure bytes."""
     from pyspark.sql import functions as F
 
-    def shape(df, rule, counted_as, bytes_):
-        keys = ["run_id", "domain"] + (["method"] if rule is None else [])
-        out = df.groupBy(*keys).agg(F.count("*").alias("documents"), F.coalesce(F.sum(bytes_), F.lit(0)).cast("bigint").alias("bytes"))
-        return out.select("run_id", "domain", (F.col("method") if rule is None else F.lit(rule)).alias("rule"),
-                          F.lit(counted_as).alias("counted_as"), "documents", "bytes")
+    def entry(rule, counted_as: str, bytes_):
+        return F.struct(rule.cast("string").alias("rule"), F.lit(counted_as).alias("counted_as"),
+                        bytes_.cast("bigint").alias("bytes"))
 
-    keepers = rows.where("is_keeper")
-    return (shape(rows, "*", "input", "in_bytes")
-            .unionByName(shape(keepers, "*", "kept", "out_bytes"))
-            .unionByName(shape(rows.where("NOT is_keeper"), None, "first_failure", "in_bytes"))
-            .unionByName(shape(keepers.where("out_bytes < in_bytes"), "spans", "removed", F.col("in_bytes") - F.col("out_bytes"))))
+    star, in_bytes, out_bytes = F.lit("*"), F.col("in_bytes"), F.col("out_bytes")
+    # one aggregate over every row's entries (one shuffle, where four aggregates took four)
+    kept = F.concat(F.array(entry(star, "input", in_bytes), entry(star, "kept", out_bytes)),
+                    F.when(out_bytes < in_bytes, F.array(entry(F.lit("spans"), "removed", in_bytes - out_bytes)))
+                    .otherwise(F.array().cast("array<struct<rule:string,counted_as:string,bytes:bigint>>")))
+    entries = F.when(F.col("is_keeper"), kept).otherwise(
+        F.array(entry(star, "input", in_bytes), entry(F.col("method"), "first_failure", in_bytes)))
+    return (rows.select("run_id", "domain", F.explode(entries).alias("e"))
+            .groupBy("run_id", "domain", F.col("e.rule").alias("rule"), F.col("e.counted_as").alias("counted_as"))
+            .agg(F.count("*").alias("documents"), F.coalesce(F.sum("e.bytes"), F.lit(0)).cast("bigint").alias("bytes")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1194,7 +1197,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
             rows = placed.join(in_bytes, "doc_id").select(
                 F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes",
                 F.when(F.col("is_keeper"), F.coalesce(F.octet_length("new_text").cast("bigint"), F.col("in_bytes"))).alias("out_bytes"),
-            ).localCheckpoint(eager=True)  # read by four aggregates
+            )
             dedup_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
     with run.phase("refresh_quality"):
         refreshed = _refresh_quality(spark, kept, silver_version)

@@ -242,12 +242,17 @@ def test_curate_quality_counts_read_from_the_files_are_what_spark_counts(spark):
         spark.sql("DROP SCHEMA counts_here CASCADE")
 
 
-def test_curate_reads_an_empty_plan_from_the_files_only_when_spark_plans_nothing(spark):
-    """`nothing_planned`'s query over bronze's and silver's files: texts silver has not judged are
-    counted as `plan_curate` finds them, and web pages (whose standing flips are left to Spark) as
-    `url_standing` finds them, the metadata map read by both engines."""
+def test_curate_reads_its_plan_from_the_files_as_spark_plans_it_and_leaves_web_pages_to_spark(spark):
+    """`planned_from_files`' queries over bronze's and silver's files: texts silver has not judged are
+    found as `plan_curate` finds them (the same doc_ids), and web pages (whose standing flips are
+    left to Spark) as `url_standing` finds them, the metadata map read by both engines."""
     from brickyard.pipelines.lake.delta import query_files
-    from brickyard.pipelines.stages.curate import PLANNED_QUERY, plan_curate, url_standing
+    from brickyard.pipelines.stages.curate import (
+        PLANNED_QUERY,
+        plan_curate,
+        planned_from_files,
+        url_standing,
+    )
 
     spark.sql("CREATE SCHEMA IF NOT EXISTS planned_here")
     spark.sql("CREATE TABLE planned_here.b (doc_id STRING, content_sha256 STRING, metadata MAP<STRING, STRING>) USING delta")
@@ -261,19 +266,21 @@ def test_curate_reads_an_empty_plan_from_the_files_only_when_spark_plans_nothing
         changed = bronze.join(judged.drop("was_superseded"), ["doc_id", "content_sha256"], "left_anti").count()
         (files,) = query_files(spark, PLANNED_QUERY, tables)
         assert files == {"changed": changed, "pages": url_standing(bronze).count()}
-        return files, plan_curate(bronze, judged, url_standing(bronze)).count()
+        planned = sorted(r["doc_id"] for r in plan_curate(bronze, judged, url_standing(bronze)).collect())
+        return files, planned, planned_from_files(spark, None, None, ("planned_here.b", "planned_here.s"))
 
     try:
         spark.sql("INSERT INTO planned_here.b VALUES ('d1', 'h1', map('mtime_ns', '1')), ('d2', 'h2', NULL)")
         spark.sql("INSERT INTO planned_here.s VALUES ('d1', 'h1', array()), ('d2', 'h2', NULL)")
-        assert both() == ({"changed": 0, "pages": 0}, 0)
+        assert both() == ({"changed": 0, "pages": 0}, [], [])
         spark.sql("UPDATE planned_here.b SET content_sha256 = 'h2b' WHERE doc_id = 'd2'")
-        assert both() == ({"changed": 1, "pages": 0}, 1)
+        spark.sql("INSERT INTO planned_here.b VALUES ('d3', 'h5', NULL)")
+        assert both() == ({"changed": 2, "pages": 0}, ["d2", "d3"], ["d2", "d3"])
         spark.sql("INSERT INTO planned_here.b VALUES ('w1', 'h3', map('url_normalized', 'example.org/a', 'fetch_date', '2024-01-01')), "
                   "('w2', 'h4', map('url_normalized', ''))")
         spark.sql("INSERT INTO planned_here.s VALUES ('w1', 'h3', array()), ('w2', 'h4', array())")
-        files, _ = both()
-        assert files == {"changed": 1, "pages": 1}
+        files, planned, listed = both()
+        assert files == {"changed": 2, "pages": 1} and planned == ["d2", "d3"] and listed is None  # a page: Spark plans
     finally:
         spark.sql("DROP SCHEMA planned_here CASCADE")
 
@@ -367,3 +374,53 @@ def test_dedup_withdrawal_read_from_the_files_is_what_its_spark_queries_find(spa
         assert by_files == by_spark == expected
     finally:
         spark.sql("DROP SCHEMA withdraw_here CASCADE")
+
+
+def test_the_funnel_rows_of_curate_and_dedup_are_the_tallies_of_their_rows(spark):
+    """`filter_stats` and `dedup_stats` (one aggregate over each row's entries) against tallies
+    computed here row by row: per run and domain, input and kept (or the first failure), every rule
+    a rejected document failed, and the bytes span dedup cut from keepers."""
+    import random
+    from collections import Counter
+
+    from brickyard.pipelines.stages.curate import filter_stats
+    from brickyard.pipelines.stages.dedup import dedup_stats
+
+    def tally(entries):
+        docs, size = Counter(), Counter()
+        for key, n_bytes in entries:
+            docs[key] += 1
+            size[key] += n_bytes or 0
+        return {(*k, docs[k], size[k]) for k in docs}
+
+    rng = random.Random(7)
+    rules = ["language", "too_short", "pii_heavy", "contaminated"]
+    silver = []
+    for i in range(200):
+        keep = rng.random() < 0.5
+        failed = [] if keep else rng.sample(rules, rng.randint(1, 3))
+        silver.append((f"run{i % 3}", rng.choice(["code", "docs"]), keep, None if keep else failed[0],
+                       None if not keep and i % 17 == 0 else failed, rng.choice([None, rng.randint(0, 999)])))
+    frame = spark.createDataFrame(silver, "batch_id STRING, domain STRING, keep BOOLEAN, reject_reason STRING, "
+                                          "failed_rules ARRAY<STRING>, n_bytes BIGINT")
+    want = []
+    for run, domain, keep, reason, failed, n in silver:
+        want.append(((run, domain, "*", "input"), n))
+        want += [((run, domain, "*", "kept"), n)] if keep else [((run, domain, reason, "first_failure"), n)]
+        want += [((run, domain, rule, "any_failure"), n) for rule in (failed or []) if not keep]
+    assert set(map(tuple, filter_stats(frame).collect())) == tally(want)
+
+    placed = []
+    for i in range(200):
+        keeper, n = rng.random() < 0.5, rng.randint(1, 999)
+        placed.append((f"run{i % 2}", rng.choice(["code", "docs"]), keeper,
+                       None if keeper else rng.choice(["exact", "near", "containment", "spans"]), n,
+                       (n - rng.choice([0, 0, rng.randint(1, n)])) if keeper else None))
+    frame = spark.createDataFrame(placed, "run_id STRING, domain STRING, is_keeper BOOLEAN, method STRING, "
+                                          "in_bytes BIGINT, out_bytes BIGINT")
+    want = []
+    for run, domain, keeper, method, n, out in placed:
+        want.append(((run, domain, "*", "input"), n))
+        want += ([((run, domain, "*", "kept"), out)] + ([((run, domain, "spans", "removed"), n - out)] if out < n else [])
+                 if keeper else [((run, domain, method, "first_failure"), n)])
+    assert set(map(tuple, dedup_stats(frame).collect())) == tally(want)
