@@ -881,13 +881,17 @@ def _span_releases(dups, index, drop):
     return drop, n_span, stale.localCheckpoint(eager=True)
 
 
-def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, run, tasks: int) -> int:
-    """Sign every kept document that lacks a signature of its domain's current scheme."""
+def _sign(spark, kept, plans: dict[str, DomainPlan], settings: DedupSettings, run, tasks: int, listed: bool = False) -> int:
+    """Sign every kept document that lacks a signature of its domain's current scheme. `listed`:
+    `kept` holds only such documents (named from the files by `Settled.to_sign`), so the signatures
+    table is not read to find them."""
     from pyspark.sql import functions as F
 
-    have = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256, scheme")[0]
     want = kept.join(F.broadcast(plans_frame(spark, plans).select("domain", "scheme")), "domain")
-    todo = want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti").select("doc_id", "domain", "content_sha256", "text")
+    if not listed:
+        have = read_pinned(spark, SIGNATURES.name, "doc_id, content_sha256, scheme")[0]
+        want = want.join(have, ["doc_id", "content_sha256", "scheme"], "left_anti")
+    todo = want.select("doc_id", "domain", "content_sha256", "text")
     signer = make_signer({d: (p.ngram, p.num_perm) for d, p in plans.items()},
                          (settings.ngram, settings.num_perm), settings.seed)
     signed = (
@@ -1063,7 +1067,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
         else:
             listed = state.to_sign(plans) if state is not None else None
             n_signed = _sign(spark, kept if listed is None else kept.where(F.col("doc_id").isin(listed)), plans, settings,
-                             run, tasks)
+                             run, tasks, listed=listed is not None)
 
     dup_version = latest_version(spark, DUPLICATES.name)
     old = spark.sql(f"SELECT doc_id, cluster_id, is_keeper, content_sha256 FROM {DUPLICATES.name} VERSION AS OF {dup_version}")
@@ -1197,7 +1201,7 @@ def _dedup(spark, cfg: PipelineConfig, run) -> dict:
             rows = placed.join(in_bytes, "doc_id").select(
                 F.col("batch_id").alias("run_id"), "domain", "is_keeper", "method", "in_bytes",
                 F.when(F.col("is_keeper"), F.coalesce(F.octet_length("new_text").cast("bigint"), F.col("in_bytes"))).alias("out_bytes"),
-            )
+            ).localCheckpoint(eager=True)  # the join apart from the write: a small frame appended alone
             dedup_stats(rows).write.format("delta").mode("append").saveAsTable(FILTER_STATS.name)
     with run.phase("refresh_quality"):
         refreshed = _refresh_quality(spark, kept, silver_version)
