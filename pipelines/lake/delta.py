@@ -427,7 +427,7 @@ def table_bytes(spark, table: str, version: int | None) -> int | None:
         import pyarrow.compute as pc
         from deltalake import DeltaTable
 
-        actions = pa.table(DeltaTable(str(log.parent), version=version).get_add_actions(flatten=True))
+        actions = pa.table(DeltaTable(str(log.parent), version=version).get_add_actions(flatten=False))
         return int(pc.sum(actions["size_bytes"]).as_py() or 0)
     except (KeyboardInterrupt, SystemExit):
         raise

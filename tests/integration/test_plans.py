@@ -424,3 +424,33 @@ def test_the_funnel_rows_of_curate_and_dedup_are_the_tallies_of_their_rows(spark
         want += ([((run, domain, "*", "kept"), out)] + ([((run, domain, "spans", "removed"), n - out)] if out < n else [])
                  if keeper else [((run, domain, method, "first_failure"), n)])
     assert set(map(tuple, dedup_stats(frame).collect())) == tally(want)
+
+
+def test_a_small_pinned_read_is_held_in_memory_and_its_size_is_read_from_the_log(spark):
+    """`table_bytes` sums the data files a version holds, from the Delta log (a later commit does not
+    change an earlier version's size); `held` materializes a read of a table under `HOLD_BYTES`,
+    with the same rows, and leaves a read it cannot size (no log on this disk) as it is."""
+    from brickyard.pipelines.lake.delta import (
+        HOLD_BYTES,
+        held,
+        latest_version,
+        local_log,
+        table_bytes,
+    )
+
+    spark.sql("CREATE SCHEMA IF NOT EXISTS held_here")
+    spark.sql("CREATE TABLE held_here.t (doc_id STRING, n INT) USING delta")
+    try:
+        spark.sql("INSERT INTO held_here.t VALUES ('a', 1), ('b', 2)")
+        first = latest_version(spark, "held_here.t")
+        spark.sql("INSERT INTO held_here.t VALUES ('c', 3)")
+        files = sorted(local_log(spark, "held_here.t").parent.glob("*.parquet"))
+        assert table_bytes(spark, "held_here.t", None) == sum(f.stat().st_size for f in files)
+        assert 0 < table_bytes(spark, "held_here.t", first) < table_bytes(spark, "held_here.t", None) < HOLD_BYTES
+        read = spark.sql(f"SELECT * FROM held_here.t VERSION AS OF {first}")
+        kept = held(spark, read, "held_here.t", first)
+        assert kept is not read and sorted(map(tuple, kept.collect())) == [("a", 1), ("b", 2)]
+        assert table_bytes(spark, "held_here.nowhere", None) is None
+        assert held(spark, read, "held_here.nowhere", first) is read
+    finally:
+        spark.sql("DROP SCHEMA held_here CASCADE")
