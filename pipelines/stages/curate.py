@@ -455,7 +455,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     if listed is None:
         standing = url_standing(bronze)
         planned = plan_curate(bronze, judged, standing)
-        source = bronze
+        source = bronze.join(planned, "doc_id", "left_semi")
     else:  # named by doc_id: no page in bronze, so no standing to judge
         standing = spark.createDataFrame([], "doc_id STRING, superseded_by STRING")
         planned = spark.createDataFrame([(i,) for i in listed], "doc_id STRING")
@@ -464,7 +464,7 @@ def _curate(spark, cfg: PipelineConfig, settings: dict, q: dict | None, run) -> 
     # curation is CPU-bound Python: spread it over several tasks per core (an explicit count, so
     # adaptive execution does not coalesce a few MB of text into one or two skewed tasks)
     tasks = 4 * session_cores(spark)
-    todo = source.join(planned, "doc_id", "left_semi").join(standing, "doc_id", "left")
+    todo = source.join(standing, "doc_id", "left")
     todo = (todo.join(flagged, "doc_id", "left") if flagged is not None
             else todo.withColumn("contaminated_shas", F.lit(None).cast("array<string>")))
     todo = todo.select(*IN_FIELDS, "superseded_by", "contaminated_shas").repartition(tasks, "doc_id")
